@@ -1,0 +1,41 @@
+"""optimlab: gradient-based optimizers defined once, and a lab to choose and tune them.
+
+``import optimlab`` stays light: torch and matplotlib load only when a part that needs
+them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .registry import get_rule, list_optimizers
+
+__version__ = "0.1.0"
+
+# name -> (module, attribute or None for the module itself), imported on first use
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "functional": ("optimlab.functional", None),
+    "numpy_optimizer": ("optimlab.numpy_optim", "numpy_optimizer"),
+    "optim": ("optimlab.optim", None),
+    "create_optimizer": ("optimlab.optim", "create_optimizer"),
+    "schedules": ("optimlab.schedules", None),
+    "lr_find": ("optimlab.lr_find", "lr_find"),
+    "problems": ("optimlab.problems", None),
+    "lab": ("optimlab.lab", None),
+    "train": ("optimlab.train", None),
+    "memory": ("optimlab.train.memory", "memory"),
+}
+
+__all__ = ["__version__", "get_rule", "list_optimizers", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'optimlab' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value

@@ -1,0 +1,119 @@
+"""The registry: every optimizer optimlab knows, as one explicit table.
+
+A row names a rule, optionally with other defaults and with settings fixed (``momentum``
+is SGD with ``momentum=0.9``; ``adamw`` is Adam with decoupled weight decay), plus what
+the torch layer and the tests need: the class name in ``optimlab.optim`` and torch's own
+class to compare against. Adding an optimizer is one rule file and one row here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .rules import adam, sgd
+from .rules.base import Rule
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One registered optimizer.
+
+    ``rule`` is the effective rule: its defaults are this row's and fixed settings are
+    bound into ``update`` (so they are neither validated nor settable by users).
+    ``torch_class`` is the class name exported by ``optimlab.optim``; ``torch_reference``
+    the ``torch.optim`` class with the same algorithm (None where torch has none).
+    """
+
+    rule: Rule
+    torch_class: str
+    torch_reference: str | None = None
+    tags: frozenset[str] = field(default=frozenset())
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+
+def derive(base: Rule, name: str, summary: str, defaults: Mapping[str, Any] = {},
+           fixed: Mapping[str, Any] = {}) -> Rule:
+    """``base`` under another name, with other defaults and some settings fixed."""
+    hyperparams = tuple(
+        dataclasses.replace(h, default=defaults.get(h.name, h.default))
+        for h in base.hyperparams
+        if h.name not in fixed
+    )
+    fixed = dict(fixed)
+
+    def state_numel(shape: tuple[int, ...], hp: Mapping[str, Any]) -> int:
+        return base.state_numel(shape, {**hp, **fixed})
+
+    return dataclasses.replace(
+        base,
+        name=name,
+        summary=summary,
+        update=functools.partial(base.update, **fixed) if fixed else base.update,
+        hyperparams=hyperparams,
+        state_numel=state_numel,
+        checks=tuple(functools.partial(_with_fixed, c, fixed) for c in base.checks),
+    )
+
+
+def _with_fixed(check: Any, fixed: dict[str, Any], hp: Mapping[str, Any]) -> None:
+    check({**hp, **fixed})
+
+
+REGISTRY: tuple[OptimizerSpec, ...] = (
+    OptimizerSpec(sgd.SGD, "SGD", "torch.optim.SGD"),
+    OptimizerSpec(
+        derive(sgd.SGD, "momentum", "SGD with heavy-ball momentum 0.9.", {"momentum": 0.9}),
+        "Momentum",
+        "torch.optim.SGD",
+    ),
+    OptimizerSpec(
+        derive(
+            sgd.SGD, "nesterov", "SGD with Nesterov momentum 0.9.",
+            {"momentum": 0.9, "nesterov": True},
+        ),
+        "Nesterov",
+        "torch.optim.SGD",
+    ),
+    OptimizerSpec(adam.ADAM, "Adam", "torch.optim.Adam"),
+    OptimizerSpec(
+        derive(
+            adam.ADAM, "adamw", "Adam with decoupled weight decay.",
+            {"weight_decay": 1e-2}, {"decoupled_weight_decay": True},
+        ),
+        "AdamW",
+        "torch.optim.AdamW",
+    ),
+)
+
+_BY_NAME = {spec.name: spec for spec in REGISTRY}
+
+
+def list_optimizers() -> list[str]:
+    """Names of every registered optimizer, sorted."""
+    return sorted(_BY_NAME)
+
+
+def get_spec(name: str) -> OptimizerSpec:
+    """The registry row for ``name``; unknown names suggest the closest known ones."""
+    key = name.lower() if isinstance(name, str) else name
+    try:
+        return _BY_NAME[key]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name).lower(), list(_BY_NAME), n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f"unknown optimizer {name!r}{hint} (known: {', '.join(list_optimizers())})"
+        ) from None
+
+
+def get_rule(name: str) -> Rule:
+    """The rule of a registered optimizer, with its hyperparameter specs."""
+    return get_spec(name).rule

@@ -1,0 +1,92 @@
+"""The array namespace that rules use, so one rule runs on NumPy arrays and torch tensors.
+
+Rules use arithmetic operators for everything they can and this namespace for the rest:
+``xp = namespace(grad)`` then ``xp.sqrt(v)``, ``xp.where(c, a, b)``, ``xp.sum(x, axis, keepdims)``.
+Only the handful of functions rules need live here; torch is never imported by this module.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _numpy_namespace() -> SimpleNamespace:
+    return SimpleNamespace(
+        name="numpy",
+        sqrt=np.sqrt,
+        abs=np.abs,
+        sign=np.sign,
+        where=np.where,
+        maximum=np.maximum,
+        minimum=np.minimum,
+        sum=lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+        mean=lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
+        amax=lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
+        zeros_like=np.zeros_like,
+        full_like=np.full_like,
+        asarray=lambda x, like: np.asarray(x, dtype=like.dtype),
+    )
+
+
+def _torch_namespace() -> SimpleNamespace:
+    import torch
+
+    def _pair(fn, clamp_kw):
+        def op(a, b):
+            # torch.maximum/minimum need two tensors; a Python number goes through clamp.
+            a_t, b_t = isinstance(a, torch.Tensor), isinstance(b, torch.Tensor)
+            if a_t and b_t:
+                return fn(a, b)
+            if a_t:
+                return torch.clamp(a, **{clamp_kw: b})
+            if b_t:
+                return torch.clamp(b, **{clamp_kw: a})
+            return fn(torch.as_tensor(a), torch.as_tensor(b))
+
+        return op
+
+    def _where(cond, a, b):
+        return torch.where(cond, a, b)
+
+    def _reduce(fn):
+        def op(x, axis=None, keepdims=False):
+            if axis is None:
+                return fn(x)
+            return fn(x, dim=axis, keepdim=keepdims)
+
+        return op
+
+    return SimpleNamespace(
+        name="torch",
+        sqrt=torch.sqrt,
+        abs=torch.abs,
+        sign=torch.sign,
+        where=_where,
+        maximum=_pair(torch.maximum, "min"),
+        minimum=_pair(torch.minimum, "max"),
+        sum=_reduce(torch.sum),
+        mean=_reduce(torch.mean),
+        amax=_reduce(torch.amax),
+        zeros_like=torch.zeros_like,
+        full_like=torch.full_like,
+        asarray=lambda x, like: torch.as_tensor(x, dtype=like.dtype, device=like.device),
+    )
+
+
+_NAMESPACES: dict[str, SimpleNamespace] = {}
+
+
+def namespace(x: Any) -> SimpleNamespace:
+    """The namespace for ``x``'s array library (NumPy for arrays and Python numbers)."""
+    key = "torch" if _is_torch(x) else "numpy"
+    ns = _NAMESPACES.get(key)
+    if ns is None:
+        ns = _NAMESPACES[key] = _torch_namespace() if key == "torch" else _numpy_namespace()
+    return ns

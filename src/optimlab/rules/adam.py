@@ -1,0 +1,97 @@
+"""Adam, and AdamW as its decoupled-weight-decay form."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ._xp import namespace
+from .base import Hyper, Rule, is_on, n_slots
+
+
+class AdamState(NamedTuple):
+    count: Any  # steps taken
+    m: Any  # first moment (EMA of gradients)
+    v: Any  # second moment (EMA of squared gradients)
+    v_max: Any = None  # AMSGrad: running max of v (None until amsgrad is used)
+
+
+def init(param: Any) -> AdamState:
+    xp = namespace(param)
+    return AdamState(0, xp.zeros_like(param), xp.zeros_like(param))
+
+
+def update(
+    grad: Any,
+    state: AdamState,
+    param: Any,
+    *,
+    lr: Any = 1e-3,
+    beta1: Any = 0.9,
+    beta2: Any = 0.999,
+    eps: Any = 1e-8,
+    weight_decay: Any = 0.0,
+    amsgrad: bool = False,
+    bias_correction: bool = True,
+    decoupled_weight_decay: bool = False,
+) -> tuple[Any, AdamState]:
+    r"""One Adam step; returns ``(delta, new_state)`` with ``param + delta`` the new parameter.
+
+    .. math::
+        g &\leftarrow g + \lambda\theta \quad\text{(L2, unless decoupled)} \\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g \\
+        v_t &= \beta_2 v_{t-1} + (1-\beta_2) g^2 \\
+        \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ with AMSGrad, else } v_t \\
+        \Delta &= -\frac{\eta}{1-\beta_1^t}\,
+                  \frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+                  \;-\; \eta\lambda\theta \text{ (decoupled only)}
+
+    ``bias_correction=False`` drops both ``1-\beta^t`` factors (the teaching variant).
+    ``eps`` is added outside the square root, after bias correction, as in torch.optim.Adam.
+    ``decoupled_weight_decay=True`` is AdamW: ``theta <- theta (1 - lr wd)`` before the step.
+
+    >>> import numpy as np
+    >>> delta, state = update(np.array([0.5]), init(np.zeros(1)), np.zeros(1), lr=0.1)
+    >>> round(float(delta[0]), 6)  # the first Adam step has size lr, whatever the gradient
+    -0.1
+    """
+    xp = namespace(grad)
+    if is_on(weight_decay) and not decoupled_weight_decay:
+        grad = grad + weight_decay * param
+    count = state.count + 1
+    m = beta1 * state.m + (1 - beta1) * grad
+    v = beta2 * state.v + (1 - beta2) * grad * grad
+    v_max = state.v_max
+    if amsgrad:
+        v_max = v if v_max is None else xp.maximum(v_max, v)
+    v_hat = v_max if amsgrad else v
+    if bias_correction:
+        step_size = lr / (1 - beta1**count)
+        denom = xp.sqrt(v_hat) / (1 - beta2**count) ** 0.5 + eps
+    else:
+        step_size = lr
+        denom = xp.sqrt(v_hat) + eps
+    delta = -step_size * m / denom
+    if decoupled_weight_decay and is_on(weight_decay):
+        delta = delta - lr * weight_decay * param
+    return delta, AdamState(count, m, v, v_max)
+
+
+ADAM = Rule(
+    name="adam",
+    init=init,
+    update=update,
+    hyperparams=(
+        Hyper("lr", 1e-3, low=0.0, doc="learning rate"),
+        Hyper("beta1", 0.9, 0.0, 1.0, high_open=True, doc="decay of the first moment"),
+        Hyper("beta2", 0.999, 0.0, 1.0, high_open=True, doc="decay of the second moment"),
+        Hyper("eps", 1e-8, 0.0, low_open=True, doc="added to the denominator, outside sqrt"),
+        Hyper("weight_decay", 0.0, low=0.0, doc="L2 penalty (decoupled for AdamW)"),
+        Hyper("amsgrad", False, kind="bool", doc="use the running max of v (AMSGrad)"),
+        Hyper("bias_correction", True, kind="bool", doc="divide moments by 1 - beta^t"),
+        Hyper("decoupled_weight_decay", False, kind="bool", doc="AdamW-style decay"),
+    ),
+    state_numel=n_slots(lambda hp: 3 if hp["amsgrad"] else 2),
+    summary="Adaptive moments: momentum over a per-coordinate RMS scale.",
+    paper="Kingma & Ba, Adam: A Method for Stochastic Optimization, ICLR 2015; "
+    "Loshchilov & Hutter, Decoupled Weight Decay Regularization, ICLR 2019",
+)

@@ -1,0 +1,159 @@
+"""What a rule is: a pure ``(init, update)`` pair plus the specs of its hyperparameters.
+
+A rule's ``update(grad, state, param, **hyperparams) -> (delta, new_state)`` returns the
+additive update (it already contains ``-lr``) and never assigns into its inputs.
+Hyperparameters are keyword-only and may be arrays that broadcast against the parameter
+(shape ``(K, 1, ...)`` runs K settings at once).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+Array = Any  # a NumPy array or a torch tensor
+State = NamedTuple
+
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One hyperparameter: its default and valid range, from which validation,
+    CLI flags and docs are generated.
+
+    ``kind`` is ``"float"`` (a real number or an array of them), ``"int"`` or ``"bool"``.
+    Bounds are closed unless ``low_open``/``high_open``.
+    """
+
+    name: str
+    default: float | int | bool
+    low: float = -INF
+    high: float = INF
+    low_open: bool = False
+    high_open: bool = False
+    kind: str = "float"
+    doc: str = ""
+
+    def range_text(self) -> str:
+        if self.kind == "bool":
+            return "True or False"
+        lo_b, hi_b = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        if self.high == INF:
+            return f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
+        if self.low == -INF:
+            return f"< {self.high:g}" if self.high_open else f"<= {self.high:g}"
+        return f"in {lo_b}{self.low:g}, {self.high:g}{hi_b}"
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` if valid, else raise ``ValueError`` naming this parameter."""
+        if self.kind == "bool":
+            if not isinstance(value, bool | np.bool_):
+                raise ValueError(f"{self.name} must be True or False, got {value!r}")
+            return bool(value)
+        if isinstance(value, bool | np.bool_):
+            raise ValueError(f"{self.name} must be a number, got {value!r}")
+        if self.kind == "int" and not (
+            isinstance(value, int | np.integer) or (isinstance(value, float) and value.is_integer())
+        ):
+            raise ValueError(f"{self.name} must be an integer, got {value!r}")
+        values = _as_float_array(self.name, value)
+        for x in values.reshape(-1):
+            ok = math.isfinite(x) and (
+                (self.low < x if self.low_open else self.low <= x)
+                and (x < self.high if self.high_open else x <= self.high)
+            )
+            if not ok:
+                raise ValueError(f"{self.name} must be {self.range_text()}, got {_show(value)}")
+        return int(value) if self.kind == "int" else value
+
+
+def _as_float_array(name: str, value: Any) -> np.ndarray:
+    if type(value).__module__.startswith("torch"):
+        value = value.detach().cpu().double().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    return arr
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float | int):
+        return repr(value)
+    arr = _as_float_array("", value)
+    return repr(float(arr)) if arr.ndim == 0 else f"array {np.array2string(arr.ravel(), threshold=6)}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An optimization algorithm: pure ``init``/``update`` and its hyperparameter specs.
+
+    ``init(param) -> State`` (non-elementwise rules: ``init(param, *, batch_ndim=0)``)
+    builds the state, a NamedTuple with ``count`` first; slots that an option may never
+    need (a momentum buffer, AMSGrad's running max) start as ``None`` and are created by
+    ``update`` on first use.
+
+    ``state_numel(shape, hp)`` gives the number of state elements kept for a parameter of
+    that shape (the step count excluded), which is what memory accounting reports.
+    ``checks`` are cross-field checks, run after every hyperparameter is valid on its own.
+    ``elementwise`` rules touch each element independently; the others reduce over the
+    parameter's own axes and take ``batch_ndim`` (leading config axes never reduced).
+    """
+
+    name: str
+    init: Callable[..., State]
+    update: Callable[..., tuple[Array, State]]
+    hyperparams: tuple[Hyper, ...]
+    state_numel: Callable[[tuple[int, ...], Mapping[str, Any]], int]
+    summary: str
+    paper: str = ""
+    elementwise: bool = True
+    checks: tuple[Callable[[Mapping[str, Any]], None], ...] = field(default=())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hyperparams)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {h.name: h.default for h in self.hyperparams}
+
+    def hyper(self, name: str) -> Hyper:
+        for h in self.hyperparams:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def validate(self, **hp: Any) -> dict[str, Any]:
+        """All hyperparameters, defaults filled in, each checked; unknown names rejected."""
+        unknown = sorted(set(hp) - set(self.names))
+        if unknown:
+            raise ValueError(
+                f"{self.name} got unknown hyperparameter {unknown[0]!r}; "
+                f"known: {', '.join(self.names)}"
+            )
+        full = {h.name: h.check(hp[h.name]) if h.name in hp else h.default for h in self.hyperparams}
+        for check in self.checks:
+            check(full)
+        return full
+
+
+def n_slots(count: Callable[[Mapping[str, Any]], int]) -> Callable[..., int]:
+    """``state_numel`` for rules whose state is whole parameter-shaped slots."""
+
+    def state_numel(shape: tuple[int, ...], hp: Mapping[str, Any]) -> int:
+        return count(hp) * math.prod(shape)
+
+    return state_numel
+
+
+def is_on(flag: Any) -> bool:
+    """Whether an option is enabled: a bool, or a hyperparameter array with any nonzero entry."""
+    if isinstance(flag, bool | int | float):
+        return bool(flag)
+    return bool((flag != 0).any())
