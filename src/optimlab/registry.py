@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rules import adam, sgd
+from .rules import adafactor, adagrad, adam, lion, nadam, radam, rmsprop, sgd
 from .rules.base import Rule
 
 
@@ -27,6 +27,10 @@ class OptimizerSpec:
     bound into ``update`` (so they are neither validated nor settable by users).
     ``torch_class`` is the class name exported by ``optimlab.optim``; ``torch_reference``
     the ``torch.optim`` class with the same algorithm (None where torch has none).
+    ``tags`` are capabilities other code checks: ``"sign_based"`` (a 1-ulp difference in
+    the momentum can flip a whole step, so fast paths keep the rule's op order) and
+    ``"factored"`` (state is not parameter-shaped). Whether a rule reduces over a
+    parameter's axes is ``rule.elementwise``.
     """
 
     rule: Rule
@@ -91,6 +95,14 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
         "AdamW",
         "torch.optim.AdamW",
     ),
+    OptimizerSpec(adagrad.ADAGRAD, "Adagrad", "torch.optim.Adagrad"),
+    OptimizerSpec(rmsprop.RMSPROP, "RMSprop", "torch.optim.RMSprop"),
+    OptimizerSpec(nadam.NADAM, "NAdam", "torch.optim.NAdam"),
+    OptimizerSpec(radam.RADAM, "RAdam", "torch.optim.RAdam"),
+    OptimizerSpec(
+        adafactor.ADAFACTOR, "Adafactor", "torch.optim.Adafactor", frozenset({"factored"})
+    ),
+    OptimizerSpec(lion.LION, "Lion", None, frozenset({"sign_based"})),
 )
 
 _BY_NAME = {spec.name: spec for spec in REGISTRY}

@@ -1,7 +1,8 @@
 """The array namespace that rules use, so one rule runs on NumPy arrays and torch tensors.
 
 Rules use arithmetic operators for everything they can and this namespace for the rest:
-``xp = namespace(grad)`` then ``xp.sqrt(v)``, ``xp.where(c, a, b)``, ``xp.sum(x, axis, keepdims)``.
+``xp = namespace(grad)`` then ``xp.sqrt(v)``, ``xp.where(c, a, b)``, ``xp.sum(x, axis, keepdims)``,
+``xp.finfo_eps(x)`` (machine epsilon of ``x``'s dtype, a Python float).
 Only the handful of functions rules need live here; torch is never imported by this module.
 """
 
@@ -32,6 +33,7 @@ def _numpy_namespace() -> SimpleNamespace:
         zeros_like=np.zeros_like,
         full_like=np.full_like,
         asarray=lambda x, like: np.asarray(x, dtype=like.dtype),
+        finfo_eps=lambda x: float(np.finfo(x.dtype).eps),
     )
 
 
@@ -77,6 +79,7 @@ def _torch_namespace() -> SimpleNamespace:
         zeros_like=torch.zeros_like,
         full_like=torch.full_like,
         asarray=lambda x, like: torch.as_tensor(x, dtype=like.dtype, device=like.device),
+        finfo_eps=lambda x: float(torch.finfo(x.dtype).eps),
     )
 
 

@@ -8,6 +8,7 @@ Hyperparameters are keyword-only and may be arrays that broadcast against the pa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,21 +28,26 @@ class Hyper:
     CLI flags and docs are generated.
 
     ``kind`` is ``"float"`` (a real number or an array of them), ``"int"`` or ``"bool"``.
-    Bounds are closed unless ``low_open``/``high_open``.
+    Bounds are closed unless ``low_open``/``high_open``. ``optional`` hyperparameters also
+    accept ``None``, which the rule resolves itself (Adafactor's ``eps1=None`` is the
+    machine epsilon of the parameter's dtype).
     """
 
     name: str
-    default: float | int | bool
+    default: float | int | bool | None
     low: float = -INF
     high: float = INF
     low_open: bool = False
     high_open: bool = False
     kind: str = "float"
     doc: str = ""
+    optional: bool = False
 
     def range_text(self) -> str:
         if self.kind == "bool":
             return "True or False"
+        if self.optional:
+            return "None or " + dataclasses.replace(self, optional=False).range_text()
         lo_b, hi_b = "(" if self.low_open else "[", ")" if self.high_open else "]"
         if self.high == INF:
             return f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
@@ -51,6 +57,10 @@ class Hyper:
 
     def check(self, value: Any) -> Any:
         """Return ``value`` if valid, else raise ``ValueError`` naming this parameter."""
+        if value is None:
+            if self.optional:
+                return None
+            raise ValueError(f"{self.name} must be a number, got None")
         if self.kind == "bool":
             if not isinstance(value, bool | np.bool_):
                 raise ValueError(f"{self.name} must be True or False, got {value!r}")
@@ -86,7 +96,9 @@ def _show(value: Any) -> str:
     if isinstance(value, float | int):
         return repr(value)
     arr = _as_float_array("", value)
-    return repr(float(arr)) if arr.ndim == 0 else f"array {np.array2string(arr.ravel(), threshold=6)}"
+    if arr.ndim == 0:
+        return repr(float(arr))
+    return f"array {np.array2string(arr.ravel(), threshold=6)}"
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,9 @@ class Rule:
     ``init(param) -> State`` (non-elementwise rules: ``init(param, *, batch_ndim=0)``)
     builds the state, a NamedTuple with ``count`` first; slots that an option may never
     need (a momentum buffer, AMSGrad's running max) start as ``None`` and are created by
-    ``update`` on first use.
+    ``update`` on first use. So do slots whose starting value is a hyperparameter
+    (Adagrad's sum is ``initial_accumulator_value + g^2`` after its first update): ``init``
+    takes only the parameter, and every hyperparameter arrives at ``update`` time.
 
     ``state_numel(shape, hp)`` gives the number of state elements kept for a parameter of
     that shape (the step count excluded), which is what memory accounting reports.
@@ -137,7 +151,9 @@ class Rule:
                 f"{self.name} got unknown hyperparameter {unknown[0]!r}; "
                 f"known: {', '.join(self.names)}"
             )
-        full = {h.name: h.check(hp[h.name]) if h.name in hp else h.default for h in self.hyperparams}
+        full = {
+            h.name: h.check(hp[h.name]) if h.name in hp else h.default for h in self.hyperparams
+        }
         for check in self.checks:
             check(full)
         return full
