@@ -1,0 +1,122 @@
+"""Per-parameter state: storing a rule's new state, and loading a saved state dict.
+
+State is a plain dict per parameter holding the rule's state fields (``count`` first), so
+``torch.save`` / ``torch.load(weights_only=True)`` round-trip it. Loading checks the saved
+parameter names and shapes against the optimizer's and raises naming both on a mismatch
+(torch maps state by position silently), copies every tensor (no aliasing of the given
+dict) and keeps each tensor's saved dtype (torch casts state to the parameter's dtype).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from .base import RuleOptimizer
+
+
+def _storage_ptr(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def store(state: dict[str, Any], new: Mapping[str, Any], avoid: Iterable[Any] = ()) -> None:
+    """Put a rule's new state into ``state``; existing slots keep their dtype.
+
+    A new slot that shares memory with a tensor in ``avoid`` (the gradient, which the next
+    backward may accumulate into, or the parameter) is copied: SGD's first momentum buffer
+    is the gradient itself.
+    """
+    avoided = {_storage_ptr(t) for t in avoid if isinstance(t, torch.Tensor)}
+    for key, value in new.items():
+        if isinstance(value, torch.Tensor):
+            old = state.get(key)
+            if isinstance(old, torch.Tensor) and old.dtype != value.dtype:
+                value = value.to(old.dtype)
+            if value.numel() and _storage_ptr(value) in avoided:
+                value = value.clone()
+        state[key] = value
+
+
+def _where(names: list[str] | None, shapes: list[Any], i: int) -> str:
+    shape = list(shapes[i]) if shapes is not None and i < len(shapes) else "?"
+    return f"{names[i]!r} (shape {shape})" if names else f"parameter {i} (shape {shape})"
+
+
+def _check_group(gi: int, group: dict[str, Any], saved: dict[str, Any]) -> None:
+    params = group["params"]
+    if len(params) != len(saved["params"]):
+        raise ValueError(
+            f"loaded state dict's param group {gi} has {len(saved['params'])} parameters, "
+            f"this optimizer's has {len(params)}"
+        )
+    names, saved_names = group.get("param_names"), saved.get("param_names")
+    shapes = [list(p.shape) for p in params]
+    saved_shapes = saved.get("param_shapes")
+    for i in range(len(params)):
+        name_bad = names and saved_names and names[i] != saved_names[i]
+        shape_bad = saved_shapes is not None and list(saved_shapes[i]) != shapes[i]
+        if name_bad or shape_bad:
+            raise ValueError(
+                f"loaded state dict does not match this optimizer in param group {gi}: "
+                f"the state dict has {_where(saved_names, saved_shapes, i)}, "
+                f"the optimizer has {_where(names, shapes, i)}"
+            )
+
+
+def _copy_value(key: str, value: Any, param: torch.Tensor) -> Any:
+    if isinstance(value, torch.Tensor):
+        if key == "count":
+            return int(value.item())
+        return value.detach().to(device=param.device, copy=True)
+    return copy.deepcopy(value)
+
+
+def prepare_load(
+    opt: RuleOptimizer, state_dict: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], defaultdict[Any, dict[str, Any]]]:
+    """Checked, copied param groups and state for ``opt``; raises before changing anything."""
+    if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
+        raise ValueError("an optimizer state dict needs the keys 'state' and 'param_groups'")
+    groups, saved_groups = opt.param_groups, state_dict["param_groups"]
+    if len(groups) != len(saved_groups):
+        raise ValueError(
+            f"loaded state dict has {len(saved_groups)} parameter groups, "
+            f"this optimizer has {len(groups)}"
+        )
+    new_groups = []
+    for gi, (group, saved) in enumerate(zip(groups, saved_groups, strict=True)):
+        _check_group(gi, group, saved)
+        new = {k: copy.deepcopy(v) for k, v in saved.items() if k not in ("params", "param_shapes")}
+        for key, default in opt.defaults.items():
+            new.setdefault(key, default)
+        opt._adapter.validate(new)
+        new["params"] = group["params"]
+        if "param_names" in group and "param_names" not in new:
+            new["param_names"] = group["param_names"]
+        new_groups.append(new)
+    id_map = {
+        k: p
+        for saved, group in zip(saved_groups, groups, strict=True)
+        for k, p in zip(saved["params"], group["params"], strict=True)
+    }
+    fields = opt._state_type()._fields
+    state: defaultdict[Any, dict[str, Any]] = defaultdict(dict)
+    for k, value in state_dict["state"].items():
+        if k not in id_map:
+            state[k] = copy.deepcopy(value)
+            continue
+        p = id_map[k]
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise ValueError(
+                f"saved state of parameter {k} has {unknown[0]!r}, which "
+                f"{type(opt).__name__} does not keep (its state: {', '.join(fields)}); "
+                "was it saved by another optimizer?"
+            )
+        state[p] = {key: _copy_value(key, v, p) for key, v in value.items()}
+    return new_groups, state
