@@ -1,0 +1,156 @@
+"""``compare`` and ``sweep``: the lab's Python entry points."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .config import LrSpec, RunConfig, expand_grid, parse_kwargs
+from .results import Results
+from .runner import ProgressFn, execute
+
+ScheduleSpec = str | tuple[str, Mapping[str, Any]] | None
+ProblemSpec = str | tuple[str, Mapping[str, Any]]
+
+
+def parse_problem(spec: ProblemSpec) -> tuple[str, dict[str, Any]]:
+    """``"ravine"``, ``"ravine:cond=100"`` or ``("ravine", {"cond": 100})`` -> (name, kwargs);
+    the name and kwargs are checked by building the problem once."""
+    if isinstance(spec, tuple):
+        name, kwargs = spec[0], dict(spec[1])
+    elif isinstance(spec, str):
+        name, kwargs = parse_kwargs(spec, "problem")
+    else:
+        raise ValueError(f"problem must be a name or (name, kwargs), got {spec!r}")
+    try:
+        problems = importlib.import_module("optimlab.problems")
+    except ImportError:
+        return name, kwargs
+    problem = problems.get(name, **kwargs)  # raises ValueError naming the mistake
+    return getattr(problem, "name", name) or name, kwargs
+
+
+def parse_schedule(spec: ScheduleSpec) -> tuple[str | None, dict[str, Any]]:
+    """``None``, ``"cosine"``, ``"warmup_cosine:warmup=100"`` or ``(name, kwargs)``."""
+    if spec is None or spec == "" or spec == "none" or spec == "constant":
+        return None, {}
+    if isinstance(spec, tuple):
+        name, kwargs = spec[0], dict(spec[1])
+    elif isinstance(spec, str):
+        name, kwargs = parse_kwargs(spec, "schedule")
+    else:
+        raise ValueError(f"schedule must be a name or (name, kwargs), got {spec!r}")
+    try:
+        schedules = importlib.import_module("optimlab.schedules")
+        known = list(schedules.list())
+    except (ImportError, AttributeError):
+        return name, kwargs
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown schedule {name!r}{hint} (known: {', '.join(sorted(known))})")
+    return name, kwargs
+
+
+def _problems(problem: ProblemSpec | Sequence[ProblemSpec]) -> list[tuple[str, dict[str, Any]]]:
+    if isinstance(problem, str | tuple):
+        return [parse_problem(problem)]
+    specs = [parse_problem(p) for p in problem]
+    if not specs:
+        raise ValueError("problem must name at least one problem, got none")
+    return specs
+
+
+def run_configs(configs: Sequence[RunConfig], out: str | None, *, batched: bool = True,
+                eval_every: int | None = None, progress: ProgressFn | None = None,
+                **kwargs: Any) -> Results:
+    """Compute the runs not yet in ``out`` (a fresh temporary folder if None) and load all."""
+    folder = out if out is not None else tempfile.mkdtemp(prefix="optimlab-")
+    counts = execute(configs, folder, batched=batched, eval_every=eval_every,
+                     progress=progress, **kwargs)
+    return Results.load(folder, [c.run_id for c in configs], counts)
+
+
+def compare(
+    problem: ProblemSpec | Sequence[ProblemSpec],
+    optimizers: Sequence[str],
+    lrs: LrSpec | Mapping[str, LrSpec],
+    steps: int,
+    seeds: int | str | Sequence[int] = 3,
+    *,
+    hyperparams: Mapping[str, Mapping[str, Any]] | None = None,
+    schedule: ScheduleSpec = None,
+    out: str | None = None,
+    batched: bool = True,
+    eval_every: int | None = None,
+    progress: ProgressFn | None = None,
+    **engine_kwargs: Any,
+) -> Results:
+    """Compare optimizers over a learning-rate grid on one or more problems.
+
+    ``lrs`` is a list, a log range ``"1e-4:1:9"`` or a mapping optimizer -> either (with
+    an optional ``"default"``). ``seeds`` is a count or a list. ``hyperparams`` fixes other
+    hyperparameters per optimizer (``{"adam": {"beta2": 0.99}}``; ``"*"`` for all).
+    Results are stored in ``out`` (runs already finished there are not recomputed).
+
+    >>> res = compare("rosenbrock", ["sgd", "adam"], "1e-3:1e-1:3", steps=100, seeds=1)
+    ... # doctest: +SKIP
+    >>> res.best()[0]["optimizer"]  # doctest: +SKIP
+    'adam'
+    """
+    fixed = {opt: {k: v for k, v in hp.items()} for opt, hp in (hyperparams or {}).items()}
+    for opt, hp in fixed.items():
+        for k, v in hp.items():
+            if isinstance(v, list | tuple):
+                raise ValueError(f"hyperparams[{opt!r}][{k!r}] must be one value in compare "
+                                 f"(use sweep for grids), got {v!r}")
+    sched = parse_schedule(schedule)
+    configs: list[RunConfig] = []
+    for name, kwargs in _problems(problem):
+        configs += expand_grid(name, optimizers, lrs, steps, seeds, hyperparams=fixed,
+                               schedules=[sched], problem_kwargs=kwargs)
+    return run_configs(configs, out, batched=batched, eval_every=eval_every,
+                       progress=progress, **engine_kwargs)
+
+
+def sweep(
+    problem: ProblemSpec | Sequence[ProblemSpec],
+    grid: Mapping[str, Mapping[str, Any]],
+    steps: int,
+    seeds: int | str | Sequence[int] = 3,
+    *,
+    schedules: Sequence[ScheduleSpec] = (None,),
+    out: str | None = None,
+    batched: bool = True,
+    eval_every: int | None = None,
+    progress: ProgressFn | None = None,
+    **engine_kwargs: Any,
+) -> Results:
+    """The full grid optimizer x hyperparameters x schedule x seed.
+
+    ``grid`` maps each optimizer to its axes: ``"lr"`` (a list or a range spec, required)
+    and any other hyperparameter as one value or a list of values, e.g.
+    ``{"adam": {"lr": "1e-4:1e-1:4", "beta2": [0.99, 0.999]}, "sgd": {"lr": [0.01, 0.1]}}``.
+    """
+    if not grid:
+        raise ValueError("grid must name at least one optimizer, got {}")
+    lrs: dict[str, LrSpec] = {}
+    axes: dict[str, dict[str, Any]] = {}
+    for opt, hp in grid.items():
+        hp = dict(hp)
+        if "lr" not in hp:
+            raise ValueError(f"grid[{opt!r}] needs an 'lr' entry (a list or 'lo:hi:n')")
+        lrs[opt] = hp.pop("lr")
+        axes[opt] = hp
+    scheds = [parse_schedule(s) for s in (schedules or (None,))]
+    configs: list[RunConfig] = []
+    for name, kwargs in _problems(problem):
+        for opt in grid:
+            configs += expand_grid(name, [opt], {opt: lrs[opt]}, steps, seeds,
+                                   hyperparams={opt: axes[opt]}, schedules=scheds,
+                                   problem_kwargs=kwargs)
+    return run_configs(configs, out, batched=batched, eval_every=eval_every,
+                       progress=progress, **engine_kwargs)
