@@ -18,6 +18,7 @@ from ..rules.base import Hyper, Rule
 from . import _tree
 
 STEP_T = Hyper("t", 1, low=1, kind="int", doc="1-based step number")
+MU_PRODUCT = Hyper("mu_product", 1.0, 0.0, 1.0, low_open=True, doc="NAdam's product of mu")
 
 
 def hyperparams(rule: Rule, names: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, Any]:

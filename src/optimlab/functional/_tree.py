@@ -121,9 +121,14 @@ def leaves_like(
 
 
 def unflatten(layout: Layout, leaves: Sequence[Any]) -> Any:
-    """Rebuild a container of ``layout`` from new leaves (numbers come back as floats)."""
+    """Rebuild a container of ``layout`` from new leaves.
+
+    Leaves given as Python numbers come back as floats; the others as arrays (NumPy turns
+    0-d array arithmetic into scalars, which are made 0-d arrays again).
+    """
     out = [
-        float(x) if is_num and np.ndim(x) == 0 else x
+        (float(x) if np.ndim(x) == 0 else x) if is_num
+        else (np.asarray(x) if isinstance(x, np.generic) else x)
         for x, is_num in zip(leaves, layout.numbers, strict=True)
     ]
     if layout.kind == "dict":
