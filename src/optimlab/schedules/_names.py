@@ -1,0 +1,127 @@
+"""Schedules by name: ``get("warmup_cosine", total_steps=1000)``, ``names()``, ``from_spec``."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+from typing import Any
+
+from .base import Constant, Schedule
+from .cyclic import Cyclic, OneCycle
+from .decay import (
+    CosineAnnealing,
+    CosineWarmRestarts,
+    ExponentialDecay,
+    Linear,
+    MultiStepDecay,
+    PolynomialDecay,
+    StepDecay,
+)
+from .warmup import InverseSqrt, Warmup, WarmupStableDecay
+
+# name -> (class, settings fixed by the name)
+_TABLE: dict[str, tuple[type[Schedule], dict[str, Any]]] = {
+    "constant": (Constant, {}),
+    "step": (StepDecay, {}),
+    "multistep": (MultiStepDecay, {}),
+    "exponential": (ExponentialDecay, {}),
+    "polynomial": (PolynomialDecay, {}),
+    "linear": (Linear, {}),
+    "cosine": (CosineAnnealing, {}),
+    "cosine_restarts": (CosineWarmRestarts, {}),
+    "warmup_cosine": (Warmup, {"decay": "cosine"}),
+    "warmup_linear": (Warmup, {"decay": "linear"}),
+    "warmup_constant": (Warmup, {"decay": "constant"}),
+    "warmup_inverse_sqrt": (Warmup, {"decay": "inverse_sqrt"}),
+    "inverse_sqrt": (InverseSqrt, {}),
+    "cyclic": (Cyclic, {}),
+    "one_cycle": (OneCycle, {}),
+    "wsd": (WarmupStableDecay, {}),
+}
+
+
+def names() -> list[str]:
+    """Every schedule name, sorted."""
+    return sorted(_TABLE)
+
+
+def _key(name: Any) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"schedule name must be a string, got {name!r}")
+    key = name.strip().lower().replace("-", "_")
+    if key not in _TABLE:
+        close = difflib.get_close_matches(key, list(_TABLE), n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown schedule {name!r}{hint} (known: {', '.join(names())})")
+    return key
+
+
+def parameters(name: str) -> list[str]:
+    """The keyword arguments that ``get(name, ...)`` accepts."""
+    cls, fixed = _TABLE[_key(name)]
+    return [f.name for f in dataclasses.fields(cls) if f.name not in fixed]
+
+
+def get(name: str, **kwargs: Any) -> Schedule:
+    """The schedule called ``name`` built with ``kwargs``.
+
+    Every name accepts ``total_steps`` (the length of the run), so
+    ``get(name, total_steps=N)`` works for all of them with their defaults; unknown names
+    suggest the closest and unknown keywords are rejected.
+
+    >>> get("warmup_cosine", total_steps=100, warmup_steps=10)(10)
+    1.0
+    """
+    key = _key(name)
+    cls, fixed = _TABLE[key]
+    allowed = parameters(key)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"schedule {key!r} got unknown argument {unknown[0]!r}; "
+            f"it accepts: {', '.join(allowed)}"
+        )
+    return cls(**fixed, **kwargs)
+
+
+def _split_top(text: str) -> list[str]:
+    parts: list[str] = []
+    depth, cur = 0, ""
+    for ch in text:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*parts, cur] if cur.strip() else parts
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word such as cosine or exp_range
+
+
+def from_spec(spec: str, **defaults: Any) -> Schedule:
+    """A schedule from text ``NAME[:key=value,...]``, e.g. ``"step:step_size=30,gamma=0.5"``
+    or ``"multistep:milestones=(30,60)"``; ``defaults`` (such as ``total_steps``) apply
+    unless the text sets them.
+
+    >>> from_spec("cosine:eta_min=0.1", total_steps=10)(10)
+    0.1
+    """
+    name, _, rest = spec.partition(":")
+    kwargs: dict[str, Any] = dict(defaults)
+    for item in _split_top(rest):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"schedule options must look like key=value, got {item!r} in {spec!r}")
+        kwargs[key.strip()] = _literal(value.strip())
+    return get(name, **kwargs)
+

@@ -1,0 +1,70 @@
+"""Drawing schedules (matplotlib is imported here only, with the Agg backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _check
+from ._names import get
+from .base import Schedule
+
+
+def _resolve(item: str | Schedule, steps: int, lr: float) -> tuple[str, Schedule]:
+    if isinstance(item, Schedule):
+        return type(item).__name__, item
+    if isinstance(item, str):
+        return item, get(item, total_steps=steps, lr=lr)
+    raise ValueError(f"expected a schedule or a schedule name, got {item!r}")
+
+
+def plot(
+    schedules: str | Schedule | Sequence[str | Schedule],
+    steps: int,
+    path: str | Path | None = None,
+    ax: Any = None,
+    *,
+    lr: float = 1.0,
+    logy: bool = False,
+) -> Any:
+    """Draw schedules over steps ``0 .. steps - 1`` on one axes; names are built with
+    ``get(name, total_steps=steps, lr=lr)``. Saves a PNG when ``path`` is given and returns
+    the matplotlib ``Figure``.
+    """
+    steps = _check.integer("steps", steps, low=1)
+    if isinstance(steps, np.ndarray):
+        raise ValueError("steps must be a single integer")
+    items = [schedules] if isinstance(schedules, str | Schedule) else list(schedules)
+    if not items:
+        raise ValueError("nothing to plot: give at least one schedule")
+    curves = [_resolve(item, steps, lr) for item in items]  # validate before drawing
+    t = np.arange(steps)
+    values = [(label, np.asarray(s(t))) for label, s in curves]
+    for label, v in values:
+        if v.ndim != 1:
+            raise ValueError(f"{label} gives several values per step (array arguments)")
+
+    import matplotlib
+
+    if ax is None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    else:
+        fig = ax.figure
+    for label, v in values:
+        ax.plot(t, v, label=label, linewidth=1.6)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate" if lr != 1.0 else "learning rate (multiple of the base rate)")
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2 if len(values) > 6 else 1)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
