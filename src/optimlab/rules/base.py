@@ -65,7 +65,7 @@ class Hyper:
             if not isinstance(value, bool | np.bool_):
                 raise ValueError(f"{self.name} must be True or False, got {value!r}")
             return bool(value)
-        if isinstance(value, bool | np.bool_):
+        if isinstance(value, bool | np.bool_ | str | bytes):
             raise ValueError(f"{self.name} must be a number, got {value!r}")
         if self.kind == "int" and not (
             isinstance(value, int | np.integer) or (isinstance(value, float) and value.is_integer())

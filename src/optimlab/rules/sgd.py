@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ._xp import namespace
 from .base import Hyper, Rule, is_on, n_slots
 
 
@@ -54,8 +55,13 @@ def update(
         if ema:
             buf = (1 - momentum) * grad if buf is None else momentum * buf + (1 - momentum) * grad
         else:
-            buf = grad if buf is None else momentum * buf + (1 - dampening) * grad
+            # `* 1.0`: a new array, so the buffer never aliases the caller's gradient
+            buf = grad * 1.0 if buf is None else momentum * buf + (1 - dampening) * grad
         direction = grad + momentum * buf if nesterov else buf
+        if getattr(momentum, "ndim", 0) > 0:
+            # settings with momentum 0 in a batch step on the plain gradient, as alone
+            # (the buffer would otherwise apply their dampening)
+            direction = namespace(grad).where(momentum != 0, direction, grad)
     else:
         direction = grad
     return -lr * direction, SGDState(state.count + 1, buf)
@@ -67,6 +73,12 @@ def _check_nesterov(hp: Mapping[str, Any]) -> None:
             "nesterov requires momentum > 0 and dampening == 0, "
             f"got momentum={hp['momentum']!r}, dampening={hp['dampening']!r}"
         )
+
+
+def _check_ema(hp: Mapping[str, Any]) -> None:
+    # The EMA form weighs the gradient by 1 - momentum; a dampening would be silently unused.
+    if hp["ema"] and is_on(hp["dampening"]):
+        raise ValueError(f"ema momentum takes no dampening, got dampening={hp['dampening']!r}")
 
 
 SGD = Rule(
@@ -84,5 +96,5 @@ SGD = Rule(
     state_numel=n_slots(lambda hp: 1 if is_on(hp["momentum"]) else 0),
     summary="Gradient descent, with optional heavy-ball or Nesterov momentum.",
     paper="Robbins & Monro 1951; Polyak 1964; Sutskever et al., ICML 2013 (Nesterov form)",
-    checks=(_check_nesterov,),
+    checks=(_check_nesterov, _check_ema),
 )
