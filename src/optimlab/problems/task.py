@@ -18,9 +18,14 @@ class TorchTask:
     without end (it owns its own seeded generator); ``val_batch`` is an optional fixed
     batch for evaluation. Test functions such as Rosenbrock are a module holding one
     parameter whose loss ignores the batch.
+
+    ``metrics(model, batch)`` (optional) returns named scalar tensors for evaluation on
+    ``val_batch``, e.g. ``{"loss": ..., "accuracy": ...}``; it must be a pure function of
+    the parameters and the batch (no in-place updates), so the lab can ``vmap`` it.
     """
 
     model: torch.nn.Module
     loss: Callable[[torch.nn.Module, Any], torch.Tensor]
     batches: Iterator[Any]
     val_batch: Any | None = None
+    metrics: Callable[[torch.nn.Module, Any], dict[str, torch.Tensor]] | None = None

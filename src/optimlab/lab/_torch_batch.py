@@ -1,0 +1,234 @@
+"""Batched runs on torch problems: ``vmap(grad(loss))`` over K stacked parameter sets.
+
+The model's parameters are stacked ``(K, *shape)`` per name; ``torch.func.functional_call``
+runs the task's own ``loss(model, batch)`` with them, ``vmap`` maps it over the config
+axis and the rule steps each stacked tensor with ``(K, 1, ...)`` hyperparameters.
+Settings with one seed share each batch; settings with several seeds each get their
+seed's batch (stacked, mapped over too). Where vmap fails on the first step (a model that
+updates buffers or draws random numbers in ``forward``), the group runs one setting at a
+time with the rule applied to the model's parameters, which is also ``batched=False``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad_and_value, vmap
+
+from ._plan import LOSS_FLOOR, Group, Recorder, eval_steps, take
+
+
+class _Call(torch.nn.Module):
+    """``forward(batch) = fn(model, batch)``, so functional_call can swap the model's weights."""
+
+    def __init__(self, model: torch.nn.Module, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.model = model
+        self._fn = fn
+
+    def forward(self, batch: Any) -> Any:
+        return self._fn(self.model, batch)
+
+
+def _stack_batches(batches: list[Any], index: list[int]) -> Any:
+    """``batches[index[k]]`` for every row k, stacked along a new leading axis."""
+    first = batches[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack([batches[i] for i in index])
+    if isinstance(first, tuple | list):
+        return type(first)(_stack_batches([b[j] for b in batches], index)
+                           for j in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _stack_batches([b[k] for b in batches], index) for k in first}
+    if first is None:
+        return None
+    raise ValueError(f"cannot stack batches of type {type(first).__name__} for several seeds")
+
+
+def _hp_tensor(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    shape = (len(values),) + (1,) * (like.ndim - 1)
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(shape)
+
+
+def _flat_sq(tensors: Any) -> torch.Tensor:
+    return sum((t * t).flatten(1).sum(1) for t in tensors)
+
+
+def run_group(problem: Any, group: Group, steps: int, *, batched: bool, eval_every: int | None,
+              divergence_factor: float, progress: Callable[[int], None] | None) -> Recorder:
+    """Run one group on a torch problem (vmapped if ``batched`` and possible)."""
+    if batched and group.size > 1:
+        try:
+            return _run_vmapped(problem, group, steps, eval_every=eval_every,
+                                divergence_factor=divergence_factor, progress=progress)
+        except _VmapUnsupported as exc:
+            warnings.warn(f"vmap does not apply to {problem.name!r} ({exc.__cause__}); "
+                          "running one setting at a time", RuntimeWarning, stacklevel=3)
+    from dataclasses import replace
+
+    rec = Recorder(steps, group.size)
+    for j in range(group.size):
+        one = replace(group, positions=[group.positions[j]], seeds=[group.seeds[j]],
+                      floats={k: v[j : j + 1] for k, v in group.floats.items()},
+                      lr=group.lr[j : j + 1])
+        _run_sequential(problem, one, steps, rec, j, eval_every=eval_every,
+                        divergence_factor=divergence_factor, progress=progress)
+    return rec
+
+
+class _VmapUnsupported(Exception):
+    pass
+
+
+def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | None,
+                 divergence_factor: float, progress: Callable[[int], None] | None) -> Recorder:
+    K, rule = group.size, group.rule
+    extra = {} if rule.elementwise else {"batch_ndim": 1}
+    unique = sorted(set(group.seeds))
+    tasks = {s: problem.torch_task(s) for s in unique}
+    template = tasks[unique[0]]
+    call = _Call(template.model, template.loss)
+    names = [n for n, p in template.model.named_parameters() if p.requires_grad]
+    models = [dict(tasks[s].model.named_parameters()) for s in group.seeds]
+    params = {n: torch.stack([m[n].detach() for m in models]) for n in names}
+    shared = len(unique) == 1
+    which = [unique.index(s) for s in group.seeds]
+
+    def loss_fn(p: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
+        return functional_call(call, {f"model.{n}": v for n, v in p.items()}, (batch,))
+
+    value_grad = vmap(grad_and_value(loss_fn), in_dims=(0, None if shared else 0),
+                      randomness="error")
+    hp = {n: {k: _hp_tensor(v, params[n]) for k, v in group.floats.items()} for n in names}
+    lr = torch.as_tensor(group.lr, dtype=params[names[0]].dtype)
+    state = {n: rule.init(params[n], **extra) for n in names}
+    rec = Recorder(steps, K)
+    rows = np.arange(K)
+    marks = eval_steps(steps, eval_every)
+    evaluate = _vmapped_metrics(template, names)
+    if 0 in marks and eval_every and evaluate:
+        rec.add_evals(0, rows, evaluate(params))
+    thresh: Any = None
+    start = time.perf_counter()
+    for t in range(steps):
+        batches = [next(tasks[s].batches) for s in unique]
+        batch = batches[0] if shared else _stack_batches(batches, [which[r] for r in rows])
+        if t == 0:
+            try:
+                grads, loss = value_grad(params, batch)
+            except Exception as exc:  # vmap cannot run this model: fall back to sequential
+                raise _VmapUnsupported() from exc
+        else:
+            grads, loss = value_grad(params, batch)
+        loss = loss.detach()
+        gnorm = _flat_sq(grads.values()).sqrt()
+        if t == 0:
+            l0 = loss.double().abs().clamp(min=LOSS_FLOOR)
+            thresh = divergence_factor * l0
+        ok_t = torch.isfinite(loss) & (loss <= thresh) & torch.isfinite(gnorm)
+        ok = ok_t.numpy()
+        if not ok.all():
+            bad = ~ok_t
+            rec.diverge(t, rows[~ok], loss[bad].double().numpy(), lr[bad, t].double().numpy(),
+                        gnorm[bad].double().numpy())
+            if progress:
+                progress(int((~ok).sum()) * (steps - t))
+            keep = torch.as_tensor(np.flatnonzero(ok))
+            n = len(rows)
+            params, grads, loss, gnorm, lr, thresh, hp, state = take(
+                (params, grads, loss, gnorm, lr, thresh, hp, state), keep, n)
+            rows = rows[ok]
+            if len(rows) == 0:
+                break
+        usq = 0
+        with torch.no_grad():
+            for n in names:
+                lr_t = lr[:, t].reshape((len(rows),) + (1,) * (params[n].ndim - 1))
+                delta, state[n] = rule.update(grads[n], state[n], params[n], lr=lr_t,
+                                              **hp[n], **group.flags, **extra)
+                params[n] = params[n] + delta
+                usq = usq + (delta * delta).flatten(1).sum(1)
+        now = time.perf_counter()
+        rec.step(t, rows, loss.double().numpy(), lr[:, t].double().numpy(),
+                 gnorm.double().numpy(), usq.sqrt().double().numpy(), (now - start) / len(rows))
+        if t + 1 in marks and evaluate:
+            rec.add_evals(t + 1, rows, evaluate(params))
+        if progress:
+            progress(len(rows))
+        start = time.perf_counter()
+    return rec
+
+
+def _vmapped_metrics(task: Any, names: list[str]) -> Callable[[dict[str, Any]], dict] | None:
+    if task.metrics is None or task.val_batch is None:
+        return None
+    call = _Call(task.model, task.metrics)
+
+    def one(p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return functional_call(call, {f"model.{n}": v for n, v in p.items()}, (task.val_batch,))
+
+    mapped = vmap(one, randomness="error")
+
+    def evaluate(params: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            out = mapped(params)
+        return {k: v.detach().double().numpy() for k, v in out.items()}
+
+    return evaluate
+
+
+def _run_sequential(problem: Any, group: Group, steps: int, rec: Recorder, row: int, *,
+                    eval_every: int | None, divergence_factor: float,
+                    progress: Callable[[int], None] | None) -> None:
+    """One setting: the task's model stepped in place by the rule (scalar hyperparameters)."""
+    rule = group.rule
+    task = problem.torch_task(group.seeds[0])
+    model = task.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    hp = {k: float(v[0]) for k, v in group.floats.items()}
+    state = [rule.init(p.detach()) for p in params]
+    rows = np.array([row])
+    marks = eval_steps(steps, eval_every)
+
+    def evaluate() -> dict[str, Any] | None:
+        if task.metrics is None or task.val_batch is None:
+            return None
+        with torch.no_grad():
+            return {k: float(v) for k, v in task.metrics(model, task.val_batch).items()}
+
+    if 0 in marks and eval_every and (m := evaluate()) is not None:
+        rec.add_evals(0, rows, m)
+    thresh = None
+    start = time.perf_counter()
+    for t in range(steps):
+        loss_t = task.loss(model, next(task.batches))
+        grads = torch.autograd.grad(loss_t, params)
+        loss = float(loss_t.detach())
+        gnorm = float(sum((g.double() ** 2).sum() for g in grads) ** 0.5)
+        lr_t = float(group.lr[0, t])
+        if t == 0:
+            thresh = divergence_factor * max(abs(loss), LOSS_FLOOR)
+        if not (np.isfinite(loss) and loss <= thresh and np.isfinite(gnorm)):
+            rec.diverge(t, rows, loss, lr_t, gnorm)
+            if progress:
+                progress(steps - t)
+            return
+        usq = 0.0
+        with torch.no_grad():
+            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+                delta, state[i] = rule.update(g, state[i], p.detach(), lr=lr_t, **hp,
+                                              **group.flags)
+                p.add_(delta)
+                usq += float((delta.double() ** 2).sum())
+        now = time.perf_counter()
+        rec.step(t, rows, loss, lr_t, gnorm, usq**0.5, now - start)
+        if t + 1 in marks and (m := evaluate()) is not None:
+            rec.add_evals(t + 1, rows, m)
+        if progress:
+            progress(1)
+        start = time.perf_counter()

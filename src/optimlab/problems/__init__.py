@@ -1,0 +1,74 @@
+"""Problems to optimize: analytic test functions, small torch models, the user's own.
+
+>>> from optimlab import problems
+>>> p = problems.get("rosenbrock")
+>>> float(p.loss(p.init(0)))  # from (-1, 1)
+4.0
+
+``problems.get(name, **kw)`` makes one (unknown names suggest the closest; bad keyword
+arguments raise ``ValueError``); ``problems.get("module:function")`` or
+``problems.from_callable(fn)`` wraps a user's function returning
+``(model, loss_fn, data[, val_batch])`` (see ``optimlab.problems.user``).
+Importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import inspect
+from typing import Any
+
+from .base import Problem
+from .functions import (
+    FUNCTIONS,
+    Beale,
+    Himmelblau,
+    Rastrigin,
+    Ravine,
+    Rosenbrock,
+    Saddle,
+    TestFunction,
+)
+from .models import MLP, MODELS, LeastSquares, Logistic, Shapes, TorchProblem
+from .task import TorchTask
+from .user import UserProblem, from_callable
+
+__all__ = [
+    "MLP", "Beale", "Himmelblau", "LeastSquares", "Logistic", "Problem", "Rastrigin",
+    "Ravine", "Rosenbrock", "Saddle", "Shapes", "TestFunction", "TorchProblem", "TorchTask",
+    "UserProblem", "from_callable", "get", "list",
+]
+
+_BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in (*FUNCTIONS, *MODELS)}
+
+
+def list(kind: str | None = None) -> builtins.list[str]:  # noqa: A001 - public API name
+    """Names of the built-in problems, sorted; ``kind`` ``"function"`` or ``"torch"`` filters."""
+    if kind not in (None, "function", "torch"):
+        raise ValueError(f"kind must be None, 'function' or 'torch', got {kind!r}")
+    return sorted(n for n, cls in _BUILTIN.items() if kind is None or cls.kind == kind)
+
+
+def get(name: str, **kwargs: Any) -> Problem:
+    """The problem ``name`` made with ``kwargs``; ``"module:function"`` loads a user problem."""
+    if not isinstance(name, str):
+        raise ValueError(f"problem name must be a string, got {name!r}")
+    if ":" in name:
+        if kwargs:
+            raise ValueError(f"user problem {name!r} takes no keyword arguments, "
+                             f"got {', '.join(sorted(kwargs))}")
+        from .user import load
+
+        return load(name)
+    cls = _BUILTIN.get(name.lower().replace("-", "_"))
+    if cls is None:
+        close = difflib.get_close_matches(name.lower(), builtins.list(_BUILTIN), n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown problem {name!r}{hint} (known: {', '.join(list())})")
+    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"problem {cls.name!r} got unknown argument {unknown[0]!r}; "
+                         f"known: {', '.join(known)}")
+    return cls(**kwargs)

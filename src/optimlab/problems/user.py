@@ -1,0 +1,160 @@
+"""The user's own problem: a function returning ``(model, loss_fn, data[, val_batch])``.
+
+The contract (also in docs/problems.md):
+
+- ``fn()`` or ``fn(seed)`` is called with torch's global RNG seeded by ``seed`` (inside
+  ``torch.random.fork_rng``, so the caller's RNG is untouched); it must build a fresh
+  model each call.
+- It returns ``(model, loss_fn, data)`` or ``(model, loss_fn, data, val_batch)``, or a
+  ready ``TorchTask``:
+  ``model`` a ``torch.nn.Module``; ``loss_fn(model, batch) -> scalar tensor``; ``data``
+  the training batches: a re-iterable (a list of batches, a ``DataLoader``: iterated again
+  each epoch), an endless iterator/generator, or one batch given as a tuple of tensors
+  (full-batch training). ``val_batch`` defaults to the first training batch.
+- Evaluation reports ``{"loss": loss_fn(model, val_batch)}``.
+- Batched runs ``vmap`` ``loss_fn`` over stacked parameters; models that update buffers
+  or draw random numbers in ``forward`` (batch norm, dropout) fall back to one run per
+  setting automatically.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import itertools
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .base import Problem, check_seed
+from .task import TorchTask
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "shape")
+
+
+def _endless(data: Any) -> Iterator[Any]:
+    if isinstance(data, tuple) and data and all(_is_tensor(t) for t in data):
+        return itertools.repeat(data)
+    try:
+        it = iter(data)
+    except TypeError:
+        raise ValueError(f"data must be an iterable of batches, got {type(data).__name__}") \
+            from None
+    if it is data:  # a one-shot iterator: use it as it comes
+
+        def once() -> Iterator[Any]:
+            count = 0
+            for batch in it:
+                count += 1
+                yield batch
+            raise ValueError(f"data ran out after {count} batches; return a list, a "
+                             "DataLoader or an endless generator")
+
+        return once()
+
+    def epochs() -> Iterator[Any]:
+        while True:
+            empty = True
+            for batch in data:
+                empty = False
+                yield batch
+            if empty:
+                raise ValueError("data yielded no batches")
+
+    return epochs()
+
+
+def _first(data: Any) -> Any:
+    if isinstance(data, tuple) and data and all(_is_tensor(t) for t in data):
+        return data
+    if iter(data) is data:
+        return None
+    return next(iter(data), None)
+
+
+class UserProblem(Problem):
+    """A problem built from a user's function (see the module docstring for the contract)."""
+
+    kind = "torch"
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        if not callable(fn):
+            raise ValueError(f"fn must be callable, got {fn!r}")
+        self.fn = fn
+        self.name = name or f"{fn.__module__}:{getattr(fn, '__qualname__', repr(fn))}"
+        try:
+            params = inspect.signature(fn).parameters.values()
+            self._takes_seed = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
+                                              p.VAR_POSITIONAL) for p in params)
+        except (TypeError, ValueError):
+            self._takes_seed = False
+
+    def torch_task(self, seed: int = 0) -> TorchTask:
+        import torch
+
+        seed = check_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            out = self.fn(seed) if self._takes_seed else self.fn()
+        if isinstance(out, TorchTask):
+            return out
+        if not (isinstance(out, tuple | list) and len(out) in (3, 4)):
+            raise ValueError(f"{self.name} must return (model, loss_fn, data) or "
+                             f"(model, loss_fn, data, val_batch), got {type(out).__name__}")
+        model, loss_fn, data, *rest = out
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"{self.name}: model must be a torch.nn.Module, got "
+                             f"{type(model).__name__}")
+        if not callable(loss_fn):
+            raise ValueError(f"{self.name}: loss_fn must be callable, got {loss_fn!r}")
+        val = rest[0] if rest else _first(data)
+
+        def metrics(m: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+            return {"loss": loss_fn(m, batch)}
+
+        return TorchTask(model, loss_fn, _endless(data), val, metrics=metrics)
+
+    def init(self, seed: int = 0) -> dict[str, Any]:
+        return {k: v.detach() for k, v in self.torch_task(seed).model.named_parameters()}
+
+
+def from_callable(fn: Callable[..., Any], name: str | None = None) -> UserProblem:
+    """A problem from ``fn`` returning ``(model, loss_fn, data[, val_batch])``."""
+    return UserProblem(fn, name)
+
+
+def load(spec: str) -> UserProblem:
+    """Resolve ``"module:function"`` or ``"path/to/file.py:function"`` to a problem.
+
+    A missing ``.py`` file raises ``FileNotFoundError``; a module that cannot be imported
+    or a missing function raises ``ValueError`` saying which.
+    """
+    module_name, _, attr = spec.rpartition(":")
+    if not module_name or not attr:
+        raise ValueError(f"a user problem is 'module:function', got {spec!r}")
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise FileNotFoundError(f"problem file not found: {module_name}")
+        mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert mod_spec is not None and mod_spec.loader is not None
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.modules.setdefault(path.stem, module)
+        mod_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(f"cannot import problem module {module_name!r}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if fn is None:
+        names = sorted(n for n, v in vars(module).items()
+                       if callable(v) and not n.startswith("_") and
+                       getattr(v, "__module__", None) == module.__name__)
+        raise ValueError(f"module {module_name!r} has no function {attr!r}"
+                         + (f" (it has: {', '.join(names)})" if names else ""))
+    return UserProblem(fn, spec)
