@@ -142,8 +142,10 @@ def adam_step(
         \hat m &= m / (1-\beta_1^t), \qquad \hat v = v / (1-\beta_2^t) \\
         \theta &\leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)
 
-    ``bias_correction=False`` uses ``m`` and ``v`` as they are: both start at zero, so the
-    first steps are then much smaller than ``lr``. Start ``m`` and ``v`` at zeros.
+    ``bias_correction=False`` uses ``m`` and ``v`` as they are. Both start at zeros and are
+    biased toward zero, ``v`` far more than ``m``, so the early uncorrected steps are
+    *larger*: the first is ``lr (1-beta1)/sqrt(1-beta2)``, 3.16 ``lr`` for the defaults
+    (see ``examples/adam_bias_correction.py``). Start ``m`` and ``v`` at zeros.
 
     >>> p, m, v = adam_step(1.0, 0.2, 0.0, 0.0, lr=0.1, beta1=0.9, beta2=0.999, t=1)
     >>> round(p, 6)  # the first bias-corrected step has size lr, whatever the gradient
