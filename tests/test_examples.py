@@ -1,0 +1,108 @@
+"""Run each example as a script and check what it claims against the math."""
+
+from __future__ import annotations
+
+import math
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import optimlab
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_adam_bias_correction():
+    out = run_example("adam_bias_correction.py")
+    rows = {int(m[1]): (float(m[2]), float(m[3]))
+            for m in re.finditer(r"^\s+(\d+)\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)\s", out, re.M)}
+    assert {1, 2, 3, 10, 50} <= set(rows)
+    # corrected: with a gradient of constant sign, each early step has size ~lr = 0.1
+    for t in (1, 2, 3):
+        assert rows[t][0] == pytest.approx(10 - 0.1 * t, abs=1e-3)
+    # uncorrected: v is biased toward 0 far more than m, so it moves faster early on
+    for t in (1, 2, 3, 10):
+        assert rows[t][1] < rows[t][0]
+    first = re.search(r"first step: corrected ([\d.]+), uncorrected ([\d.]+)", out)
+    ratio = float(first[2]) / float(first[1])
+    assert ratio == pytest.approx((1 - 0.9) / math.sqrt(1 - 0.999), rel=1e-3)
+    assert "overshoots theta = 0 at step" in out
+
+
+def _rosenbrock_rows(out: str) -> dict[str, float]:
+    return {m[1]: float(m[2])
+            for m in re.finditer(r"^(\w+)\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+)$", out, re.M)
+            if m[1] != "optimizer"}
+
+
+def test_rosenbrock_gets_closer():
+    out = run_example("rosenbrock.py")  # 3000 steps
+    start = float(re.search(r"at the start: ([\d.]+)", out)[1])
+    assert start == pytest.approx(2.0)
+    dist = _rosenbrock_rows(out)
+    table = runpy.run_path(str(EXAMPLES / "rosenbrock.py"))["LEARNING_RATES"]
+    assert set(dist) == set(table) & set(optimlab.list_optimizers())
+    for name, d in dist.items():
+        assert d < start, name
+    assert min(dist.values()) < 1e-3  # the best of them essentially reaches (1, 1)
+
+
+def test_learning_rates_small_good_divergent():
+    out = run_example("learning_rates.py")
+    bound = float(re.search(r"divergence above 2/lambda_max = ([\d.]+)", out)[1])
+    start = float(re.search(r"loss at w=0: ([\d.]+)", out)[1])
+    floor = float(re.search(r"best possible: ([\d.]+)", out)[1])
+    rows = [(float(m[1]), float(m[2]), m[3])
+            for m in re.finditer(r"^\s*([\d.e+-]+)\s+(\S+)\s+(good|too small|diverged)", out,
+                                 re.M)]
+    assert len(rows) >= 6
+    verdicts = [v for _, _, v in rows]
+    assert verdicts[0] == "too small" and "good" in verdicts and verdicts[-1] == "diverged"
+    for lr, loss, v in rows:
+        # gradient descent on a quadratic diverges exactly above 2 / lambda_max
+        assert (v == "diverged") == (lr > bound), lr
+        if v == "good":
+            assert loss - floor < 0.01 * (start - floor)
+        if v == "diverged":
+            assert not math.isfinite(loss) or loss > start
+
+
+@pytest.mark.parametrize(
+    "script,args",
+    [
+        ("adam_bias_correction.py", ["--steps", "20"]),
+        ("rosenbrock.py", ["--steps", "50", "--optimizers", "sgd,adam"]),
+        ("learning_rates.py", ["--epochs", "20"]),
+    ],
+)
+def test_plot_option_writes_a_png(script, args, tmp_path):
+    target = tmp_path / "fig.png"
+    out = run_example(script, *args, "--plot", str(target))
+    assert f"plot written to {target}" in out
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("script", ["adam_bias_correction.py", "rosenbrock.py"])
+def test_bad_arguments_exit_2(script):
+    proc = subprocess.run([sys.executable, str(EXAMPLES / script), "--steps", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--steps must be >= 1" in proc.stderr
+
+
+def test_examples_use_only_the_public_api():
+    for path in EXAMPLES.glob("*.py"):
+        text = path.read_text()
+        assert "optimlab.rules" not in text and "beta1 *" not in text, path.name
