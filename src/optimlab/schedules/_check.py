@@ -15,7 +15,7 @@ Value = Any  # a Python number or a NumPy array of numbers
 
 
 def _array(name: str, value: Any) -> np.ndarray:
-    if isinstance(value, bool | np.bool_) or (
+    if isinstance(value, bool | np.bool_ | str | bytes) or (
         isinstance(value, np.ndarray) and value.dtype == np.bool_
     ):
         raise ValueError(f"{name} must be a number, got {value!r}")

@@ -108,7 +108,7 @@ class OneCycle(Schedule):
     1.0
     """
 
-    total_steps: Value
+    total_steps: Value | None = None
     lr: Value = 1.0
     pct_start: Value = 0.3
     anneal: str = "cos"

@@ -172,7 +172,7 @@ class PolynomialDecay(Schedule):
     0.25
     """
 
-    total_steps: Value
+    total_steps: Value | None = None
     power: Value = 1.0
     lr: Value = 1.0
     end_lr: Value = 0.0
@@ -202,7 +202,7 @@ class Linear(Schedule):
     1.5
     """
 
-    total_steps: Value
+    total_steps: Value | None = None
     lr: Value = 1.0
     start_factor: Value = 1.0
     end_factor: Value = 0.0
@@ -237,7 +237,7 @@ class CosineAnnealing(Schedule):
     0.5
     """
 
-    total_steps: Value
+    total_steps: Value | None = None
     lr: Value = 1.0
     eta_min: Value = 0.0
 

@@ -171,7 +171,7 @@ class WarmupStableDecay(Schedule):
     0.5
     """
 
-    total_steps: Value
+    total_steps: Value | None = None
     warmup_steps: Value | None = None
     decay_steps: Value | None = None
     lr: Value = 1.0
