@@ -106,3 +106,20 @@ def test_examples_use_only_the_public_api():
     for path in EXAMPLES.glob("*.py"):
         text = path.read_text()
         assert "optimlab.rules" not in text and "beta1 *" not in text, path.name
+
+
+def test_teaching_doc_code_runs(tmp_path, monkeypatch):
+    """The python blocks of docs/teaching.md run in order, and do what they say."""
+    import numpy as np
+
+    text = (EXAMPLES.parent / "docs" / "teaching.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 3
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {"w0": np.array([3.0, -1.0])}
+    for block in blocks:
+        exec(compile(block, "docs/teaching.md", "exec"), ns)
+    assert ns["loss_and_grads"](ns["w"])[0] < 0.5 * 10.0  # the runs went downhill
+    assert set(ns["curves"]) == {"gd", "adam", "rmsprop"}
+    assert not math.isfinite(ns["final"][10.0]) or ns["final"][10.0] > 5.0  # lr 10 diverges
+    assert ns["opt"].step == 100 and (tmp_path / "opt.npz").exists()

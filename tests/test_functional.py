@@ -430,3 +430,16 @@ def test_non_numeric_input_is_a_type_error():
 def test_zero_d_arrays_stay_arrays():
     out, vel = F.momentum_step(np.array(3.0), np.array(1.0), np.array(0.0), 0.1, 0.9)
     assert isinstance(out, np.ndarray) and out.shape == () and isinstance(vel, np.ndarray)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["optimlab.functional", "optimlab.functional.steps", "optimlab.functional.training",
+     "optimlab.numpy_optim"],
+)
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
