@@ -8,7 +8,9 @@ import json
 
 import numpy as np
 import pytest
-from cases import CASES, INVALID, reference_run
+from cases import CASES, INVALID, randomized, reference_run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import optimlab
 from optimlab.numpy_optim import NumpyOptimizer
@@ -332,3 +334,28 @@ def test_repr_and_deepcopy(rng):
     np.testing.assert_array_equal(twin.update(w, g)[0], opt.update(w, g)[0])
     twin.hyperparams["lr"] = 0.5
     assert opt.hyperparams["lr"] == 0.01
+
+
+# ---- property: resume at any step, any setting, any layout --------------------------------
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    case_index=st.integers(0, len(CASES) - 1),
+    split=st.integers(0, 6),
+    kind=st.sampled_from(["array", "list", "dict"]),
+    seed=st.integers(0, 2**16),
+)
+def test_resume_anywhere_equals_uninterrupted(case_index, split, kind, seed):
+    rng = np.random.default_rng(seed)
+    case = randomized(CASES[case_index], rng)
+    w = w_ref = _layout(kind, _random(rng, 1.0))
+    grads = [_layout(kind, _random(rng)) for _ in range(6)]
+    ref, opt = (optimlab.numpy_optimizer(case.name, **case.hp) for _ in range(2))
+    for i, g in enumerate(grads):
+        if i == split:
+            fresh = optimlab.numpy_optimizer(case.name)
+            fresh.load_state_dict(_through(opt.state_dict(), "savez"))
+            opt = fresh
+        w, w_ref = opt.update(w, g), ref.update(w_ref, g)
+        for a, b in zip(_leaves(w), _leaves(w_ref), strict=True):
+            np.testing.assert_array_equal(a, b)
+    _assert_same_state(opt.state_dict(), ref.state_dict())
