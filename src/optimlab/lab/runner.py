@@ -117,7 +117,7 @@ def _run_batch(store: Store, eng: ModuleType, batch: list[RunConfig], counts: Ru
 
     def on_steps(n_steps: int) -> None:
         if progress:
-            done_units[0] = start_units + n_steps * (len(configs) if engine_kw["batched"] else 1)
+            done_units[0] = start_units + n_steps  # engine: (setting, step) pairs done
             progress(min(done_units[0], total), total)
         if time.monotonic() - last_beat[0] > 5.0:
             last_beat[0] = time.monotonic()

@@ -1,0 +1,196 @@
+"""``optimlab compare``: optimizers x learning rates x seeds on built-in problems.
+
+With no arguments it runs the built-in comparison (sgd, momentum, rmsprop, adam, adamw on
+rosenbrock, a ravine and a small MLP, 9 learning rates from 1e-4 to 1, 3 seeds), prints
+the best setting per optimizer and writes the HTML report. The run options and the
+printing are shared with ``optimlab sweep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from . import UsageError
+
+DEFAULT_PROBLEMS = ("rosenbrock", "ravine", "mlp")
+DEFAULT_OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw")
+DEFAULT_LRS = "1e-4:1:9"
+DEFAULT_STEPS = 200
+DEFAULT_SEEDS = 3
+
+
+def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """Options shared by ``compare`` and ``sweep``."""
+    parser.add_argument("--steps", type=int, default=None, metavar="N",
+                        help=f"optimizer steps per run (default {DEFAULT_STEPS})")
+    parser.add_argument("--seeds", default=None, metavar="N|LIST",
+                        help=f"number of seeds, or a list like 0,1,2 (default {DEFAULT_SEEDS})")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"results folder; finished runs there are reused "
+                             f"(default {default_out})")
+    parser.add_argument("--eval-every", type=int, default=None, metavar="N",
+                        help="evaluate held-out metrics every N steps (torch problems)")
+    parser.add_argument("--no-batch", action="store_true",
+                        help="run settings one by one instead of batched (slower; for checks)")
+    parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--problem", action="append", metavar="NAME[:K=V,...]",
+                        help="problem to run, repeatable, e.g. --problem ravine:cond=100 "
+                             f"(default: {', '.join(DEFAULT_PROBLEMS)})")
+    parser.add_argument("--optimizer", action="append", metavar="NAME[,NAME]",
+                        help=f"optimizers, repeatable or comma-separated "
+                             f"(default: {','.join(DEFAULT_OPTIMIZERS)})")
+    parser.add_argument("--lrs", action="append", metavar="RANGE",
+                        help=f"learning rates: lo:hi:n (log-spaced), a list a,b,c, or "
+                             f"OPT=RANGE for one optimizer; repeatable (default {DEFAULT_LRS})")
+    parser.add_argument("--hp", action="append", default=[], metavar="[OPT.]NAME=VALUE",
+                        help="fix a hyperparameter, e.g. --hp adam.beta2=0.99 --hp weight_decay=0")
+    parser.add_argument("--schedule", default=None, metavar="NAME[:K=V,...]",
+                        help="learning-rate schedule for every run, e.g. warmup_cosine:warmup=20")
+    add_run_options(parser, "optimlab-results/compare")
+
+
+def split_list(values: list[str] | None, default: tuple[str, ...]) -> list[str]:
+    if not values:
+        return list(default)
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def parse_lrs_options(values: list[str] | None, default: str = DEFAULT_LRS) -> Any:
+    """``["1e-4:1:9"]`` -> that spec; ``["adam=1e-4:1e-2:3", ...]`` -> per optimizer."""
+    from ..lab.config import parse_lrs
+
+    if not values:
+        return default
+    per_opt: dict[str, str] = {}
+    for v in values:
+        opt, eq, spec = v.partition("=")
+        if eq:
+            parse_lrs(spec)
+            per_opt[opt.strip()] = spec
+        else:
+            parse_lrs(v)
+            per_opt["default"] = v
+    if list(per_opt) == ["default"]:
+        return per_opt["default"]
+    per_opt.setdefault("default", default)
+    return per_opt
+
+
+def parse_hp_options(values: list[str]) -> dict[str, dict[str, Any]]:
+    """``["adam.beta2=0.99", "weight_decay=0,0.1"]`` -> ``{"adam": {...}, "*": {...}}``;
+    comma-separated values become lists (sweep axes)."""
+    from ..lab.config import parse_value
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise UsageError(f"--hp must be [OPT.]NAME=VALUE, got {item!r}")
+        opt, dot, name = key.strip().rpartition(".")
+        vals = [parse_value(v.strip()) for v in value.split(",") if v.strip()]
+        out.setdefault(opt if dot else "*", {})[name] = vals if len(vals) > 1 else vals[0]
+    return out
+
+
+def check_optimizers(names: list[str]) -> list[str]:
+    from ..registry import get_spec
+
+    return [get_spec(n).name for n in names]  # unknown -> ValueError with a suggestion
+
+
+@contextmanager
+def progress_bar(enabled: bool, description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr (None when disabled or stderr is not a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as prog:
+        task = prog.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total)
+
+        yield update
+
+
+def finish(args: argparse.Namespace, results: Any, out: str) -> int:
+    """Print the tables and the counts, write the report; the exit code."""
+    from rich.console import Console
+
+    console = Console(soft_wrap=False, width=max(100, Console().width))
+    print_tables(console, results)
+    c = results.counts
+    if c is not None:
+        console.print(f"runs: {c.requested} requested, {c.computed} computed, {c.skipped} "
+                      f"already finished (skipped), {c.diverged} diverged, {c.failed} failed"
+                      + (f", {c.by_others} by another process" if c.by_others else ""))
+        for err in dict.fromkeys(c.errors):
+            console.print(f"[red]failed:[/red] {err}")
+    if not args.no_report:
+        from ..report import write_report
+
+        path = write_report(out)
+        console.print(f"report: {path}")
+    console.print(f"results: {out} (rerun the same command to reuse finished runs)")
+    return 1 if c is not None and c.failed else 0
+
+
+def print_tables(console: Any, results: Any) -> None:
+    from rich.table import Table
+
+    from ..lab import analysis
+    from ..lab.results import fmt
+
+    with results.curves() as curves:
+        for study in results.studies():
+            table = Table(title=f"{study.label}: best setting per optimizer - budget "
+                                f"{study.steps} steps, {len(study.seeds)} seeds",
+                          title_justify="left")
+            for col in ("#", "setting", "final loss (median)", "IQR", "diverged",
+                        "steps to target", "LR range (decades)"):
+                table.add_column(col, justify="left" if col == "setting" else "right")
+            for r in analysis.best_table(study, curves):
+                table.add_row(
+                    str(r["rank"]), r["setting"], fmt(r["median"], ".4g"),
+                    f"{fmt(r['q25'])} - {fmt(r['q75'])}", f"{r['diverged']}/{r['seeds']}",
+                    fmt(r["steps_to_target"], "d"),
+                    fmt(r["lr_decades"], ".1f") if math.isfinite(r["lr_decades"]) else "none")
+            console.print(table)
+        console.print(f"target: loss <= f0 - {analysis.TARGET_FRACTION:g} (f0 - f*), f0 = "
+                      "median initial loss, f* = best final loss of any run of the problem")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..lab.api import compare
+    from ..lab.config import parse_seeds
+
+    out = args.out or "optimlab-results/compare"
+    optimizers = check_optimizers(split_list(args.optimizer, DEFAULT_OPTIMIZERS))
+    problems = args.problem or list(DEFAULT_PROBLEMS)  # no comma split: kwargs use commas
+    lrs = parse_lrs_options(args.lrs)
+    hp = parse_hp_options(args.hp)
+    for opt, values in hp.items():
+        if any(isinstance(v, list) for v in values.values()):
+            raise UsageError(f"--hp takes one value per name in compare (use sweep for grids), "
+                             f"got {opt}: {values}")
+    steps = args.steps if args.steps is not None else DEFAULT_STEPS
+    seeds = parse_seeds(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
+    with progress_bar(not args.quiet, "compare") as progress:
+        results = compare(problems, optimizers, lrs, steps, seeds, hyperparams=hp,
+                          schedule=args.schedule, out=out, batched=not args.no_batch,
+                          eval_every=args.eval_every, progress=progress)
+    return finish(args, results, out)

@@ -1,0 +1,39 @@
+"""``optimlab report DIR``: regenerate the HTML report (and exports) from a results folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", metavar="DIR", help="results folder (holds optimlab.sqlite)")
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="where to write the HTML report (default DIR/report.html)")
+    parser.add_argument("--csv", default=None, metavar="FILE", help="also export runs as CSV")
+    parser.add_argument("--json", default=None, metavar="FILE",
+                        help="also export runs (with per-step curves) as JSON")
+    parser.add_argument("--criterion", default="final_loss", choices=("final_loss", "min_loss"),
+                        help="what ranks the settings (default final_loss)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..lab.results import Results
+    from ..report import write_report
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UsageError(f"results folder not found: {args.folder!r}")
+    path = write_report(folder, args.out, criterion=args.criterion)
+    print(f"report: {path}")
+    if args.csv or args.json:
+        results = Results.load(folder)
+        if args.csv:
+            results.to_csv(args.csv)
+            print(f"csv: {args.csv} ({len(results)} runs)")
+        if args.json:
+            results.to_json(args.json, with_curves=True)
+            print(f"json: {args.json} ({len(results)} runs)")
+    return 0

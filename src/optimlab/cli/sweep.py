@@ -1,0 +1,120 @@
+"""``optimlab sweep``: a full grid optimizer x hyperparameters x schedule x seed.
+
+The grid comes from flags or a JSON/TOML file (flags win)::
+
+    problem = "rosenbrock"            # or a list; "ravine:cond=100" passes kwargs
+    steps = 300
+    seeds = 3
+    schedules = ["constant", "warmup_cosine:warmup=30"]
+    [grid.adam]
+    lr = "1e-4:1e-1:7"                # a range or a list
+    beta2 = [0.99, 0.999]
+    [grid.sgd]
+    lr = [0.001, 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from . import UsageError
+from .compare import (
+    DEFAULT_LRS,
+    DEFAULT_SEEDS,
+    DEFAULT_STEPS,
+    add_run_options,
+    check_optimizers,
+    finish,
+    parse_hp_options,
+    parse_lrs_options,
+    progress_bar,
+    split_list,
+)
+
+DEFAULT_OUT = "optimlab-results/sweep"
+_CONFIG_KEYS = {"problem", "steps", "seeds", "schedules", "grid", "out", "eval_every"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", default=None, metavar="CONFIG",
+                        help="JSON or TOML file with problem, steps, seeds, schedules, grid")
+    parser.add_argument("--problem", action="append", metavar="NAME[:K=V,...]",
+                        help="problem, repeatable (default rosenbrock)")
+    parser.add_argument("--optimizer", action="append", metavar="NAME[,NAME]",
+                        help="optimizers, repeatable or comma-separated (default adam)")
+    parser.add_argument("--lrs", action="append", metavar="RANGE",
+                        help=f"learning rates lo:hi:n, a,b,c or OPT=RANGE (default {DEFAULT_LRS})")
+    parser.add_argument("--hp", action="append", default=[], metavar="[OPT.]NAME=V1,V2",
+                        help="a hyperparameter axis, e.g. --hp adam.beta2=0.99,0.999")
+    parser.add_argument("--schedule", action="append", metavar="NAME[:K=V,...]",
+                        help="schedule axis, repeatable; 'constant' for none")
+    add_run_options(parser, DEFAULT_OUT)
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """A sweep configuration from a JSON or TOML file (unknown keys rejected)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"config file not found: {path!r}")
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot parse config {path!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config {path!r} must hold a table/object, got {type(data).__name__}")
+    unknown = sorted(set(data) - _CONFIG_KEYS)
+    if unknown:
+        raise UsageError(f"config {path!r} has unknown key {unknown[0]!r}; known: "
+                         f"{', '.join(sorted(_CONFIG_KEYS))}")
+    return data
+
+
+def build_grid(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The grid from the config file, then flags: --optimizer/--lrs/--hp replace or extend it."""
+    raw = config.get("grid", {})
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise UsageError("config 'grid' must map each optimizer to a table of its axes")
+    grid = {name: dict(axes) for name, axes in zip(check_optimizers(list(raw)), raw.values(),
+                                                   strict=True)}
+    if args.optimizer or not grid:
+        opts = check_optimizers(split_list(args.optimizer, ("adam",)))
+        grid = {o: grid.get(o, {}) for o in opts}
+    lrs = parse_lrs_options(args.lrs, default="")
+    for opt, axes in grid.items():
+        if isinstance(lrs, dict):
+            axes["lr"] = lrs.get(opt, lrs["default"] or axes.get("lr", DEFAULT_LRS))
+        elif lrs:
+            axes["lr"] = lrs
+        axes.setdefault("lr", DEFAULT_LRS)
+    for opt, values in parse_hp_options(args.hp).items():
+        for target in (grid if opt == "*" else [opt]):
+            target = check_optimizers([target])[0]
+            if target not in grid:
+                raise UsageError(f"--hp names optimizer {opt!r} that is not in the sweep "
+                                 f"({', '.join(grid)})")
+            grid[target].update(values)
+    return grid
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..lab.api import sweep
+    from ..lab.config import parse_seeds
+
+    config = load_config(args.config) if args.config else {}
+    grid = build_grid(args, config)
+    problem = args.problem or config.get("problem") or "rosenbrock"
+    steps = args.steps if args.steps is not None else config.get("steps", DEFAULT_STEPS)
+    seeds = parse_seeds(args.seeds if args.seeds is not None
+                        else config.get("seeds", DEFAULT_SEEDS))
+    schedules = args.schedule or config.get("schedules") or [None]
+    out = args.out or config.get("out") or DEFAULT_OUT
+    eval_every = args.eval_every if args.eval_every is not None else config.get("eval_every")
+    with progress_bar(not args.quiet, "sweep") as progress:
+        results = sweep(problem, grid, steps, seeds, schedules=schedules, out=out,
+                        batched=not args.no_batch, eval_every=eval_every, progress=progress)
+    return finish(args, results, out)
