@@ -60,16 +60,22 @@ def run_group(problem: Any, group: Group, steps: int, *, eval_every: int | None,
               divergence_factor: float, progress: Callable[[int], None] | None,
               backend: str = "numpy") -> Recorder:
     """Run one group on a test function; returns its records."""
+    with np.errstate(all="ignore"):  # overflow on the way to divergence is expected
+        return _run(problem, group, steps, eval_every, divergence_factor, progress, backend)
+
+
+def _run(problem: Any, group: Group, steps: int, eval_every: int | None,
+         divergence_factor: float, progress: Callable[[int], None] | None,
+         backend: str) -> Recorder:
     ops: Any = _TorchOps() if backend == "torch" else _NumpyOps()
-    K = group.size
     rule = group.rule
     extra = {} if rule.elementwise else {"batch_ndim": 1}
-    rec = Recorder(steps, K, dim=problem.dim if problem.dim <= 2 else None)
+    rec = Recorder(steps, group.size, dim=problem.dim if problem.dim <= 2 else None)
     x = ops.array(np.stack([problem.init(seed) for seed in group.seeds]))
     hp = {k: ops.array(v[:, None]) for k, v in group.floats.items()}
     lr = ops.array(group.lr)
     state = rule.init(x, **extra)
-    rows = np.arange(K)
+    rows = np.arange(group.size)
     marks = eval_steps(steps, eval_every)
     thresh: Any = None
     if rec.trajectory is not None:

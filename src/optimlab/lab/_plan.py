@@ -29,7 +29,7 @@ class Group:
     positions: list[int]
     seeds: list[int]
     floats: dict[str, np.ndarray]  # numeric hyperparameters except lr, shape (K,)
-    flags: dict[str, Any]  # bool/int hyperparameters, equal over the group
+    flags: dict[str, Any]  # bool/int hyperparameters and ``None`` options, equal over the group
     lr: np.ndarray  # (K, steps) learning rate at each step (base lr x schedule)
 
     @property
@@ -71,18 +71,22 @@ def plan(settings: Sequence[Any], steps: int) -> list[Group]:
         key_s = repr((s.schedule, sorted(dict(s.schedule_kwargs).items())))
         if key_s not in tables:
             tables[key_s] = schedule_table(s.schedule, s.schedule_kwargs, steps)
-        flags = tuple((h.name, hp[h.name]) for h in rule.hyperparams if h.kind != "float")
+        # flags (bool/int) and optional numbers left at None must agree within a group
+        flags = tuple((h.name, hp[h.name]) for h in rule.hyperparams
+                      if h.kind != "float" or hp[h.name] is None)
         keyed.setdefault((rule.name, flags), []).append((pos, hp, tables[key_s]))
     groups = []
     for (name, flags), members in keyed.items():
         rule = get_rule(name)
-        float_names = [h.name for h in rule.hyperparams if h.kind == "float" and h.name != "lr"]
+        fixed = dict(flags)
+        float_names = [h.name for h in rule.hyperparams
+                       if h.kind == "float" and h.name != "lr" and h.name not in fixed]
         groups.append(Group(
             rule=rule,
             positions=[pos for pos, _, _ in members],
             seeds=[int(settings[pos].seed) for pos, _, _ in members],
             floats={n: np.array([float(hp[n]) for _, hp, _ in members]) for n in float_names},
-            flags=dict(flags),
+            flags=fixed,
             lr=np.stack([float(hp["lr"]) * table for _, hp, table in members]),
         ))
     return groups
