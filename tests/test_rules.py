@@ -424,3 +424,58 @@ def test_state_numel_values() -> None:
     assert numel("adafactor", (30,)) == 30
     big = (4096, 4096)  # sub-linear: a 16.8M matrix keeps 8192 numbers
     assert numel("adafactor", big) == 8192 < math.prod(big) // 1000
+
+
+# --------------------------------------------------------------------------- dtypes, sizes
+
+
+@pytest.mark.parametrize("case", case_params())
+def test_dtypes_are_kept(case: Case) -> None:
+    """Python-number hyperparameters never promote a float32/bfloat16 parameter or state."""
+    rng = np.random.default_rng(29)
+    hp = case.full()
+    shape = shapes_for(case.name)[0]
+    param, grads = draw(rng, shape, steps=3)
+    runs = [
+        (param.astype(np.float32), [g.astype(np.float32) for g in grads], np.float32),
+        (torch.tensor(param, dtype=torch.bfloat16),
+         [torch.tensor(g, dtype=torch.bfloat16) for g in grads], torch.bfloat16),
+    ]
+    for p, gs, dtype in runs:
+        out, state = rule_run(case.name, hp, p, gs)
+        assert out[-1].dtype == dtype and out[-1].shape == shape
+        for slot in state[1:]:
+            if getattr(slot, "ndim", 0) > 0:
+                assert slot.dtype == dtype, (case.id, dtype)
+
+
+@pytest.mark.parametrize("case", case_params())
+def test_zero_size_and_0d_parameters(case: Case) -> None:
+    rule, hp = get_rule(case.name), case.full()
+    for shape in ((0, 3), (3, 0), ()):
+        param = np.ones(shape)
+        state = rule.init(param)
+        with np.errstate(all="raise"):  # no NaN from empty means, no division by zero
+            for _ in range(3):
+                delta, state = rule.update(np.full(shape, 0.5), state, param, **hp)
+                assert delta.shape == shape and np.all(np.isfinite(delta))
+                param = param + delta
+        for slot in state[1:]:
+            if isinstance(slot, np.ndarray):
+                assert np.all(np.isfinite(slot))
+
+
+@pytest.mark.parametrize("case", case_params())
+def test_batched_on_torch_tensors_equals_numpy(case: Case) -> None:
+    """A sweep in torch: (K, 1, ...) tensor hyperparameters on (K, *shape) tensors."""
+    rng = np.random.default_rng(30)
+    batch_ndim = None if get_rule(case.name).elementwise else 1
+    settings = _settings(case, rng)
+    shape = shapes_for(case.name)[-1]
+    param, grads = draw(rng, (K, *shape), steps=15)
+    hp = batched_hp(settings, len(shape))
+    hp_t = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in hp.items()}
+    got, _ = rule_run(case.name, hp_t, torch.tensor(param),
+                      [torch.tensor(g) for g in grads], batch_ndim)
+    want, _ = rule_run(case.name, hp, param, grads, batch_ndim)
+    assert max(rel_err(a.numpy(), b) for a, b in zip(got, want, strict=True)) < 1e-13

@@ -29,12 +29,18 @@ def init(param: Any, *, batch_ndim: int = 0) -> AdafactorState:
     return AdafactorState(0, variance=xp.zeros_like(param))
 
 
+def _mean(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    """Mean over ``axes`` (kept); 0 for an empty parameter instead of NaN and a warning."""
+    n = math.prod(x.shape[a] for a in axes)
+    return xp.sum(x, axis=axes, keepdims=True) / max(n, 1)
+
+
 def _rms(xp: Any, x: Any, batch_ndim: int) -> Any:
     """Root mean square over the parameter's own axes, one value per setting."""
     axes = tuple(range(batch_ndim, x.ndim))
     if not axes:  # a 0-d parameter: its RMS is its absolute value
         return xp.abs(x)
-    return xp.sqrt(xp.mean(x * x, axis=axes, keepdims=True))
+    return xp.sqrt(_mean(xp, x * x, axes))
 
 
 def update(
@@ -92,9 +98,10 @@ def update(
     alpha = xp.maximum(rms_param, eps2) * rho
     g2 = grad * grad
     if _factored(grad, batch_ndim):
-        row_var = (1 - weight) * state.row_var + weight * xp.mean(g2, axis=-1, keepdims=True)
-        col_var = (1 - weight) * state.col_var + weight * xp.mean(g2, axis=-2, keepdims=True)
-        row_scale = xp.maximum(xp.mean(row_var, axis=-2, keepdims=True), eps1)
+        last, second = (g2.ndim - 1,), (g2.ndim - 2,)
+        row_var = (1 - weight) * state.row_var + weight * _mean(xp, g2, last)
+        col_var = (1 - weight) * state.col_var + weight * _mean(xp, g2, second)
+        row_scale = xp.maximum(_mean(xp, row_var, second), eps1)
         var_estimate = row_var * col_var / row_scale
         new_state = AdafactorState(count, row_var, col_var)
     else:

@@ -1,0 +1,102 @@
+"""Hyperparameter validation: every invalid input of the case table is rejected with a
+message naming the parameter and the value; every valid case passes unchanged."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from cases import CASES, INVALID, Case, Invalid
+
+from optimlab.registry import REGISTRY, get_rule
+from optimlab.rules.base import Hyper
+
+
+@pytest.mark.parametrize("inv", [pytest.param(i, id=i.id) for i in INVALID])
+def test_invalid_hyperparameters_raise(inv: Invalid) -> None:
+    hp = copy.deepcopy(inv.hp)
+    with pytest.raises(ValueError) as info:
+        get_rule(inv.name).validate(**hp)
+    message = str(info.value)
+    assert inv.match in message, (message, inv.match)
+    assert "\n" not in message
+    for key in inv.hp:  # the message names the parameter
+        assert key in message
+
+
+@pytest.mark.parametrize("spec", REGISTRY, ids=[s.name for s in REGISTRY])
+def test_out_of_range_messages_name_the_value(spec) -> None:
+    for h in spec.rule.hyperparams:
+        if h.kind == "bool":
+            continue
+        for bad in (-7.5, math.nan, -math.inf, math.inf):
+            if h.low <= bad <= h.high:
+                continue
+            with pytest.raises(ValueError) as info:
+                spec.rule.validate(**{h.name: bad})
+            assert str(info.value).startswith(f"{h.name} must be ")
+            assert str(info.value).endswith(f"got {bad!r}")
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
+def test_valid_cases_pass_and_fill_defaults(case: Case) -> None:
+    rule = get_rule(case.name)
+    given = copy.deepcopy(case.hp)
+    full = rule.validate(**given)
+    assert given == case.hp  # not modified
+    assert list(full) == list(rule.names)
+    for name, value in full.items():
+        assert value == case.hp.get(name, rule.defaults[name])
+
+
+def test_arrays_of_settings_validate_per_entry() -> None:
+    adam = get_rule("adam")
+    lrs = np.array([1e-3, 1e-2, 0.1]).reshape(3, 1, 1)
+    assert adam.validate(lr=lrs)["lr"] is lrs
+    adam.validate(beta1=torch.tensor([[0.0], [0.9]], dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\), got array \[0.9 1. \]"):
+        adam.validate(beta1=np.array([[0.9], [1.0]]))
+    with pytest.raises(ValueError, match="eps must be > 0, got array"):
+        adam.validate(eps=np.array([1e-8, np.nan]))
+    with pytest.raises(ValueError, match="lr must be a number, got"):
+        adam.validate(lr=[0.1, "x"])
+
+
+def test_optional_hyperparameters_take_none() -> None:
+    rule = get_rule("adafactor")
+    assert rule.validate()["eps1"] is None
+    assert rule.validate(eps1=None)["eps1"] is None
+    assert rule.validate(eps1=1e-30)["eps1"] == 1e-30
+    assert rule.hyper("eps1").range_text() == "None or > 0"
+    with pytest.raises(ValueError, match="eps1 must be None or > 0, got -1.0"):
+        rule.validate(eps1=-1.0)
+    with pytest.raises(ValueError, match="eps2 must be a number, got None"):
+        rule.validate(eps2=None)
+
+
+def test_hyper_kinds() -> None:
+    steps = Hyper("steps", 10, low=1, kind="int")
+    assert steps.check(3) == 3 and steps.check(4.0) == 4
+    with pytest.raises(ValueError, match="steps must be an integer, got 2.5"):
+        steps.check(2.5)
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        steps.check(0)
+    flag = Hyper("flag", False, kind="bool")
+    assert flag.check(np.bool_(True)) is True
+    with pytest.raises(ValueError, match="flag must be True or False, got 0"):
+        flag.check(0)
+    assert Hyper("x", 0.5, 0.0, 1.0, low_open=True).range_text() == "in (0, 1]"
+    assert Hyper("y", -1.0, high=0.0, high_open=True).range_text() == "< 0"
+
+
+def test_cross_field_checks_run_after_single_checks() -> None:
+    sgd = get_rule("sgd")
+    # the range error wins over the cross-field one
+    with pytest.raises(ValueError, match="momentum must be in"):
+        sgd.validate(nesterov=True, momentum=-1.0)
+    sgd.validate(nesterov=True, momentum=0.9)
+    sgd.validate(ema=True, momentum=0.9)
+    get_rule("momentum").validate(ema=True)
