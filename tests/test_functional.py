@@ -443,3 +443,20 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_state_returned_can_be_passed_back_even_when_beta_is_zero():
+    params, velocity = [ONE, 2 * ONE], None
+    for _ in range(3):
+        params, velocity = F.momentum_step(params, [ONE, ONE], velocity, 0.1, 0.0)
+    np.testing.assert_array_equal(velocity[0], ONE)  # beta 0: the velocity is the gradient
+    np.testing.assert_allclose(params[1], 2 * ONE - 0.3, rtol=1e-15)
+    params, cache = F.adagrad_step([ONE], [ONE], None, 0.1)
+    assert isinstance(cache[0], np.ndarray)
+
+
+def test_complex_params_are_refused():
+    with pytest.raises(TypeError, match=r"params\[0\] is complex"):
+        F.sgd_step([np.ones(2, dtype=complex)], [np.ones(2)], 0.1)
+    with pytest.raises(TypeError, match="is complex"):
+        optimlab.numpy_optimizer("adam").update(np.ones(2) + 1j, np.ones(2))

@@ -56,8 +56,8 @@ def apply(
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """One step of a registered rule on a parameter container.
 
-    ``slots`` maps state-slot names to containers shaped like ``params`` (``None``: the
-    rule's initial value); ``shared`` maps slot names to one value used for every leaf
+    ``slots`` maps state-slot names to containers shaped like ``params`` (``None``:
+    zeros); ``shared`` maps slot names to one value used for every leaf
     (NAdam's ``mu_product``); ``count`` is the number of steps already taken.
     Returns ``(new_params, new_slots, new_shared)``; every returned array is new.
     """
@@ -73,7 +73,8 @@ def apply(
     new_slots: dict[str, list[Any]] = {name: [] for name in slots}
     new_shared = dict(shared)
     for i, (p, g) in enumerate(zip(p_leaves, g_leaves, strict=True)):
-        given = {n: leaves[i] for n, leaves in s_leaves.items() if leaves is not None}
+        given = {n: np.zeros_like(p) if leaves is None else leaves[i]
+                 for n, leaves in s_leaves.items()}
         state = rule.init(p)._replace(count=count, **given, **shared)
         delta, new_state = rule.update(g, state, p, **hp)
         new_params.append(p + delta)

@@ -59,6 +59,10 @@ def _leaf(x: Any, label: str, as_float: bool) -> np.ndarray:
         raise TypeError(f"{label} must be a NumPy array or a number, got {type(x).__name__}")
     if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.number):
         raise TypeError(f"{label} must hold numbers, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        # The rules square gradients as g * g, which is not |g|^2 for complex numbers.
+        raise TypeError(f"{label} is complex ({x.dtype}); pass real arrays, e.g. the real "
+                        f"and imaginary parts as two parameters")
     if as_float and not np.issubdtype(x.dtype, np.inexact):
         return x.astype(np.float64)
     return x
