@@ -28,15 +28,29 @@ def hyperparams(rule: Rule, names: Mapping[str, str], values: Mapping[str, Any])
     rule's spec but reported under the teaching name (``beta must be in [0, 1], got 2``);
     then the rule's cross-field checks run. Returns the rule's full hyperparameters.
     """
+    full = rule.defaults
     for teach, value in values.items():
-        spec = rule.hyper(names.get(teach, teach))
-        dataclasses.replace(spec, name=teach).check(value)
-    renamed = {names.get(k, k): v for k, v in values.items()}
+        name = names.get(teach, teach)
+        full[name] = _spec(rule, name, teach).check(value)
     try:
-        return rule.validate(**renamed)
+        for check in rule.checks:
+            check(full)
     except ValueError as exc:
         aliases = ", ".join(f"{t} is the rule's {r}" for t, r in names.items() if t != r)
         raise ValueError(f"{exc} ({aliases})" if aliases else str(exc)) from None
+    return full
+
+
+_SPECS: dict[tuple[str, str, str], Hyper] = {}
+
+
+def _spec(rule: Rule, name: str, teach: str) -> Hyper:
+    """The rule's spec of ``name``, reporting errors as ``teach`` (cached: called per step)."""
+    key = (rule.name, name, teach)
+    spec = _SPECS.get(key)
+    if spec is None:
+        spec = _SPECS[key] = dataclasses.replace(rule.hyper(name), name=teach)
+    return spec
 
 
 def check_step(t: Any) -> int:
