@@ -1,0 +1,135 @@
+"""The engine on torch models: vmap over stacked parameters == one run per setting.
+
+Tolerance: float64, rel 1e-10 between the vmapped batch and the per-setting loop (they
+differ only in how matmuls are batched); the per-setting loop itself is checked against
+torch.optim.Adam/SGD stepping the same model on the same batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import optimlab
+from optimlab import problems
+from optimlab.lab.engine import Setting, Trace, run
+
+RTOL = 1e-10
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only contend on the shared machine
+    yield
+    torch.set_num_threads(n)
+
+
+def _small(name: str) -> problems.Problem:
+    kw = {"mlp": {"hidden": 16, "n_train": 256, "n_val": 64, "batch_size": 32},
+          "logistic": {"n_train": 256, "n_val": 64, "batch_size": 32},
+          "least_squares": {"features": 6, "n_train": 50},
+          "shapes": {"n_train": 128, "n_val": 64, "batch_size": 16}}[name]
+    return problems.get(name, dtype="float64", **kw)
+
+
+def _close(a: Trace, b: Trace, rtol: float = RTOL) -> None:
+    assert a.status == b.status and a.diverged_step == b.diverged_step
+    assert len(a.loss) == len(b.loss)
+    for field in ("loss", "grad_norm", "update_norm"):
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=rtol, atol=0,
+                                   err_msg=field)
+    np.testing.assert_array_equal(a.lr, b.lr)
+    assert [s for s, _ in a.evals] == [s for s, _ in b.evals]
+    for (_, ma), (_, mb) in zip(a.evals, b.evals, strict=True):
+        assert ma.keys() == mb.keys()
+        for k in ma:
+            np.testing.assert_allclose(ma[k], mb[k], rtol=rtol, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["mlp", "logistic", "least_squares", "shapes"])
+def test_vmap_equals_per_setting_runs(name):
+    p = _small(name)
+    settings = [Setting("adam", {"lr": lr, "beta1": b1}, seed=s)
+                for lr, b1, s in [(1e-3, 0.9, 0), (1e-2, 0.8, 1), (3e-2, 0.9, 0), (1e-2, 0.9, 2)]]
+    settings.append(Setting("adam", {"lr": 1e-2}, "warmup_cosine", seed=1))
+    batched = run(p, settings, 12, eval_every=5)
+    alone = run(p, settings, 12, eval_every=5, batched=False)
+    for a, b in zip(batched, alone, strict=True):
+        assert a.status == "finished" and a.trajectory is None
+        _close(a, b)
+    assert [s for s, _ in batched[0].evals] == [0, 5, 10, 12]
+
+
+def test_shared_seed_batches_and_every_optimizer():
+    p = _small("mlp")
+    for opt in optimlab.list_optimizers():
+        settings = [Setting(opt, {"lr": lr}) for lr in (1e-3, 1e-2)]
+        batched = run(p, settings, 4)
+        alone = run(p, settings, 4, batched=False)
+        for a, b in zip(batched, alone, strict=True):
+            _close(a, b)
+
+
+def test_sequential_runs_match_torch_optim():
+    """The per-setting loop (the rule on the model's parameters) == torch.optim on the task."""
+    p = _small("mlp")
+    cases = [("adam", {"lr": 1e-2, "weight_decay": 0.01}, torch.optim.Adam,
+              {"lr": 1e-2, "weight_decay": 0.01}),
+             ("momentum", {"lr": 0.05}, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9})]
+    for name, hp, cls, torch_hp in cases:
+        tr = run(p, [Setting(name, hp, seed=3)], 15, batched=False)[0]
+        task = p.torch_task(3)
+        opt = cls(task.model.parameters(), **torch_hp)
+        losses = []
+        for _ in range(15):
+            opt.zero_grad()
+            loss = task.loss(task.model, next(task.batches))
+            loss.backward()
+            losses.append(loss.item())
+            opt.step()
+        np.testing.assert_allclose(tr.loss, losses, rtol=1e-12)
+        with torch.no_grad():
+            final = task.metrics(task.model, task.val_batch)
+        assert tr.evals[-1][0] == 15
+        np.testing.assert_allclose(tr.evals[-1][1]["loss"], final["loss"].item(), rtol=1e-12)
+
+
+def test_divergence_in_a_vmapped_batch_leaves_the_others_untouched():
+    """F8/F9 on a torch model: one setting blows up, the others keep their numbers."""
+    p = _small("mlp")
+    ok = [Setting("sgd", {"lr": 0.1}, seed=0), Setting("sgd", {"lr": 0.01}, seed=1)]
+    bad = [Setting("sgd", {"lr": 1e4}, seed=0), Setting("sgd", {"lr": 1e300}, seed=1)]
+    mixed = run(p, [bad[0], ok[0], bad[1], ok[1]], 20, eval_every=10)
+    clean = run(p, ok, 20, eval_every=10)
+    for a, b in zip(mixed[1::2], clean, strict=True):
+        assert a.status == "finished"
+        _close(a, b, rtol=1e-13)
+    for tr in mixed[0::2]:
+        assert tr.status == "diverged" and tr.diverged_step is not None
+        assert len(tr.loss) == tr.diverged_step + 1 and np.isnan(tr.update_norm[-1])
+        alone = run(p, [tr.setting], 20, batched=False)[0]
+        assert alone.status == "diverged" and alone.diverged_step == tr.diverged_step
+
+
+def test_progress_on_torch():
+    seen: list[int] = []
+    run(_small("logistic"), [Setting("adam", {"lr": 1e-2}, seed=s) for s in (0, 1)], 5,
+        progress=seen.append)
+    assert seen == [2, 4, 6, 8, 10]
+
+
+def test_test_function_torch_tasks_run_sequentially_too():
+    """The torch view of a test function gives the NumPy engine's numbers."""
+    p = problems.get("rosenbrock")
+    settings = [Setting("adam", {"lr": 1e-2})]
+    a = run(p, settings, 30)[0]
+    task = p.torch_task(0)
+    opt = torch.optim.Adam(task.model.parameters(), lr=1e-2)
+    for t in range(30):
+        opt.zero_grad()
+        loss = task.loss(task.model, next(task.batches))
+        np.testing.assert_allclose(loss.item(), a.loss[t], rtol=1e-10)
+        loss.backward()
+        opt.step()
