@@ -317,6 +317,7 @@ def signature(components: Mapping[str, Any]) -> dict[str, Any]:
         "param_groups": [[names.get(id(p), f"<unnamed {i}>") for i, p in enumerate(g["params"])]
                          for g in optimizer.param_groups],
         "types": {n: _qualname(components.get(n)) for n in _COMPONENTS},
+        "precision": getattr(components.get("trainer"), "precision", None),
     }
 
 
@@ -329,6 +330,9 @@ def _differences(manifest: dict[str, Any], config: dict[str, Any],
         if was != now:
             out.append(f"{name} is {was or 'absent'} in the checkpoint but {now or 'absent'} here")
     out += _dict_diff("parameter", saved["tensors"], current["tensors"], "shape/dtype")
+    if saved.get("precision") != current["precision"]:
+        out.append(f"precision is {saved.get('precision')!r} in the checkpoint but "
+                   f"{current['precision']!r} here")
     if saved["param_groups"] != current["param_groups"]:
         out.append(f"param groups are {saved['param_groups']} in the checkpoint but "
                    f"{current['param_groups']} here")
