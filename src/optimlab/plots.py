@@ -109,7 +109,10 @@ def trajectories(study: Study, trajectory: Trajectories, problem: Any | None = N
         Z = np.asarray(Z, dtype=np.float64)
         zmin = float(getattr(problem, "min_value", np.nanmin(Z)))
         levels = np.unique(zmin + np.logspace(-2, math.log10(max(np.nanmax(Z) - zmin, 1e-2)), 25))
-        ax.contour(X, Y, Z, levels=levels, cmap="Greys", linewidths=0.6, alpha=0.8)
+        from matplotlib.colors import LogNorm
+
+        ax.contour(X, Y, Z - zmin + 1e-2, levels=levels - zmin + 1e-2, cmap="viridis",
+                   norm=LogNorm(), linewidths=0.7, alpha=0.55)
         minima = np.asarray(getattr(problem, "minima", np.empty((0, 2))), dtype=np.float64)
         if minima.size:
             ax.plot(minima[:, 0], minima[:, 1], "*", color="gold", ms=12, mec="k",
@@ -137,7 +140,7 @@ def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure:
     finite = [s.max for s in study.settings if math.isfinite(s.max)]
     ceiling = max(finite) * 3 if finite else 1.0
     positive = all(s.min > 0 for s in study.settings if math.isfinite(s.min))
-    for opt, b in best.items():
+    for i, (opt, b) in enumerate(best.items()):
         curve = study.sensitivity(b.variant)
         lrs = np.array([s.lr for s in curve])
         med = np.array([s.median for s in curve])
@@ -148,7 +151,9 @@ def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure:
         band_ok = ok & np.isfinite(lo) & np.isfinite(hi)
         ax.fill_between(lrs[band_ok], lo[band_ok], hi[band_ok], color=colors[opt], alpha=0.15)
         if (~ok).any():
-            ax.plot(lrs[~ok], np.full((~ok).sum(), ceiling), "x", color=colors[opt], ms=8, mew=2)
+             # staggered so crosses of several optimizers at one LR stay visible
+            y = np.full((~ok).sum(), ceiling * (1.4**i if positive else 1.0))
+            ax.plot(lrs[~ok], y, "x", color=colors[opt], ms=8, mew=2)
     if math.isfinite(study.converge_level):
         ax.axhline(study.converge_level, color="0.4", ls=":", lw=1, label="converges below")
     ax.set_xscale("log")

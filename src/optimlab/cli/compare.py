@@ -37,6 +37,8 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
                         help="evaluate held-out metrics every N steps (torch problems)")
     parser.add_argument("--no-batch", action="store_true",
                         help="run settings one by one instead of batched (slower; for checks)")
+    parser.add_argument("--max-batch", type=int, default=None, metavar="N",
+                        help="at most N runs per engine batch (finer resume after a kill)")
     parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -99,6 +101,12 @@ def parse_hp_options(values: list[str]) -> dict[str, dict[str, Any]]:
         vals = [parse_value(v.strip()) for v in value.split(",") if v.strip()]
         out.setdefault(opt if dot else "*", {})[name] = vals if len(vals) > 1 else vals[0]
     return out
+
+
+def check_max_batch(n: int | None) -> int | None:
+    if n is not None and n < 1:
+        raise UsageError(f"--max-batch must be >= 1, got {n}")
+    return n
 
 
 def check_optimizers(names: list[str]) -> list[str]:
@@ -192,5 +200,6 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(not args.quiet, "compare") as progress:
         results = compare(problems, optimizers, lrs, steps, seeds, hyperparams=hp,
                           schedule=args.schedule, out=out, batched=not args.no_batch,
-                          eval_every=args.eval_every, progress=progress)
+                          eval_every=args.eval_every, progress=progress,
+                          max_batch=check_max_batch(args.max_batch))
     return finish(args, results, out)

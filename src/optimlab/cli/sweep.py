@@ -27,6 +27,7 @@ from .compare import (
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
     add_run_options,
+    check_max_batch,
     check_optimizers,
     finish,
     parse_hp_options,
@@ -116,5 +117,6 @@ def run(args: argparse.Namespace) -> int:
     eval_every = args.eval_every if args.eval_every is not None else config.get("eval_every")
     with progress_bar(not args.quiet, "sweep") as progress:
         results = sweep(problem, grid, steps, seeds, schedules=schedules, out=out,
-                        batched=not args.no_batch, eval_every=eval_every, progress=progress)
+                        batched=not args.no_batch, eval_every=eval_every, progress=progress,
+                        max_batch=check_max_batch(args.max_batch))
     return finish(args, results, out)

@@ -1,0 +1,107 @@
+"""Analysis on hand-made runs with known answers: best setting by median over seeds,
+spread, targets, steps/time to target, LR sensitivity and converging-range width."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optimlab.lab import analysis
+from optimlab.lab.config import RunConfig, full_hyperparams
+from optimlab.lab.results import Results
+from optimlab.lab.store import RunResult, Store
+
+STEPS = 11
+
+
+def _store(folder: Path, finals: dict[tuple[str, float], list[float | None]]) -> Results:
+    """Runs whose loss falls linearly from 10 to the given final value; None = diverged."""
+    results, configs = [], []
+    for (opt, lr), per_seed in finals.items():
+        for seed, final in enumerate(per_seed):
+            cfg = RunConfig("ravine", opt, full_hyperparams(opt, {"lr": lr}), STEPS, seed=seed)
+            configs.append(cfg)
+            if final is None:
+                loss = np.array([10.0] * 3 + [1e9])
+                status, dstep = "diverged", 3
+            else:
+                loss = np.linspace(10.0, final, STEPS)
+                status, dstep = "finished", None
+            n = len(loss)
+            results.append(RunResult(cfg.run_id, status, loss, np.full(n, lr), loss, loss,
+                                     np.arange(1, n + 1) * 0.5, diverged_step=dstep))
+    with Store(folder) as store:
+        store.add(configs)
+        store.claim([c.run_id for c in configs])
+        assert store.finish(results) == len(results)
+    return Results.load(folder)
+
+
+def test_best_is_lowest_median_and_divergence_counts_as_inf(tmp_path: Path) -> None:
+    res = _store(tmp_path, {
+        ("adam", 0.01): [2.0, 1.0, 3.0],
+        ("adam", 0.1): [0.1, None, None],  # best single run, but diverges on most seeds
+        ("adam", 0.001): [4.0, 4.0, 5.0],
+        ("sgd", 0.01): [6.0, 7.0, 8.0, ],
+    })
+    (study,) = res.studies()
+    best = study.best()
+    assert list(best) == ["adam", "sgd"]  # ordered by median
+    a = best["adam"]
+    assert a.lr == 0.01 and a.median == 2.0 and a.n_seeds == 3 and a.n_diverged == 0
+    assert (a.q25, a.q75, a.min, a.max) == (1.5, 2.5, 1.0, 3.0)
+    div = next(s for s in study.settings if s.lr == 0.1)
+    assert div.median == math.inf and div.n_diverged == 2 and div.min == 0.1
+    rows = res.best()
+    assert [r["optimizer"] for r in rows] == ["adam", "sgd"]
+    assert all(r["steps"] == STEPS and r["seeds"] == 3 for r in rows)
+
+
+def test_target_and_steps_and_time_to_target(tmp_path: Path) -> None:
+    res = _store(tmp_path, {("adam", 0.01): [0.0, 0.0], ("sgd", 0.01): [5.0, 5.0]})
+    (study,) = res.studies()
+    assert study.initial_loss == 10.0 and study.best_loss == 0.0
+    assert study.target == pytest.approx(10.0 - 0.99 * 10.0)
+    rows = {r["optimizer"]: r for r in res.best()}
+    # loss = 10 - k, reaches 0.1 only at the last step (k = 10); time[k] = (k + 1) * 0.5
+    assert rows["adam"]["steps_to_target"] == 10 and rows["adam"]["time_to_target"] == 5.5
+    assert rows["adam"]["reached"] == 2
+    assert rows["sgd"]["steps_to_target"] == math.inf and rows["sgd"]["reached"] == 0
+    # an explicit target
+    (study,) = res.studies(target=7.0)
+    with res.curves() as curves:
+        rows = {r["optimizer"]: r for r in analysis.best_table(study, curves)}
+    assert rows["adam"]["steps_to_target"] == 3  # 10 - 3 = 7
+    assert rows["sgd"]["steps_to_target"] == 6  # 10 - 0.5 k <= 7
+
+
+def test_lr_range_is_the_contiguous_converging_block_in_decades(tmp_path: Path) -> None:
+    finals = {
+        ("adam", 1e-4): [9.0, 9.0],  # too slow: closes less than 90% of the gap
+        ("adam", 1e-3): [0.5, 0.5],
+        ("adam", 1e-2): [0.0, 0.0],
+        ("adam", 1e-1): [0.9, 0.9],
+        ("adam", 1.0): [0.1, None],  # one seed diverged: does not converge
+    }
+    res = _store(tmp_path, finals)
+    (study,) = res.studies()
+    assert study.converge_level == pytest.approx(1.0)
+    variant = study.best()["adam"].variant
+    assert study.lr_range(variant) == (1e-3, 1e-1)
+    row = res.best()[0]
+    assert row["lr_decades"] == pytest.approx(2.0)
+    sens = analysis.sensitivity_rows(study)
+    assert [r["lr"] for r in sens] == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    assert [r["converges"] for r in sens] == [False, True, True, True, False]
+
+
+def test_table_states_budget_and_seeds(tmp_path: Path) -> None:
+    res = _store(tmp_path, {("adam", 0.01): [1.0, 2.0, 3.0]})
+    text = res.table()
+    assert f"budget {STEPS} steps, 3 seeds" in text
+    assert "adam lr=0.01" in text
+    assert res.filter(optimizer="adam").records == res.records
+    assert len(res.filter(optimizer="sgd")) == 0

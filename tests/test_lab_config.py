@@ -1,0 +1,108 @@
+"""Run configurations: LR/seed specs, canonical form and run ids, grid expansion."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from optimlab.lab.config import (
+    RunConfig,
+    expand_grid,
+    full_hyperparams,
+    parse_kwargs,
+    parse_lrs,
+    parse_seeds,
+)
+
+
+def test_parse_lrs_log_range_includes_both_ends() -> None:
+    lrs = parse_lrs("1e-4:1:9")
+    assert len(lrs) == 9
+    assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1.0)
+    ratios = [b / a for a, b in zip(lrs, lrs[1:], strict=False)]
+    assert all(r == pytest.approx(math.sqrt(10)) for r in ratios)
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("1e-3,1e-2", [1e-3, 1e-2]),
+    ([0.1, 0.01, 0.1], [0.01, 0.1]),
+    (0.5, [0.5]),
+    ("1e-2:1e-2:1", [1e-2]),
+])
+def test_parse_lrs_lists_and_numbers(spec: object, expected: list[float]) -> None:
+    assert parse_lrs(spec) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ("1e-4:1", "lo:hi:n"),
+    ("1:1e-4:3", "0 < lo <= hi"),
+    ("0:1:3", "0 < lo <= hi"),
+    ("1e-4:1:0", "count must be an integer >= 1, got 0"),
+    ("1e-4:1:x", "count must be an integer"),
+    ("abc", "lrs must be numbers, got 'abc'"),
+    ("-0.1", "lrs must be > 0, got -0.1"),
+    ("nan", "finite"),
+    ([], "at least one"),
+])
+def test_parse_lrs_errors_name_the_value(spec: object, needle: str) -> None:
+    with pytest.raises(ValueError, match="lrs") as err:
+        parse_lrs(spec)  # type: ignore[arg-type]
+    assert needle in str(err.value)
+
+
+def test_parse_seeds() -> None:
+    assert parse_seeds(3) == [0, 1, 2]
+    assert parse_seeds("3") == [0, 1, 2]
+    assert parse_seeds("5,1") == [1, 5]
+    for bad in (0, "x", True, [-1]):
+        with pytest.raises(ValueError, match="seeds"):
+            parse_seeds(bad)  # type: ignore[arg-type]
+
+
+def test_parse_kwargs_parses_numbers_and_bools() -> None:
+    assert parse_kwargs("ravine:condition=100,start=random,flag=true") == (
+        "ravine", {"condition": 100, "start": "random", "flag": True})
+    with pytest.raises(ValueError, match="key=value"):
+        parse_kwargs("ravine:condition")
+
+
+def test_run_id_ignores_spelling_of_defaults_and_depends_on_everything_else() -> None:
+    base = RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 100)
+    same = RunConfig("rosenbrock", "adam",
+                     full_hyperparams("adam", {"lr": 0.01, "beta1": 0.9}), 100)
+    assert base.run_id == same.run_id
+    variants = [
+        RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.02}), 100),
+        RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 101),
+        RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 100, seed=1),
+        RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 100,
+                  schedule="cosine"),
+        RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 100,
+                  problem_kwargs={"dim": 3}),
+        RunConfig("ravine", "adam", full_hyperparams("adam", {"lr": 0.01}), 100),
+    ]
+    ids = {v.run_id for v in variants} | {base.run_id}
+    assert len(ids) == len(variants) + 1
+    assert RunConfig.from_canonical(base.canonical()) == base
+
+
+def test_expand_grid_counts_and_per_optimizer_lrs() -> None:
+    configs = expand_grid("rosenbrock", ["sgd", "Adam"], {"sgd": [0.01], "default": "1e-3:1e-1:3"},
+                          50, 2, hyperparams={"adam": {"beta2": [0.99, 0.999]}})
+    by_opt = {o: [c for c in configs if c.optimizer == o] for o in ("sgd", "adam")}
+    assert len(by_opt["sgd"]) == 1 * 2
+    assert len(by_opt["adam"]) == 3 * 2 * 2
+    assert {c.hyperparams["beta2"] for c in by_opt["adam"]} == {0.99, 0.999}
+    assert len({c.run_id for c in configs}) == len(configs)
+
+
+def test_expand_grid_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="unknown optimizer 'adma'; did you mean 'adam'"):
+        expand_grid("rosenbrock", ["adma"], "0.1", 10, 1)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+        expand_grid("rosenbrock", ["adam"], "0.1", 0, 1)
+    with pytest.raises(ValueError, match="beta1 must be in"):
+        expand_grid("rosenbrock", ["adam"], "0.1", 10, 1, hyperparams={"adam": {"beta1": 1.5}})
+    with pytest.raises(ValueError, match="no entry for optimizer 'sgd'"):
+        expand_grid("rosenbrock", ["sgd"], {"adam": "0.1"}, 10, 1)
