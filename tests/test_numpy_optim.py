@@ -359,3 +359,24 @@ def test_resume_anywhere_equals_uninterrupted(case_index, split, kind, seed):
         for a, b in zip(_leaves(w), _leaves(w_ref), strict=True):
             np.testing.assert_array_equal(a, b)
     _assert_same_state(opt.state_dict(), ref.state_dict())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_json_keeps_state_dtypes_that_differ_from_the_weights(name, rng):
+    """float32 weights with float64 gradients get float64 state: JSON must keep that."""
+    w0 = {"m": rng.normal(size=(2, 3)).astype(np.float32), "z": np.float32(0.5) + np.zeros(
+        (), np.float32)}
+    grads = [{"m": rng.normal(size=(2, 3)), "z": np.asarray(rng.normal())} for _ in range(4)]
+    ref, opt = optimlab.numpy_optimizer(name), optimlab.numpy_optimizer(name)
+    w = w_ref = w0
+    for g in grads[:2]:
+        w, w_ref = opt.update(w, g), ref.update(w_ref, g)
+    resumed = optimlab.numpy_optimizer(name)
+    resumed.load_state_dict(_through(opt.state_dict(), "json"))
+    for g in grads[2:]:
+        w, w_ref = resumed.update(w, g), ref.update(w_ref, g)
+        for k in w:
+            np.testing.assert_array_equal(w[k], w_ref[k])
+    _assert_same_state(resumed.state_dict(), ref.state_dict())
+    for k, v in ref.state_dict().items():
+        assert np.asarray(resumed.state_dict()[k]).dtype == np.asarray(v).dtype, k

@@ -149,6 +149,8 @@ class NumpyOptimizer:
             for field, value in zip(state._fields, state, strict=True):
                 if value is not None:
                     out[f"state/{i}/{field}"] = _plain_copy(value)
+                    if isinstance(value, np.ndarray | np.generic):  # for JSON's plain lists
+                        out[f"dtype/{i}/{field}"] = str(value.dtype)
         return out
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -189,7 +191,7 @@ class NumpyOptimizer:
                 states[key] = state
         known = {"format", "optimizer", "step", "hp_none", "layout", "n_params", "keys"}
         for k in sd:
-            if not (k in known or k.startswith(("hp/", "param/", "state/"))):
+            if not (k in known or k.startswith(("hp/", "param/", "state/", "dtype/"))):
                 raise ValueError(f"unexpected key {k!r} in state_dict")
         self._hp, self.step = hyperparams, step
         self._kind = None if kind == "none" else kind
@@ -218,8 +220,11 @@ class NumpyOptimizer:
                 arr = np.asarray(value)
                 values[field] = arr.item() if arr.ndim == 0 else np.array(arr, copy=True)
                 continue
-            like = default.dtype if isinstance(default, np.ndarray) else dtype
-            arr = np.array(value, dtype=like if isinstance(value, list) else None, copy=True)
+            like = sd.get(f"dtype/{i}/{field}", default.dtype if isinstance(
+                default, np.ndarray) else dtype)
+            like = _dtype_named(_scalar(like), f"dtype/{i}/{field}")
+            plain = not isinstance(value, np.ndarray | np.generic)  # JSON: lists and floats
+            arr = np.array(value, dtype=like if plain else None, copy=True)
             if isinstance(default, np.ndarray) and arr.shape != default.shape:
                 raise ValueError(f"state_dict {prefix}{field} has shape {arr.shape}, "
                                  f"expected {default.shape} for a parameter of shape {shape}")
@@ -290,13 +295,16 @@ def _shape(sd: Mapping[str, Any], i: int) -> tuple[int, ...]:
 
 
 def _dtype(sd: Mapping[str, Any], i: int) -> np.dtype:
-    name = _scalar(sd.get(f"param/{i}/dtype", "float64"))
+    return _dtype_named(_scalar(sd.get(f"param/{i}/dtype", "float64")), f"param/{i}/dtype")
+
+
+def _dtype_named(name: Any, key: str) -> np.dtype:
     try:
         dtype = np.dtype(str(name))
     except TypeError:
-        raise ValueError(f"state_dict param/{i}/dtype is not a dtype: {name!r}") from None
+        raise ValueError(f"state_dict {key} is not a dtype: {name!r}") from None
     if not np.issubdtype(dtype, np.inexact):
-        raise ValueError(f"state_dict param/{i}/dtype must be a float dtype, got {name!r}")
+        raise ValueError(f"state_dict {key} must be a float dtype, got {name!r}")
     return dtype
 
 
