@@ -32,7 +32,8 @@ class _NumpyOps:
 
     @staticmethod
     def ok(loss: Any, gnorm: Any, thresh: Any) -> np.ndarray:
-        return np.isfinite(loss) & (loss <= thresh) & np.isfinite(gnorm)
+        # NaN fails every comparison, so this is finite loss <= thresh and finite gnorm
+        return (loss <= thresh) & (loss > -np.inf) & (gnorm < np.inf)
 
 
 class _TorchOps:

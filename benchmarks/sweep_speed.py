@@ -1,0 +1,109 @@
+"""How much faster a batched sweep is than one run per setting. Prints; never asserts.
+
+1. 64 learning rates of Adam on Rosenbrock (from (-1, 1)), 1000 steps:
+   the engine batched in NumPy, the same loop on torch tensors, the engine one setting at
+   a time, and a per-LR ``torch.optim.Adam`` loop (the baseline a user would write).
+2. 32 settings of Adam on the MLP problem (20-64-5, batch 128), 300 steps:
+   the engine with ``vmap`` over stacked parameters vs 32 sequential ``torch.optim.Adam``
+   runs on the same task.
+
+    python benchmarks/sweep_speed.py            # full size
+    python benchmarks/sweep_speed.py --quick    # a tenth of the steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from optimlab import problems
+from optimlab.lab import _func_batch
+from optimlab.lab._plan import plan
+from optimlab.lab.engine import Setting, run
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    """Fastest wall time of ``repeats`` calls, in milliseconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * min(times)
+
+
+def torch_optim_loop(problem: problems.Problem, lrs: np.ndarray, steps: int, seed: int = 0
+                     ) -> None:
+    """One ``torch.optim.Adam`` run per learning rate on the problem's torch task."""
+    for lr in lrs:
+        task = problem.torch_task(seed)
+        opt = torch.optim.Adam(task.model.parameters(), lr=float(lr))
+        for _ in range(steps):
+            opt.zero_grad()
+            task.loss(task.model, next(task.batches)).backward()
+            opt.step()
+
+
+def report(title: str, rows: dict[str, float], baseline: str) -> None:
+    print(f"\n{title}")
+    base = rows[baseline]
+    for name, ms in rows.items():
+        print(f"  {name:<44} {ms:10.1f} ms   {base / ms:7.1f}x vs {baseline}")
+
+
+def rosenbrock(steps: int, k: int, repeats: int) -> None:
+    p = problems.get("rosenbrock")
+    lrs = np.logspace(-4, 0, k)
+    settings = [Setting("adam", {"lr": float(lr)}) for lr in lrs]
+    (group,) = plan(settings, steps)
+    kw = dict(eval_every=None, divergence_factor=1e3, progress=None)
+    rows = {
+        f"torch.optim.Adam, one run per lr ({k} runs)": best_of(
+            1, lambda: torch_optim_loop(p, lrs, steps)),
+        "engine, one setting at a time (NumPy)": best_of(
+            1, lambda: run(p, settings, steps, batched=False)),
+        "engine batched, NumPy": best_of(repeats, lambda: run(p, settings, steps)),
+        "engine batched loop on torch tensors": best_of(
+            repeats, lambda: _func_batch.run_group(p, group, steps, backend="torch", **kw)),
+    }
+    report(f"Adam x {k} learning rates on Rosenbrock, {steps} steps", rows,
+           f"torch.optim.Adam, one run per lr ({k} runs)")
+
+
+def mlp(steps: int, k: int, repeats: int) -> None:
+    p = problems.get("mlp", features=20, hidden=64, classes=5, batch_size=128)
+    lrs = np.logspace(-4, -1, k)
+    settings = [Setting("adam", {"lr": float(lr)}) for lr in lrs]
+    run(p, settings[:2], 2)  # warm up vmap
+    rows = {
+        f"torch.optim.Adam, {k} sequential runs": best_of(
+            1, lambda: torch_optim_loop(p, lrs, steps)),
+        "engine, one setting at a time": best_of(
+            1, lambda: run(p, settings, steps, batched=False)),
+        "engine batched (vmap over stacked params)": best_of(
+            repeats, lambda: run(p, settings, steps)),
+    }
+    report(f"Adam x {k} learning rates on the MLP (20-64-5, batch 128), {steps} steps", rows,
+           f"torch.optim.Adam, {k} sequential runs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the steps")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N for batched runs")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scale = 10 if args.quick else 1
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}")
+    rosenbrock(1000 // scale, 64, args.repeats)
+    mlp(300 // scale, 32, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
