@@ -29,10 +29,11 @@ def plot(
     *,
     lr: float = 1.0,
     logy: bool = False,
+    labels: Sequence[str] | None = None,
 ) -> Any:
     """Draw schedules over steps ``0 .. steps - 1`` on one axes; names are built with
     ``get(name, total_steps=steps, lr=lr)``. Saves a PNG when ``path`` is given and returns
-    the matplotlib ``Figure``.
+    the matplotlib ``Figure``. ``labels`` name the curves (default: the names or class names).
     """
     steps = _check.integer("steps", steps, low=1)
     if isinstance(steps, np.ndarray):
@@ -41,6 +42,11 @@ def plot(
     if not items:
         raise ValueError("nothing to plot: give at least one schedule")
     curves = [_resolve(item, steps, lr) for item in items]  # validate before drawing
+    if labels is not None:
+        if len(labels) != len(curves):
+            raise ValueError(f"labels must name each of the {len(curves)} schedules, "
+                             f"got {len(labels)}")
+        curves = [(str(label), s) for label, (_, s) in zip(labels, curves, strict=True)]
     t = np.arange(steps)
     values = [(label, np.asarray(s(t))) for label, s in curves]
     for label, v in values:

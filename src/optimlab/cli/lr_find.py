@@ -1,0 +1,49 @@
+"""``optimlab lr-find --problem NAME [--optimizer adam] ...``: the learning-rate range test."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--problem", required=True,
+                        help="a problem name (see `optimlab list problems`) or module:function")
+    parser.add_argument("--optimizer", default="adam", help="a registered optimizer (adam)")
+    parser.add_argument("--start-lr", type=float, default=1e-7, help="first rate (1e-7)")
+    parser.add_argument("--end-lr", type=float, default=10.0, help="last rate (10)")
+    parser.add_argument("--num-iter", type=int, default=100, help="steps (100)")
+    parser.add_argument("--mode", choices=("exp", "linear"), default="exp",
+                        help="how the rate grows (exp)")
+    parser.add_argument("--accumulation-steps", type=int, default=1,
+                        help="batches per optimizer step (1)")
+    parser.add_argument("--val", action="store_true",
+                        help="record the loss on the problem's validation batch")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the problem's data (0)")
+    parser.add_argument("--out", default=None, help="PNG file for the loss-vs-lr plot")
+
+
+def run(args: argparse.Namespace) -> int:
+    from optimlab import problems
+    from optimlab.lr_find import lr_find_task
+    from optimlab.registry import get_spec
+
+    get_spec(args.optimizer)  # an unknown optimizer fails before the problem is built
+    out = None if args.out is None else Path(args.out)
+    if out is not None and not out.parent.is_dir():
+        raise FileNotFoundError(f"folder {str(out.parent)!r} does not exist (for --out {out})")
+    task = problems.get(args.problem).torch_task(args.seed)
+    result = lr_find_task(
+        task, args.optimizer, use_val_batch=args.val, start_lr=args.start_lr,
+        end_lr=args.end_lr, num_iter=args.num_iter, mode=args.mode,
+        accumulation_steps=args.accumulation_steps,
+    )
+    print(f"problem {args.problem}, optimizer {args.optimizer}: {result}")
+    if result.suggested_lr is not None:
+        print(f"suggested lr: {result.suggested_lr:.4g}")
+    else:
+        print("no suggestion: the loss never fell steadily; widen --start-lr/--end-lr")
+    if out is not None:
+        result.plot(out)
+        print(f"wrote {out}")
+    return 0
