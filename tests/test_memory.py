@@ -1,0 +1,125 @@
+"""Optimizer state memory: theory from the rules, measured from live optimizers."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+import optimlab
+from optimlab.train import memory as mem
+
+# State slots per element under default hyperparameters (elementwise rules).
+SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "lion": 1,
+         "adam": 2, "adamw": 2, "nadam": 2, "radam": 2}
+
+
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(30, 20), torch.nn.ReLU(), torch.nn.Linear(20, 5))
+
+
+def test_public_entry_point_and_doc_example() -> None:
+    assert optimlab.memory is mem.memory
+    r = optimlab.memory("adam", 1000)
+    assert (r.state_bytes, r.ratio, r.bytes_per_param) == (8000, 2.0, 8.0)
+
+
+def test_name_with_int_does_not_need_torch() -> None:
+    code = ("import sys, optimlab; optimlab.memory('adam', 10); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("name", optimlab.list_optimizers())
+def test_table_row_for_every_registered_optimizer(name: str) -> None:
+    m = model()
+    (row,) = mem.table(m, [name])
+    n = sum(p.numel() for p in m.parameters())
+    assert row.param_bytes == 4 * n
+    if name in SLOTS:
+        assert row.state_bytes == SLOTS[name] * 4 * n
+        assert row.ratio == SLOTS[name]
+    else:  # adafactor: rows + columns for matrices, the whole vector for biases
+        assert name == "adafactor"
+        assert row.state_bytes == 4 * ((30 + 20) + 20 + (20 + 5) + 5)
+        assert row.ratio == pytest.approx(100 / 725)  # sub-linear: 725 params, 100 slots
+
+
+def test_table_covers_every_optimizer_and_formats() -> None:
+    rows = mem.table(model())
+    assert [r.optimizer for r in rows] == optimlab.list_optimizers()
+    text = mem.format_table(rows)
+    assert text.splitlines()[0].split() == ["optimizer", "state", "bytes", "bytes/param",
+                                            "x", "params", "measured"]
+    assert len(text.splitlines()) == len(rows) + 1
+
+
+def test_measured_equals_theory_for_our_optimizers() -> None:
+    pytest.importorskip("optimlab.optim")
+    for row in mem.table(model(), measure=True):
+        assert row.measured_bytes == row.state_bytes, row.optimizer
+
+
+def test_hyperparameters_and_dtype_change_the_count() -> None:
+    assert optimlab.memory("sgd", 100, momentum=0.9).state_bytes == 400
+    assert optimlab.memory("adam", 100, amsgrad=True).state_bytes == 1200
+    assert optimlab.memory("adam", 100, dtype="float64").state_bytes == 1600
+    assert optimlab.memory("adam", 100, dtype=torch.bfloat16).state_bytes == 400
+    assert optimlab.memory("adafactor", {"w": (64, 32)}).state_bytes == 4 * 96
+
+
+@pytest.mark.parametrize(
+    ("make", "slots"),
+    [
+        (lambda p: torch.optim.SGD(p, lr=0.1), 0),
+        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 1),
+        (lambda p: torch.optim.Adam(p), 2),
+        (lambda p: torch.optim.Adam(p, amsgrad=True), 3),
+        (lambda p: torch.optim.RMSprop(p), 1),
+    ],
+)
+def test_live_torch_optimizers(make, slots: int) -> None:
+    m = model()
+    opt = make(m.parameters())
+    m(torch.randn(4, 30)).sum().backward()
+    opt.step()
+    r = optimlab.memory(opt, m)
+    n = sum(p.numel() for p in m.parameters())
+    assert r.state_bytes == slots * 4 * n
+    step_tensors = sum(t.nbytes for s in opt.state.values() for k, t in s.items() if k == "step")
+    assert r.measured_bytes == slots * 4 * n + step_tensors
+    assert {p.name for p in r.params} == {n for n, _ in m.named_parameters()}
+
+
+def test_live_optimizer_before_its_first_step_measures_zero() -> None:
+    m = model()
+    r = optimlab.memory(torch.optim.Adam(m.parameters()), m)
+    assert r.measured_bytes == 0 and r.state_bytes == 8 * sum(p.numel() for p in m.parameters())
+
+
+def test_unknown_optimizer_class_has_measured_only() -> None:
+    m = model()
+    opt = torch.optim.Adadelta(m.parameters())
+    r = optimlab.memory(opt)
+    assert r.state_bytes is None and r.measured_bytes == 0 and r.ratio is None
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (("adamm", 10), {}, "unknown optimizer 'adamm'; did you mean 'adam'"),
+        (("adam", -1), {}, "model_or_n_params must be >= 0, got -1"),
+        (("adam", True), {}, "model_or_n_params must be a model, an int or shapes, got True"),
+        (("adam", None), {}, "model_or_n_params is required"),
+        (("adam", 10), {"beta1": 2.0}, "beta1 must be in"),
+        (("adam", 10), {"dtype": "float7"}, "dtype must be a floating dtype name"),
+        ((object(), 10), {}, "optimizer_or_name must be a registered name or a torch optimizer"),
+    ],
+)
+def test_invalid_input(args: tuple, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        optimlab.memory(*args, **kwargs)
