@@ -47,11 +47,11 @@ def plot(
             raise ValueError(f"labels must name each of the {len(curves)} schedules, "
                              f"got {len(labels)}")
         curves = [(str(label), s) for label, (_, s) in zip(labels, curves, strict=True)]
+    for label, s in curves:
+        if np.ndim(s(0)) != 0:
+            raise ValueError(f"{label} gives several values per step (array arguments)")
     t = np.arange(steps)
     values = [(label, np.asarray(s(t))) for label, s in curves]
-    for label, v in values:
-        if v.ndim != 1:
-            raise ValueError(f"{label} gives several values per step (array arguments)")
 
     import matplotlib
 
