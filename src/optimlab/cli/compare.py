@@ -168,9 +168,10 @@ def print_tables(console: Any, results: Any) -> None:
             table = Table(title=f"{study.label}: best setting per optimizer - budget "
                                 f"{study.steps} steps, {len(study.seeds)} seeds",
                           title_justify="left")
-            for col in ("#", "setting", "final loss (median)", "IQR", "diverged",
-                        "steps to target", "LR range (decades)"):
-                table.add_column(col, justify="left" if col == "setting" else "right")
+            table.add_column("#", justify="right")
+            table.add_column("setting", no_wrap=True)
+            for col in ("final loss", "IQR", "diverged", "steps to target", "LR decades"):
+                table.add_column(col, justify="right")
             for r in analysis.best_table(study, curves):
                 table.add_row(
                     str(r["rank"]), r["setting"], fmt(r["median"], ".4g"),

@@ -1,0 +1,150 @@
+"""The lab's commands in-process: compare (the default comparison, small budget), rerun
+skips everything, sweep from flags and config files, report, list, user mistakes."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from optimlab.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _counts(out: str) -> tuple[int, int, int]:
+    m = re.search(r"runs: (\d+) requested, (\d+) computed, (\d+) already finished", out)
+    assert m, out
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def test_default_compare_small_budget_then_rerun_skips_all(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["compare", "--out", str(tmp_path), "--steps", "12", "--seeds", "2",
+            "--lrs", "1e-3:1e-1:3", "-q"]
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    # default problems and optimizers: 3 problems x 5 optimizers x 3 lrs x 2 seeds
+    assert _counts(out) == (90, 90, 0)
+    for problem in ("rosenbrock", "ravine", "mlp"):
+        assert f"{problem}" in out
+    assert out.count("best setting per optimizer - budget 12 steps, 2 seeds") == 3
+    for opt in ("sgd", "momentum", "rmsprop", "adam", "adamw"):
+        assert re.search(rf"\b{opt} lr=", out), opt
+    report = tmp_path / "report.html"
+    assert f"report: {report}" in out and report.is_file()
+    assert err == ""  # no progress bar when not a terminal
+    code, out2, _ = _run(capsys, *argv)
+    assert code == 0 and _counts(out2) == (90, 0, 90)
+    con = sqlite3.connect(tmp_path / "optimlab.sqlite")
+    assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 90
+    assert con.execute("SELECT MAX(attempts) FROM runs").fetchone()[0] == 1
+    con.close()
+
+
+def test_sweep_from_flags_and_from_config_files_agree(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "sweep", "--problem", "ravine", "--optimizer", "adam,sgd",
+                          "--lrs", "adam=1e-2:1e-1:2", "--lrs", "sgd=0.01",
+                          "--hp", "adam.beta2=0.99,0.999", "--schedule", "constant",
+                          "--schedule", "cosine", "--steps", "15", "--seeds", "1",
+                          "--out", str(tmp_path / "flags"), "-q", "--no-report")
+    assert code == 0, err
+    assert _counts(out) == ((2 * 2 + 1) * 2, 10, 0)
+    assert not (tmp_path / "flags" / "report.html").exists()
+    toml = tmp_path / "sweep.toml"
+    toml.write_text('problem = "ravine"\nsteps = 15\nseeds = 1\n'
+                    'schedules = ["constant", "cosine"]\n'
+                    '[grid.adam]\nlr = "1e-2:1e-1:2"\nbeta2 = [0.99, 0.999]\n'
+                    '[grid.sgd]\nlr = [0.01]\n')
+    code, out, err = _run(capsys, "sweep", str(toml), "--out", str(tmp_path / "flags"), "-q")
+    assert code == 0, err
+    assert _counts(out) == (10, 0, 10)  # the same runs: all found finished
+    cfg = {"problem": "ravine", "steps": 15, "seeds": 1, "schedules": ["constant", "cosine"],
+           "grid": {"adam": {"lr": "1e-2:1e-1:2", "beta2": [0.99, 0.999]},
+                    "sgd": {"lr": [0.01]}}}
+    js = tmp_path / "sweep.json"
+    js.write_text(json.dumps(cfg))
+    code, out, err = _run(capsys, "sweep", str(js), "--out", str(tmp_path / "flags"), "-q")
+    assert code == 0 and _counts(out) == (10, 0, 10)
+
+
+def test_report_command_and_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--problem", "beale", "--optimizer", "adam", "--lrs", "0.01,0.1",
+                 "--steps", "10", "--seeds", "1", "--out", str(tmp_path), "-q",
+                 "--no-report"]) == 0
+    capsys.readouterr()
+    code, out, err = _run(capsys, "report", str(tmp_path), "--csv", str(tmp_path / "r.csv"),
+                          "--json", str(tmp_path / "r.json"))
+    assert code == 0, err
+    assert (tmp_path / "report.html").is_file()
+    assert len((tmp_path / "r.csv").read_text().splitlines()) == 3
+    assert len(json.loads((tmp_path / "r.json").read_text())) == 2
+    assert "csv:" in out and "json:" in out
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "list")
+    assert code == 0
+    for word in ("optimizers", "adam", "lr=0.001", "schedules", "warmup_cosine", "problems",
+                 "rosenbrock"):
+        assert word in out
+    code, out, _ = _run(capsys, "list", "optimizers")
+    assert code == 0 and "rosenbrock" not in out and "sgd" in out
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["compare", "--optimizer", "adma"], "unknown optimizer 'adma'; did you mean 'adam'"),
+    (["compare", "--problem", "rosenbrok"], "did you mean 'rosenbrock'"),
+    (["compare", "--lrs", "1e-4:1"], "lrs range must be 'lo:hi:n'"),
+    (["compare", "--lrs", "1:1e-4:3"], "0 < lo <= hi"),
+    (["compare", "--seeds", "x"], "seeds must be integers"),
+    (["compare", "--steps", "0"], "steps must be an integer >= 1, got 0"),
+    (["compare", "--hp", "beta2"], "--hp must be [OPT.]NAME=VALUE"),
+    (["compare", "--hp", "adam.beta1=1.5"], "beta1 must be in [0, 1), got 1.5"),
+    (["compare", "--schedule", "cosin"], "did you mean 'cosine'"),
+    (["compare", "--max-batch", "0"], "--max-batch must be >= 1"),
+    (["compare", "--steps", "ten"], "invalid int value: 'ten'"),
+    (["sweep", "missing.toml"], "config file not found: 'missing.toml'"),
+    (["sweep", "--optimizer", "adam", "--hp", "sgd.momentum=0.5"], "not in the sweep"),
+    (["report", "no/such/folder"], "results folder not found"),
+    (["list", "things"], "invalid choice: 'things'"),
+])
+def test_user_mistakes_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                                           needle: str) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may be written outside tmp_path
+    code, out, err = _run(capsys, *argv, *([] if argv[0] in ("report", "list") else
+                                          ["--out", str(tmp_path / "o"), "-q"]))
+    assert code == 2
+    assert needle in err
+    assert err.startswith("optimlab: error: ") and err.count("\n") == 1
+    assert "Traceback" not in err + out
+    assert not (tmp_path / "o" / "optimlab.sqlite").exists() or argv[0] == "sweep"
+
+
+def test_foreign_results_folder_is_refused(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    con = sqlite3.connect(tmp_path / "optimlab.sqlite")
+    con.execute("CREATE TABLE other (x)")
+    con.commit()
+    con.close()
+    code, _, err = _run(capsys, "compare", "--problem", "ravine", "--optimizer", "adam",
+                        "--steps", "5", "--seeds", "1", "--out", str(tmp_path), "-q")
+    assert code == 2 and "another program" in err and err.count("\n") == 1
+    (tmp_path / "file").write_text("x")
+    code, _, err = _run(capsys, "compare", "--problem", "ravine", "--optimizer", "adam",
+                        "--steps", "5", "--seeds", "1", "--out", str(tmp_path / "file"), "-q")
+    assert code == 2 and "out must be a folder" in err
+    code, _, err = _run(capsys, "report", str(tmp_path / "empty_dir_missing"))
+    assert code == 2
+    (tmp_path / "empty").mkdir()
+    code, _, err = _run(capsys, "report", str(tmp_path / "empty"))
+    assert code == 2 and "no results store" in err

@@ -1,0 +1,73 @@
+"""The HTML report: one self-contained file with the protocol, tables and embedded PNG
+figures, regenerated from the store alone."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from optimlab.lab import api
+from optimlab.report import render, write_report
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    api.sweep("rosenbrock", {"adam": {"lr": "1e-2:1e-1:2"}, "sgd": {"lr": [1e-3, 0.1]}}, 30,
+              seeds=2, out=str(out))
+    api.sweep("ravine", {"adam": {"lr": [0.05]}}, 20, seeds=1, schedules=["cosine"],
+              out=str(out))
+    return out
+
+
+def _images(html: str) -> list[bytes]:
+    return [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+def test_report_has_protocol_tables_and_embedded_figures(folder: Path) -> None:
+    path = write_report(folder)
+    assert path == folder / "report.html"
+    html = path.read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    # protocol of each study
+    for needle in ("rosenbrock - 30 steps", "ravine - 20 steps", "30 steps per run",
+                   "2 (0, 1)", "2 learning rates from 0.01 to 0.1", "schedules: cosine",
+                   "8 (6 finished, 2 diverged, 0 failed)"):
+        assert needle in html, needle
+    # tables state budget and seeds
+    assert "Best setting per optimizer - rosenbrock, budget 30 steps, 2 seeds" in html
+    assert "Final loss against learning rate - rosenbrock, budget 30 steps, 2 seeds" in html
+    assert html.count("<table>") == 4
+    assert "adam lr=0.1" in html or "adam lr=0.01" in html
+    assert "1/1" in html or "2/2" in html
+    # figures: rosenbrock loss + trajectories + sensitivity; ravine the same + schedule
+    images = _images(html)
+    assert len(images) == 7
+    assert all(img.startswith(b"\x89PNG\r\n\x1a\n") and len(img) > 5000 for img in images)
+    for alt in ("loss curves", "trajectories", "LR sensitivity", "schedules"):
+        assert f'alt="{alt}"' in html
+    # self-contained: no external resources
+    assert not re.search(r'(src|href)="(?!data:)', html)
+
+
+def test_report_reads_only_from_the_store(folder: Path, tmp_path: Path) -> None:
+    shutil.copy(folder / "optimlab.sqlite", tmp_path / "optimlab.sqlite")
+    original = render(folder)
+    copy = render(tmp_path)
+
+    def strip(html: str) -> str:  # the header names the folder and the time
+        return re.sub(r"<p class='note'>.*?</p>", "", html, count=1)
+
+    assert strip(copy) == strip(original)
+
+
+def test_report_of_an_empty_store(tmp_path: Path) -> None:
+    from optimlab.lab.store import Store
+
+    Store(tmp_path).close()
+    html = render(tmp_path)
+    assert "No finished runs yet" in html
