@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # Elements per pack: large enough to amortise ~15 eager ops per pack, small enough that
 # a pack's temporaries stay in cache (measured with benchmarks/step_speed.py).
 PACK_NUMEL = 1 << 16
+CHUNK_LARGE = False
 
 _Item = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]  # (real param view, grad, state)
 
@@ -99,8 +100,11 @@ class _Bucket:
         for item in self.items:
             n = item[0].numel()
             if n >= PACK_NUMEL:
-                for start in range(0, n, PACK_NUMEL):
-                    self._apply([(item, start, min(start + PACK_NUMEL, n))])
+                if CHUNK_LARGE:
+                    for start in range(0, n, PACK_NUMEL):
+                        self._apply([(item, start, min(start + PACK_NUMEL, n))])
+                else:
+                    self._apply([(item, 0, n)])
                 continue
             pack.append((item, 0, n))
             size += n

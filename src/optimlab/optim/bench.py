@@ -1,0 +1,150 @@
+"""Step-speed benchmark: optimlab's torch optimizers against torch.optim, in one run.
+
+Times one ``step()`` (gradients fixed, median of ``repeats`` after warm-up) for each path:
+torch's for-loop (``foreach=False``), ``foreach`` and ``fused``, and optimlab's multi-tensor
+path and plain per-tensor path. Reports ms per step, the ratio to torch's foreach path, and
+the achieved bandwidth (bytes an ideal step must move / time) next to the bandwidth of a
+large tensor copy measured in the same run. Numbers are printed, never asserted.
+
+Used by ``benchmarks/step_speed.py`` (full sizes) and ``optimlab bench`` (quick sizes).
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+# Bytes an ideal fp32 step reads and writes per parameter element.
+# AdamW: read p, g, m, v; write p, m, v.  SGD with momentum: read p, g, b; write p, b.
+BYTES_PER_ELEMENT = {"adamw": 28, "sgd_momentum": 20}
+HYPERPARAMS: dict[str, dict[str, Any]] = {
+    "adamw": {"lr": 1e-3, "weight_decay": 1e-2},
+    "sgd_momentum": {"lr": 1e-3, "momentum": 0.9},
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """``numel`` parameter elements split evenly over ``tensors`` tensors."""
+
+    numel: int
+    tensors: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.numel:.0e} in {self.tensors} tensor{'s' if self.tensors > 1 else ''}"
+
+
+@dataclass(frozen=True)
+class Row:
+    optimizer: str
+    layout: str
+    path: str
+    ms: float
+    vs_foreach: float  # ms / torch foreach ms (< 1 is faster)
+    gb_s: float
+
+
+def _make(optimizer: str, path: str) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
+    from optimlab import optim as ol_optim
+
+    hp = HYPERPARAMS[optimizer]
+    torch_cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.SGD
+    ours = ol_optim.AdamW if optimizer == "adamw" else ol_optim.SGD
+    kwargs = {
+        "torch for-loop": (torch_cls, {"foreach": False}),
+        "torch foreach": (torch_cls, {"foreach": True}),
+        "torch fused": (torch_cls, {"fused": True}),
+        "optimlab": (ours, {}),
+        "optimlab plain": (ours, {"foreach": False}),
+    }
+    cls, extra = kwargs[path]
+    return lambda params: cls(params, **hp, **extra)
+
+
+PATHS = ("torch for-loop", "torch foreach", "torch fused", "optimlab", "optimlab plain")
+
+
+def _params(layout: Layout, seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    each = layout.numel // layout.tensors
+    params = []
+    for _ in range(layout.tensors):
+        p = torch.nn.Parameter(torch.randn(each, generator=gen))
+        p.grad = torch.randn(each, generator=gen)
+        params.append(p)
+    return params
+
+
+def time_steps(opt: torch.optim.Optimizer, repeats: int, warmup: int = 2) -> float:
+    """Median seconds of one ``opt.step()`` over ``repeats`` timed steps."""
+    for _ in range(warmup):
+        opt.step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def copy_bandwidth(numel: int = 25_000_000, repeats: int = 5) -> float:
+    """GB/s of ``dst.copy_(src)`` on fp32 tensors (bytes read + written / time)."""
+    src, dst = torch.randn(numel), torch.empty(numel)
+    dst.copy_(src)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - start)
+    return 2 * 4 * numel / statistics.median(times) / 1e9
+
+
+def run(
+    layouts: Sequence[Layout],
+    optimizers: Sequence[str] = ("adamw", "sgd_momentum"),
+    paths: Sequence[str] = PATHS,
+    repeats: int = 10,
+    report: Callable[[Row], None] | None = None,
+) -> list[Row]:
+    """Time every (optimizer, layout, path); rows in that order, ratios to torch foreach."""
+    rows = []
+    for optimizer in optimizers:
+        for layout in layouts:
+            found: dict[str, float] = {}
+            for path in paths:
+                params = _params(layout)
+                opt = _make(optimizer, path)(params)
+                found[path] = time_steps(opt, repeats)
+                del opt, params
+                gc.collect()
+            base = found.get("torch foreach", float("nan"))
+            for path, secs in found.items():
+                gb_s = BYTES_PER_ELEMENT[optimizer] * layout.numel / secs / 1e9
+                row = Row(optimizer, layout.label, path, secs * 1e3, secs / base, gb_s)
+                rows.append(row)
+                if report is not None:
+                    report(row)
+    return rows
+
+
+def format_table(rows: Sequence[Row], bandwidth: float) -> str:
+    """The rows as a fixed-width text table, with the copy bandwidth in the header."""
+    lines = [
+        f"copy bandwidth (fp32 tensor copy, read+write): {bandwidth:.1f} GB/s; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+        f"{'optimizer':<13} {'params':<20} {'path':<15} {'ms/step':>9} {'x foreach':>9} "
+        f"{'GB/s':>7} {'% copy':>7}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r.optimizer:<13} {r.layout:<20} {r.path:<15} {r.ms:9.3f} {r.vs_foreach:9.2f} "
+            f"{r.gb_s:7.1f} {100 * r.gb_s / bandwidth:6.0f}%"
+        )
+    return "\n".join(lines)
