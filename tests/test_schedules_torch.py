@@ -36,7 +36,7 @@ def _torch_trace(make, kind: str = "sgd", steps: int = STEPS, key: str = "lr") -
     return out
 
 
-def _assert_close(ours: list[float], ref: list[float], rel: float = 1e-9) -> None:
+def _assert_close(ours: list[float], ref: list[float], rel: float = 1e-12) -> None:
     assert len(ours) == len(ref)
     for t, (a, b) in enumerate(zip(ours, ref, strict=True)):
         assert abs(a - b) <= rel * abs(b) or a == b, f"step {t}: ours {a!r}, torch {b!r}"
