@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 from cases import CASES, INVALID, Case, Invalid
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optimlab.registry import REGISTRY, get_rule
 from optimlab.rules.base import Hyper
@@ -100,3 +102,21 @@ def test_cross_field_checks_run_after_single_checks() -> None:
     sgd.validate(nesterov=True, momentum=0.9)
     sgd.validate(ema=True, momentum=0.9)
     get_rule("momentum").validate(ema=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    low=st.floats(-10, 10), width=st.floats(0, 10), low_open=st.booleans(),
+    high_open=st.booleans(),
+    x=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-20, 20)),
+)
+def test_hyper_accepts_exactly_its_range(low, width, low_open, high_open, x) -> None:
+    h = Hyper("x", low, low, low + width, low_open=low_open, high_open=high_open)
+    inside = math.isfinite(x) and (low < x if low_open else low <= x) and (
+        x < low + width if high_open else x <= low + width
+    )
+    if inside:
+        assert h.check(x) == x
+    else:
+        with pytest.raises(ValueError, match=r"^x must be (in|>|<|>=|<=) .*, got "):
+            h.check(x)

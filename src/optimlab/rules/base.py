@@ -113,7 +113,8 @@ class Rule:
     takes only the parameter, and every hyperparameter arrives at ``update`` time.
 
     ``state_numel(shape, hp)`` gives the number of state elements kept for a parameter of
-    that shape (the step count excluded), which is what memory accounting reports.
+    that shape (the step count and scalars such as NAdam's ``mu_product`` excluded), which
+    is what memory accounting reports.
     ``checks`` are cross-field checks, run after every hyperparameter is valid on its own.
     ``elementwise`` rules touch each element independently; the others reduce over the
     parameter's own axes and take ``batch_ndim`` (leading config axes never reduced).
