@@ -55,6 +55,10 @@ def _hp_tensor(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(shape)
 
 
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().double().cpu().numpy()
+
+
 def _flat_sq(tensors: Any) -> torch.Tensor:
     return sum((t * t).flatten(1).sum(1) for t in tensors)
 
@@ -85,63 +89,71 @@ class _VmapUnsupported(Exception):
     pass
 
 
+class _Stacked:
+    """K parameter sets of one model, stacked per name, with vmapped loss, grads and metrics."""
+
+    def __init__(self, problem: Any, group: Group) -> None:
+        self.unique = sorted(set(group.seeds))
+        self.tasks = {s: problem.torch_task(s) for s in self.unique}
+        template = self.tasks[self.unique[0]]
+        call = _Call(template.model, template.loss)
+        self.names = [n for n, p in template.model.named_parameters() if p.requires_grad]
+        models = [dict(self.tasks[s].model.named_parameters()) for s in group.seeds]
+        self.params = {n: torch.stack([m[n].detach() for m in models]) for n in self.names}
+        self.shared = len(self.unique) == 1
+        self.which = [self.unique.index(s) for s in group.seeds]
+
+        def loss_fn(p: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
+            return functional_call(call, {f"model.{n}": v for n, v in p.items()}, (batch,))
+
+        self.value_grad = vmap(grad_and_value(loss_fn), in_dims=(0, None if self.shared else 0),
+                               randomness="error")
+        self.evaluate = _vmapped_metrics(template)
+
+    def batch(self, rows: np.ndarray) -> Any:
+        """The next batch: shared, or each row's seed's batch stacked (every seed advances)."""
+        batches = [next(self.tasks[s].batches) for s in self.unique]
+        return batches[0] if self.shared else _stack_batches(batches, [self.which[r] for r in rows])
+
+
 def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | None,
                  divergence_factor: float, progress: Callable[[int], None] | None) -> Recorder:
-    K, rule = group.size, group.rule
-    extra = {} if rule.elementwise else {"batch_ndim": 1}
-    unique = sorted(set(group.seeds))
-    tasks = {s: problem.torch_task(s) for s in unique}
-    template = tasks[unique[0]]
-    call = _Call(template.model, template.loss)
-    names = [n for n, p in template.model.named_parameters() if p.requires_grad]
-    models = [dict(tasks[s].model.named_parameters()) for s in group.seeds]
-    params = {n: torch.stack([m[n].detach() for m in models]) for n in names}
-    shared = len(unique) == 1
-    which = [unique.index(s) for s in group.seeds]
-
-    def loss_fn(p: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
-        return functional_call(call, {f"model.{n}": v for n, v in p.items()}, (batch,))
-
-    value_grad = vmap(grad_and_value(loss_fn), in_dims=(0, None if shared else 0),
-                      randomness="error")
+    rule, flags = group.rule, dict(group.flags)
+    if not rule.elementwise:
+        flags["batch_ndim"] = 1
+    st = _Stacked(problem, group)
+    params, names = st.params, st.names
+    rec, rows = Recorder(steps, group.size), np.arange(group.size)
+    device = params[names[0]].device
     hp = {n: {k: _hp_tensor(v, params[n]) for k, v in group.floats.items()} for n in names}
-    lr = torch.as_tensor(group.lr, dtype=params[names[0]].dtype)
-    state = {n: rule.init(params[n], **extra) for n in names}
-    rec = Recorder(steps, K)
-    rows = np.arange(K)
+    lr = torch.as_tensor(group.lr, dtype=params[names[0]].dtype, device=device)
+    state = {n: rule.init(params[n], **({} if rule.elementwise else {"batch_ndim": 1}))
+             for n in names}
     marks = eval_steps(steps, eval_every)
-    evaluate = _vmapped_metrics(template, names)
-    if 0 in marks and eval_every and evaluate:
-        rec.add_evals(0, rows, evaluate(params))
-    thresh: Any = None
+    try:  # the first metrics and gradients also probe whether vmap can run this model
+        metrics0 = st.evaluate(params) if st.evaluate else None
+        grads, loss = st.value_grad(params, st.batch(rows))
+    except Exception as exc:
+        raise _VmapUnsupported() from exc
+    if 0 in marks and eval_every and metrics0 is not None:
+        rec.add_evals(0, rows, metrics0)
+    thresh = divergence_factor * loss.detach().double().abs().clamp(min=LOSS_FLOOR)
     start = time.perf_counter()
     for t in range(steps):
-        batches = [next(tasks[s].batches) for s in unique]
-        batch = batches[0] if shared else _stack_batches(batches, [which[r] for r in rows])
-        if t == 0:
-            try:
-                grads, loss = value_grad(params, batch)
-            except Exception as exc:  # vmap cannot run this model: fall back to sequential
-                raise _VmapUnsupported() from exc
-        else:
-            grads, loss = value_grad(params, batch)
+        if t > 0:
+            grads, loss = st.value_grad(params, st.batch(rows))
         loss = loss.detach()
         gnorm = _flat_sq(grads.values()).sqrt()
-        if t == 0:
-            l0 = loss.double().abs().clamp(min=LOSS_FLOOR)
-            thresh = divergence_factor * l0
         ok_t = torch.isfinite(loss) & (loss <= thresh) & torch.isfinite(gnorm)
-        ok = ok_t.numpy()
+        ok = ok_t.cpu().numpy()
         if not ok.all():
             bad = ~ok_t
-            rec.diverge(t, rows[~ok], loss[bad].double().numpy(), lr[bad, t].double().numpy(),
-                        gnorm[bad].double().numpy())
+            rec.diverge(t, rows[~ok], _np(loss[bad]), _np(lr[bad, t]), _np(gnorm[bad]))
             if progress:
                 progress(int((~ok).sum()) * (steps - t))
-            keep = torch.as_tensor(np.flatnonzero(ok))
-            n = len(rows)
+            keep = torch.as_tensor(np.flatnonzero(ok), device=device)
             params, grads, loss, gnorm, lr, thresh, hp, state = take(
-                (params, grads, loss, gnorm, lr, thresh, hp, state), keep, n)
+                (params, grads, loss, gnorm, lr, thresh, hp, state), keep, len(rows))
             rows = rows[ok]
             if len(rows) == 0:
                 break
@@ -149,22 +161,21 @@ def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | No
         with torch.no_grad():
             for n in names:
                 lr_t = lr[:, t].reshape((len(rows),) + (1,) * (params[n].ndim - 1))
-                delta, state[n] = rule.update(grads[n], state[n], params[n], lr=lr_t,
-                                              **hp[n], **group.flags, **extra)
+                delta, state[n] = rule.update(grads[n], state[n], params[n], lr=lr_t, **hp[n],
+                                              **flags)
                 params[n] = params[n] + delta
                 usq = usq + (delta * delta).flatten(1).sum(1)
-        now = time.perf_counter()
-        rec.step(t, rows, loss.double().numpy(), lr[:, t].double().numpy(),
-                 gnorm.double().numpy(), usq.sqrt().double().numpy(), (now - start) / len(rows))
-        if t + 1 in marks and evaluate:
-            rec.add_evals(t + 1, rows, evaluate(params))
+        rec.step(t, rows, _np(loss), _np(lr[:, t]), _np(gnorm), _np(usq.sqrt()),
+                 (time.perf_counter() - start) / len(rows))
+        if t + 1 in marks and st.evaluate:
+            rec.add_evals(t + 1, rows, st.evaluate(params))
         if progress:
             progress(len(rows))
         start = time.perf_counter()
     return rec
 
 
-def _vmapped_metrics(task: Any, names: list[str]) -> Callable[[dict[str, Any]], dict] | None:
+def _vmapped_metrics(task: Any) -> Callable[[dict[str, Any]], dict] | None:
     if task.metrics is None or task.val_batch is None:
         return None
     call = _Call(task.model, task.metrics)
@@ -177,7 +188,7 @@ def _vmapped_metrics(task: Any, names: list[str]) -> Callable[[dict[str, Any]], 
     def evaluate(params: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         with torch.no_grad():
             out = mapped(params)
-        return {k: v.detach().double().numpy() for k, v in out.items()}
+        return {k: _np(v) for k, v in out.items()}
 
     return evaluate
 
