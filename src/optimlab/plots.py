@@ -34,6 +34,14 @@ def _plt() -> Any:
     return plt
 
 
+def _plain_log(axis: Any) -> None:
+    """Log-axis labels as plain text (mathtext labels cost seconds per report)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _colors(names: list[str]) -> dict[str, Any]:
     cmap = _plt().get_cmap("tab10")
     return {n: cmap(i % 10) for i, n in enumerate(sorted(names))}
@@ -82,6 +90,7 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
         ax.axhline(study.target, color="0.4", ls=":", lw=1, label="target")
     if positive:
         ax.set_yscale("log")
+        _plain_log(ax.yaxis)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(f"{study.label}: best setting per optimizer "
@@ -157,8 +166,10 @@ def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure:
     if math.isfinite(study.converge_level):
         ax.axhline(study.converge_level, color="0.4", ls=":", lw=1, label="converges below")
     ax.set_xscale("log")
+    _plain_log(ax.xaxis)
     if positive:
         ax.set_yscale("log")
+        _plain_log(ax.yaxis)
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"final loss after {study.steps} steps (median, IQR)")
     ax.set_title(f"{study.label}: LR sensitivity (x = diverged on most seeds)", fontsize=9)

@@ -116,6 +116,29 @@ def check_optimizers(names: list[str]) -> list[str]:
 
 
 @contextmanager
+def interruptible(out: str) -> Iterator[None]:
+    """SIGTERM behaves like Ctrl+C: the runner gives its claimed runs back to the queue,
+    finished runs stay stored, and we say how to resume (exit code 130 from ``main``)."""
+    import signal
+    import threading
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"optimlab: stopped; finished runs are kept in {out}; run the same command "
+              f"again to resume", file=sys.stderr)
+        raise
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def progress_bar(enabled: bool, description: str) -> Iterator[Callable[[int, int], None] | None]:
     """A rich progress bar on stderr (None when disabled or stderr is not a terminal)."""
     if not enabled or not sys.stderr.isatty():
@@ -198,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
                              f"got {opt}: {values}")
     steps = args.steps if args.steps is not None else DEFAULT_STEPS
     seeds = parse_seeds(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
-    with progress_bar(not args.quiet, "compare") as progress:
+    with interruptible(out), progress_bar(not args.quiet, "compare") as progress:
         results = compare(problems, optimizers, lrs, steps, seeds, hyperparams=hp,
                           schedule=args.schedule, out=out, batched=not args.no_batch,
                           eval_every=args.eval_every, progress=progress,

@@ -30,6 +30,7 @@ from .compare import (
     check_max_batch,
     check_optimizers,
     finish,
+    interruptible,
     parse_hp_options,
     parse_lrs_options,
     progress_bar,
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     schedules = args.schedule or config.get("schedules") or [None]
     out = args.out or config.get("out") or DEFAULT_OUT
     eval_every = args.eval_every if args.eval_every is not None else config.get("eval_every")
-    with progress_bar(not args.quiet, "sweep") as progress:
+    with interruptible(out), progress_bar(not args.quiet, "sweep") as progress:
         results = sweep(problem, grid, steps, seeds, schedules=schedules, out=out,
                         batched=not args.no_batch, eval_every=eval_every, progress=progress,
                         max_batch=check_max_batch(args.max_batch))
