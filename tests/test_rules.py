@@ -96,20 +96,25 @@ def test_radam_reaches_the_rectified_branch() -> None:
 # --------------------------------------------------------------------------- torch.optim
 
 
-def torch_run(name: str, kwargs: dict[str, Any], param: np.ndarray, grads) -> list[np.ndarray]:
-    """torch.optim in float64, its scalar state too (NAdam's mu_product is kept in the
-    default dtype, float32 unless changed)."""
+def torch_run(
+    name: str, kwargs: dict[str, Any], params: list[np.ndarray], grads: list[list[np.ndarray]]
+) -> list[list[np.ndarray]]:
+    """torch.optim in float64 on several parameters at once (``grads[i]`` is parameter i's
+    gradients); its scalar state too (NAdam's mu_product is kept in the default dtype,
+    float32 unless changed). Returns each parameter after each step."""
     cls = getattr(torch.optim, get_spec(name).torch_reference.rsplit(".", 1)[1])
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        p = torch.nn.Parameter(torch.tensor(param, dtype=torch.float64))
-        opt = cls([p], **kwargs)
-        out = []
-        for g in grads:
-            p.grad = torch.tensor(g, dtype=torch.float64)
+        ps = [torch.nn.Parameter(torch.tensor(p, dtype=torch.float64)) for p in params]
+        opt = cls(ps, **kwargs)
+        out: list[list[np.ndarray]] = [[] for _ in ps]
+        for t in range(len(grads[0])):
+            for i, p in enumerate(ps):
+                p.grad = torch.tensor(grads[i][t], dtype=torch.float64)
             opt.step()
-            out.append(p.detach().numpy().copy())
+            for i, p in enumerate(ps):
+                out[i].append(p.detach().numpy().copy())
     finally:
         torch.set_default_dtype(default)
     return out
@@ -122,10 +127,11 @@ TORCH_CASES = [c for c in CASES if torch_kwargs(c.name, c.full()) is not None]
 def test_rule_matches_torch_optim(case: Case) -> None:
     rng = np.random.default_rng(zlib.crc32(case.id.encode()))
     hp = case.full()
-    for shape in shapes_for(case.name):
-        param, grads = draw(rng, shape)
-        got, _ = rule_run(case.name, hp, param, grads)
-        want = torch_run(case.name, torch_kwargs(case.name, hp), param, grads)
+    shapes = shapes_for(case.name)
+    params, grads = zip(*(draw(rng, shape) for shape in shapes), strict=True)
+    wants = torch_run(case.name, torch_kwargs(case.name, hp), list(params), list(grads))
+    for shape, param, grad_seq, want in zip(shapes, params, grads, wants, strict=True):
+        got, _ = rule_run(case.name, hp, param, grad_seq)
         errs = [rel_err(a, b) for a, b in zip(got, want, strict=True)]
         assert max(errs) < 1e-10, (case.id, shape, max(errs))
 
