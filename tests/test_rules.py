@@ -485,3 +485,20 @@ def test_batched_on_torch_tensors_equals_numpy(case: Case) -> None:
                       [torch.tensor(g) for g in grads], batch_ndim)
     want, _ = rule_run(case.name, hp, param, grads, batch_ndim)
     assert max(rel_err(a.numpy(), b) for a, b in zip(got, want, strict=True)) < 1e-13
+
+
+@pytest.mark.parametrize("case", case_params())
+def test_descends_on_a_quadratic(case: Case) -> None:
+    """20 steps on f(x) = sum(a x^2) / 2 lower f, for contiguous and strided params."""
+    rng = np.random.default_rng(31)
+    rule, hp = get_rule(case.name), case.full()
+    shape = shapes_for(case.name)[-1]
+    a = rng.uniform(0.5, 2.0, shape)
+    strided = rng.standard_normal(shape[::-1]).T  # same shape, not C-contiguous
+    assert not strided.flags.c_contiguous
+    for x in (rng.standard_normal(shape), strided):
+        x0, state = x, rule.init(x)
+        for _ in range(20):
+            delta, state = rule.update(a * x, state, x, **hp)
+            x = x + delta
+        assert np.sum(a * x * x) < np.sum(a * x0 * x0), case.id
