@@ -44,9 +44,10 @@ def update(
                   \text{ if } \rho_t > 5 \text{ else } -\eta\, \hat m_t
                   \;\; (-\,\eta\lambda\theta \text{ if decoupled})
 
-    As torch.optim.RAdam: while ``rho_t <= 5`` (the first steps, about 6 with
-    ``beta2=0.999``) the step is plain bias-corrected momentum, with no adaptive scale.
-    Per-setting ``beta2`` arrays choose the branch per setting.
+    As torch.optim.RAdam: while ``rho_t <= 5`` (steps 1-5 with ``beta2=0.999``; every
+    step when ``beta2 <= 2/3``, as then ``rho_inf <= 5``) the step is plain bias-corrected
+    momentum, with no adaptive scale. Per-setting ``beta2`` arrays choose the branch per
+    setting.
 
     >>> import numpy as np
     >>> delta, state = update(np.array([0.5]), init(np.zeros(1)), np.zeros(1), lr=0.1)
