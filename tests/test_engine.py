@@ -226,6 +226,7 @@ def test_bad_input_fails_before_running():
         with pytest.raises(ValueError, match=msg):
             run("rosenbrock", settings, steps, progress=calls.append, **kw)
     assert calls == []
+    assert run("rosenbrock", [], 5) == []
     with pytest.raises(ValueError, match="unknown problem"):
         run("rosenbrockk", [ok], 3)
     with pytest.raises(ValueError, match="problem must be"):

@@ -133,3 +133,16 @@ def test_test_function_torch_tasks_run_sequentially_too():
         np.testing.assert_allclose(loss.item(), a.loss[t], rtol=1e-10)
         loss.backward()
         opt.step()
+
+
+def test_float32_models_run_batched():
+    """The default dtype: vmap and per-setting runs agree to float32 rounding."""
+    p = problems.get("mlp", hidden=16, n_train=256, n_val=64, batch_size=32)
+    assert p.init(0)["0.weight"].dtype == torch.float32
+    settings = [Setting("adamw", {"lr": lr}, seed=s) for lr, s in [(1e-3, 0), (1e-2, 1)]]
+    batched = run(p, settings, 10, eval_every=5)
+    alone = run(p, settings, 10, eval_every=5, batched=False)
+    for a, b in zip(batched, alone, strict=True):
+        assert a.loss.dtype == np.float64 and a.status == "finished"
+        np.testing.assert_allclose(a.loss, b.loss, rtol=1e-5)
+        assert set(a.evals[-1][1]) == {"loss", "accuracy"}
