@@ -502,3 +502,17 @@ def test_descends_on_a_quadratic(case: Case) -> None:
             delta, state = rule.update(a * x, state, x, **hp)
             x = x + delta
         assert np.sum(a * x * x) < np.sum(a * x0 * x0), case.id
+
+
+def test_radam_batch_mixing_rectified_and_unrectified_settings() -> None:
+    """beta2 = 0.5 never rectifies (rho_inf = 3); 0.99 and 0.999 switch at different
+    steps. The batch takes each setting's branch, with no invalid sqrt along the way."""
+    rng = np.random.default_rng(32)
+    beta2 = np.array([0.5, 0.99, 0.999]).reshape(3, 1)
+    param, grads = draw(rng, (3, 4), steps=12)
+    with np.errstate(all="raise"):
+        got, _ = rule_run("radam", {"lr": 0.1, "beta2": beta2}, param, grads)
+    for k in range(3):
+        want, _ = rule_run("radam", {"lr": 0.1, "beta2": float(beta2[k, 0])}, param[k],
+                           [g[k] for g in grads])
+        assert all(np.array_equal(a[k], b) for a, b in zip(got, want, strict=True))
