@@ -135,7 +135,8 @@ class Net(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls = self.calls + 1  # a new tensor object each call
-        return self.body(x) + self.frozen(x)
+        self.python_calls = getattr(self, "python_calls", 0) + 1  # a plain attribute
+        return self.body(x) + self.frozen(x) + self.outside.sum()
 
 
 def net_loss(model, batch) -> torch.Tensor:
@@ -155,6 +156,8 @@ def _everything(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
         "groups": [{k: _clone(v) for k, v in g.items() if k != "params"}
                    for g in opt.param_groups],
         "rng": (torch.get_rng_state(), np.random.get_state(), random.getstate()),
+        "outside": (model.outside.detach().clone(), _clone(model.outside.grad)),
+        "attrs": (sorted(vars(opt)), getattr(model, "python_calls", None)),
     }
 
 
@@ -185,8 +188,11 @@ def _same(a, b) -> bool:
 def _make(kind: str):
     torch.manual_seed(0)
     model = Net().double()
+    # optimized but not the model's: a plain tensor attribute, not a registered parameter
+    outside = torch.tensor([0.5, -0.25], dtype=torch.float64, requires_grad=True)
+    model.outside = outside
     groups = [{"params": model.body[0].parameters(), "lr": 0.01},
-              {"params": [*model.body[1].parameters(), *model.body[4].parameters()]}]
+              {"params": [*model.body[1].parameters(), *model.body[4].parameters(), outside]}]
     if kind == "torch_adam":
         opt = torch.optim.Adam(groups, lr=0.003, weight_decay=0.01)
     elif kind == "torch_sgd":
@@ -206,6 +212,8 @@ def _make(kind: str):
     model.body[4].weight.grad = None  # ... except on one parameter
     model.eval()
     model.body[3].train()  # mixed modes must come back as they were
+    torch.optim.lr_scheduler.StepLR(opt, step_size=5)  # its step wrapper marks opt when used
+    assert not hasattr(opt, "_opt_called")
     return model, opt, data
 
 
