@@ -146,3 +146,37 @@ def test_float32_models_run_batched():
         assert a.loss.dtype == np.float64 and a.status == "finished"
         np.testing.assert_allclose(a.loss, b.loss, rtol=1e-5)
         assert set(a.evals[-1][1]) == {"loss", "accuracy"}
+
+
+def _storm_problem(storm_seed: int) -> problems.Problem:
+    """Linear regression whose batches turn NaN from step 3 on, for one seed only."""
+
+    def make(seed: int):
+        g = torch.Generator().manual_seed(7)
+        x = torch.randn(32, 4, generator=g, dtype=torch.float64)
+        y = x.sum(1)
+
+        def batches():
+            step = 0
+            while True:
+                xb = x if not (seed == storm_seed and step >= 3) else torch.full_like(x, np.nan)
+                yield xb, y
+                step += 1
+
+        model = torch.nn.Linear(4, 1).double()
+        return model, lambda m, b: ((m(b[0])[:, 0] - b[1]) ** 2).mean(), batches(), (x, y)
+
+    return problems.from_callable(make, name="storm")
+
+
+def test_nan_storm_in_one_seeds_data_marks_only_that_setting():
+    """F8 on vmap with per-seed batches: NaN data for seed 1 stops only seed 1's setting."""
+    settings = [Setting("adam", {"lr": 1e-2}, seed=s) for s in (0, 1, 2)]
+    mixed = run(_storm_problem(storm_seed=1), settings, 10, eval_every=5)
+    clean = run(_storm_problem(storm_seed=-1), settings, 10, eval_every=5)
+    assert mixed[1].status == "diverged" and mixed[1].diverged_step == 3
+    assert np.isnan(mixed[1].loss[-1]) and len(mixed[1].loss) == 4
+    np.testing.assert_array_equal(mixed[1].loss[:3], clean[1].loss[:3])
+    for i in (0, 2):
+        assert mixed[i].status == "finished"
+        _close(mixed[i], clean[i], rtol=1e-13)
