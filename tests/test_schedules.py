@@ -103,6 +103,9 @@ def test_open_ended_schedules_keep_going_and_bounded_ones_hold() -> None:
 def test_defaults_from_total_steps() -> None:
     assert S.get("step", total_steps=100).step_size == 34  # two drops in steps 0..99
     assert S.get("multistep", total_steps=100).milestones == (50, 75)
+    assert S.get("multistep", total_steps=2).milestones == (1,)
+    assert S.get("multistep", total_steps=1).milestones == ()  # a constant
+    assert S.get("multistep", milestones=())(5) == 1.0
     assert S.get("exponential", total_steps=200)(200) == pytest.approx(0.01, rel=1e-12)
     assert S.get("cosine_restarts", total_steps=100).T_0 == 25
     c = S.get("cyclic", total_steps=100, lr=2.0)
@@ -124,6 +127,17 @@ def test_lr_scales_the_schedule(name: str) -> None:
     base, scaled = S.get(name, total_steps=50), S.get(name, total_steps=50, lr=0.003)
     for t in range(60):
         assert scaled(t) == pytest.approx(0.003 * base(t), rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize("total", [1, 2, 3])
+def test_tiny_totals_work_or_fail_clearly(total: int) -> None:
+    for name in S.list():
+        try:
+            s = S.get(name, total_steps=total)
+        except ValueError as exc:  # only where the schedule cannot exist at that length
+            assert name in ("one_cycle", "inverse_sqrt"), (name, exc)
+            continue
+        assert all(math.isfinite(s(t)) for t in range(total + 2))
 
 
 def test_multiplier_semantics_for_the_lab() -> None:
@@ -320,7 +334,7 @@ BAD = [
     (lambda: S.get("step", step_size=0), "step_size must be >= 1, got 0"),
     (lambda: S.get("multistep", milestones=(5, 5)), "strictly increasing"),
     (lambda: S.get("multistep", milestones=(0, 5)), "milestones must be >= 1"),
-    (lambda: S.get("multistep", milestones=(), total_steps=9), "non-empty"),
+    (lambda: S.get("multistep", milestones=5, total_steps=9), "sequence of integers"),
     (lambda: S.get("multistep", milestones=(5, 20), total_steps=10), "never reached"),
     (lambda: S.get("exponential"), "exponential needs gamma or total_steps"),
     (lambda: S.get("exponential", gamma=-0.5), "gamma must be >= 0"),

@@ -62,7 +62,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def _hashable(v: Any) -> Any:
     if isinstance(v, np.ndarray):
-        return ("array", v.shape, v.tobytes())
+        return ("array", v.shape, (v + 0.0).tobytes())  # -0.0 == 0.0, so hash them alike
     if isinstance(v, tuple):
         return tuple(_hashable(x) for x in v)
     return v

@@ -80,8 +80,8 @@ class MultiStepDecay(Schedule):
 
     .. math:: \eta_t = \eta\,\gamma^{\#\{m \in \text{milestones} : m \le t\}}
 
-    ``milestones`` (strictly increasing integers >= 1, each < ``total_steps`` when given)
-    default to 50% and 75% of ``total_steps``.
+    ``milestones`` (strictly increasing integers >= 1, each < ``total_steps`` when given;
+    none is a constant) default to 50% and 75% of ``total_steps``.
 
     >>> MultiStepDecay(milestones=(3, 6), gamma=0.1)(6)
     0.010000000000000002
@@ -100,15 +100,15 @@ class MultiStepDecay(Schedule):
         if marks is None:
             if total is None:
                 raise ValueError("multistep needs milestones or total_steps")
-            marks = sorted({m for m in (round(0.5 * total), round(0.75 * total)) if m >= 1})
-        if isinstance(marks, int | float | np.ndarray) or not len(marks):
-            raise ValueError(f"milestones must be a non-empty sequence of integers, got {marks!r}")
+            marks = sorted({m for m in (round(0.5 * total), round(0.75 * total)) if 1 <= m < total})
+        if isinstance(marks, int | float | str | np.ndarray):
+            raise ValueError(f"milestones must be a sequence of integers, got {marks!r}")
         marks = tuple(_check.integer("milestones", m, low=1) for m in marks)
         if any(isinstance(m, np.ndarray) for m in marks):
             raise ValueError("milestones must be integers, not arrays")
         if any(b <= a for a, b in zip(marks, marks[1:], strict=False)):
             raise ValueError(f"milestones must be strictly increasing, got {marks}")
-        if total is not None and marks[-1] >= total:
+        if total is not None and marks and marks[-1] >= total:
             raise ValueError(
                 f"milestones must be < total_steps ({total}), got {marks} (never reached)"
             )

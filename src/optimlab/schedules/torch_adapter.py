@@ -121,7 +121,8 @@ class ScheduleLR(LRScheduler):
         self.last_epoch = step
         for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
             _set_value(group, "lr", lr)
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"]
+                         for g in self.optimizer.param_groups]
 
 
 def to_torch(
