@@ -108,6 +108,23 @@ def test_val_batch_records_validation_loss() -> None:
         assert res.losses[i] == pytest.approx(float(ref), rel=1e-10)
 
 
+def test_reiterable_batches_restart_and_are_iterated_once_per_pass() -> None:
+    model, x, y, _ = least_squares()
+
+    class Counting:
+        def __init__(self) -> None:
+            self.passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            return iter([(x[:128], y[:128]), (x[128:], y[128:])])
+
+    data = Counting()
+    res = lr_find(model, mse, data, torch.optim.SGD(model.parameters(), lr=0.1), num_iter=9,
+                  end_lr=1e-3)
+    assert len(res.losses) == 9 and data.passes == 5  # 10 batches drawn, 2 per pass
+
+
 def test_finite_iterator_that_runs_out() -> None:
     model, x, y, _ = least_squares()
     res = lr_find(model, mse, iter([(x, y)] * 5), torch.optim.SGD(model.parameters(), lr=0.1),
@@ -342,3 +359,5 @@ def test_bad_objects() -> None:
         lr_find(model, mse, [(x, y)], "sgd")
     with pytest.raises(ValueError, match="loss_fn must be callable"):
         lr_find(model, 3, [(x, y)], opt)
+    with pytest.raises(ValueError, match="batches must be iterable"):
+        lr_find(model, mse, 3, opt)

@@ -247,8 +247,11 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def _batch_source(batches: Iterable[Any]) -> Callable[[], Any]:
     """Next batch; a re-iterable (list, DataLoader) restarts when exhausted."""
-    restartable = iter(batches) is not batches
-    it = iter(batches)
+    try:
+        it = iter(batches)
+    except TypeError:
+        raise ValueError(f"batches must be iterable, got {type(batches).__name__}") from None
+    restartable = it is not batches
 
     def take() -> Any:
         nonlocal it
