@@ -9,6 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 import optimlab
 from optimlab import problems, schedules
@@ -246,3 +249,21 @@ def test_torch_backend_of_test_functions_matches_numpy():
     b = _func_batch.run_group(p, group, 100, backend="torch", **kw)
     np.testing.assert_allclose(b.loss, a.loss, rtol=1e-12, equal_nan=True)
     assert a.diverged == b.diverged == [None, None, None, 1]
+
+
+@hyp_settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(optimlab.list_optimizers()),
+                       st.floats(-5, 1.5), st.integers(0, 2),
+                       st.sampled_from([None, "cosine", "warmup_linear"])),
+             min_size=1, max_size=6),
+    st.sampled_from(["rosenbrock", "beale", "himmelblau", "saddle"]),
+)
+def test_property_any_batch_equals_its_settings_alone(specs, name):
+    """Whatever the mix (optimizers, lrs up to 30, seeds, schedules, divergences), every
+    setting of a batch gives bitwise the numbers it gives alone."""
+    p = problems.get(name, start="random")
+    batch = [Setting(o, {"lr": 10.0**e}, sch, seed=s) for o, e, s, sch in specs]
+    together = run(p, batch, 12)
+    for tr, s in zip(together, batch, strict=True):
+        _same(tr, run(p, [s], 12)[0])
