@@ -392,3 +392,26 @@ def test_optimlab_optimizer_and_schedule(tmp_path: Path) -> None:
         trainer2.step(x)
     assert same(model2.state_dict(), model.state_dict())
     assert same(opt2.state_dict(), opt.state_dict())
+
+
+def test_a_component_refusing_its_state_rolls_back_the_others(tmp_path: Path) -> None:
+    schedules = pytest.importorskip("optimlab.schedules")
+
+    def build(total: int, seed: int) -> tuple:
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(3, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = schedules.to_torch(schedules.get("cosine", lr=0.1, total_steps=total), opt)
+        trainer = TrainStep(model, opt, lambda m, b: m(b).pow(2).mean(), scheduler=sched)
+        manager = CheckpointManager(tmp_path, model=model, optimizer=opt, scheduler=sched,
+                                    trainer=trainer)
+        return model, trainer, manager
+
+    model, trainer, manager = build(10, 0)
+    trainer.step(torch.randn(4, 3))
+    manager.save()
+    model2, trainer2, manager2 = build(20, 1)  # another schedule: ScheduleLR refuses it
+    before = {k: v.clone() for k, v in model2.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError, match="the scheduler refused its saved state"):
+        manager2.restore()
+    assert trainer2.step_count == 0 and same(model2.state_dict(), before)

@@ -20,6 +20,7 @@ param groups, user config) is refused with an error naming what differs.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _files
+from ._signature import differences, signature
 from .rng import get_rng_state, set_rng_state
 
 if TYPE_CHECKING:
@@ -43,7 +45,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^step-(\d{8,})$")
 _TMP = ".tmp-"
-_COMPONENTS = ("model", "optimizer", "scheduler", "scaler", "trainer")
 
 
 class CheckpointError(RuntimeError):
@@ -184,7 +185,6 @@ class CheckpointManager:
             if final.exists():  # same step saved again: move the old one out of the way
                 os.rename(final, aside)
             os.rename(tmp, final)
-            _files.fsync_dir(self.directory)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if aside.exists() and not final.exists():
@@ -198,6 +198,13 @@ class CheckpointManager:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         shutil.rmtree(aside, ignore_errors=True)
+        try:
+            _files.fsync_dir(self.directory)
+        except OSError as e:
+            raise CheckpointError(
+                f"checkpoint {final} was written but its directory could not be synced: "
+                f"{e.strerror or e} (errno {e.errno}); it may not survive a power loss"
+            ) from e
 
     def _rotate(self, newest: int) -> None:
         paths = self.checkpoints()
@@ -205,7 +212,11 @@ class CheckpointManager:
         current = [p for p in paths if _step_of(p) <= newest]
         for p in future + current[: max(0, len(current) - self.keep)]:
             shutil.rmtree(p, ignore_errors=True)
-        _files.fsync_dir(self.directory)
+        try:
+            _files.fsync_dir(self.directory)
+        except OSError as e:  # the new checkpoint is complete and synced; only removals pend
+            warnings.warn(f"could not sync {self.directory} after rotation: {e}",
+                          CheckpointWarning, stacklevel=3)
 
     # -- loading -----------------------------------------------------------------------------
     def restore(self, *, rng: bool = True) -> Checkpoint | None:
@@ -239,15 +250,30 @@ class CheckpointManager:
 
     def _apply(self, path: Path, manifest: dict[str, Any], states: dict[str, Any],
                rng: bool) -> Checkpoint:
-        differences = _differences(manifest, self.config, signature(self.components))
-        if differences:
-            shown = "; ".join(differences[:6])
-            more = f" (and {len(differences) - 6} more)" if len(differences) > 6 else ""
+        found = differences(manifest, self.config, signature(self.components))
+        if found:
+            shown = "; ".join(found[:6])
+            more = f" (and {len(found) - 6} more)" if len(found) > 6 else ""
             raise CheckpointMismatchError(
                 f"checkpoint {path} was written for another configuration: {shown}{more}"
             )
-        for name, component in self.components.items():
-            component.load_state_dict(states[name])
+        # Small components first, with a snapshot each: one that rejects its saved state
+        # (a ScheduleLR built with another schedule) leaves everything as it was.
+        order = [n for n in ("trainer", "scaler", "scheduler", "optimizer", "model")
+                 if n in self.components]
+        snapshots: dict[str, Any] = {}
+        for name in order:
+            component = self.components[name]
+            if name not in ("optimizer", "model"):
+                snapshots[name] = copy.deepcopy(component.state_dict())
+            try:
+                component.load_state_dict(states[name])
+            except Exception as e:
+                for done, snapshot in snapshots.items():
+                    self.components[done].load_state_dict(snapshot)
+                raise CheckpointMismatchError(
+                    f"checkpoint {path}: the {name} refused its saved state: {e}"
+                ) from e
         if rng:
             set_rng_state(states["rng"])
         return Checkpoint(path, manifest["step"], manifest["config"], states.get("extra", {}))
@@ -305,56 +331,6 @@ def _read_manifest(path: Path) -> dict[str, Any]:
             f"({FORMAT_VERSION}); upgrade optimlab"
         )
     return manifest
-
-
-def signature(components: Mapping[str, Any]) -> dict[str, Any]:
-    """What must match to resume: parameter names/shapes/dtypes and component types."""
-    model = components["model"]
-    names = {id(p): n for n, p in model.named_parameters()}
-    optimizer = components["optimizer"]
-    return {
-        "tensors": {k: [list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()},
-        "param_groups": [[names.get(id(p), f"<unnamed {i}>") for i, p in enumerate(g["params"])]
-                         for g in optimizer.param_groups],
-        "types": {n: _qualname(components.get(n)) for n in _COMPONENTS},
-        "precision": getattr(components.get("trainer"), "precision", None),
-    }
-
-
-def _differences(manifest: dict[str, Any], config: dict[str, Any],
-                 current: dict[str, Any]) -> list[str]:
-    saved = manifest["signature"]
-    out = []
-    for name in _COMPONENTS:
-        was, now = saved["types"].get(name), current["types"][name]
-        if was != now:
-            out.append(f"{name} is {was or 'absent'} in the checkpoint but {now or 'absent'} here")
-    out += _dict_diff("parameter", saved["tensors"], current["tensors"], "shape/dtype")
-    if saved.get("precision") != current["precision"]:
-        out.append(f"precision is {saved.get('precision')!r} in the checkpoint but "
-                   f"{current['precision']!r} here")
-    if saved["param_groups"] != current["param_groups"]:
-        out.append(f"param groups are {saved['param_groups']} in the checkpoint but "
-                   f"{current['param_groups']} here")
-    out += _dict_diff("config", manifest["config"], config, "value")
-    return out
-
-
-def _dict_diff(what: str, saved: dict[str, Any], now: dict[str, Any], field: str) -> list[str]:
-    out = []
-    for key in sorted(set(saved) | set(now)):
-        if key not in now:
-            out.append(f"{what} {key!r} is in the checkpoint but not here")
-        elif key not in saved:
-            out.append(f"{what} {key!r} is here but not in the checkpoint")
-        elif saved[key] != now[key]:
-            out.append(f"{what} {key!r} {field} is {saved[key]} in the checkpoint "
-                       f"but {now[key]} here")
-    return out
-
-
-def _qualname(obj: Any) -> str | None:
-    return None if obj is None else f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def _checksum(body: dict[str, Any]) -> str:
