@@ -222,6 +222,8 @@ def test_bad_input_fails_before_running():
         ([ok], 10, {"divergence_factor": float("inf")}, "divergence_factor"),
         ([Setting("adam", {}, "cosinus")], 10, {}, "did you mean 'cosine'"),
         ([Setting("adam", {}, seed=-2)], 10, {}, "seed must be an integer >= 0, got -2"),
+        ([Setting("adam", {}, "cosine", {"total_steps": 5})], 10, {}, "must not set total_steps"),
+        ([Setting("adam", {}, "warmup_cosine", {"warmup_steps": 50})], 10, {}, "warmup_steps"),
         ([("adam", {})], 10, {}, "settings must be Setting objects"),
     ]
     calls: list[int] = []

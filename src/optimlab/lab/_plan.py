@@ -43,6 +43,9 @@ def schedule_table(name: str | None, kwargs: Mapping[str, Any], steps: int) -> n
         return np.ones(steps)
     from .. import schedules
 
+    if "total_steps" in kwargs:
+        raise ValueError("schedule_kwargs must not set total_steps: the run's steps are used "
+                         f"(got total_steps={kwargs['total_steps']!r})")
     sched = schedules.get(name, total_steps=steps, **dict(kwargs))
     probe = np.unique(np.linspace(0, steps - 1, min(steps, 65)).astype(int))
     try:  # one vectorized call where the schedule takes arrays, checked against scalar calls
