@@ -32,6 +32,11 @@ class RuleOptimizer(torch.optim.Optimizer):
     _adapter: ClassVar[Adapter]
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        if isinstance(params, set):
+            raise TypeError(
+                "optimizer parameters must be an ordered collection (a list), not a set: "
+                "the order of a set changes between runs"
+            )
         self._adapter.validate(defaults)
         super().__init__(params, defaults)
 
@@ -117,8 +122,13 @@ class RuleOptimizer(torch.optim.Optimizer):
         raw = self._adapter.rule_kwargs(group)
         flags = tuple(group.get(f) for f in self._adapter.flags)
         values = (*raw.values(), *flags)
-        cacheable = not any(isinstance(v, torch.Tensor) for v in values)
-        key = tuple((type(v), v) for v in values) if cacheable else None
+        key: tuple | None = None
+        if not any(isinstance(v, torch.Tensor) for v in values):  # tensors can change in place
+            key = tuple((type(v), v) for v in values)
+            try:
+                hash(key)
+            except TypeError:  # an array or list value: validate every time
+                key = None
         cache = self.__dict__.setdefault("_hp_cache", {})
         if key is not None and key in cache:
             return cache[key]

@@ -1,0 +1,347 @@
+"""The torch.optim surface of every generated class: signatures, errors, groups, closures,
+schedulers, dtypes, None grads, direction, complex params, repr/deepcopy, create_optimizer."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from cases import INVALID, Case, Invalid, torch_kwargs
+from torch_cases import (
+    ELEMENTWISE,
+    NAMES,
+    TORCH_NAMES,
+    default_dtype,
+    one_thread,
+    ours_kwargs,
+    random_grads,
+    random_params,
+    torch_reference_class,
+)
+
+import optimlab
+from optimlab.optim import CLASSES, create_optimizer, optimizer_class
+from optimlab.registry import REGISTRY, get_spec
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+assert one_thread
+
+SAME_NAME = [s.name for s in REGISTRY if s.torch_class in dir(torch.optim)]
+LRS = {"lion": 1e-2, "adafactor": 1e-2}  # a step size that moves in 20 steps
+
+
+def _p(*shape: int, dtype=torch.float64) -> torch.nn.Parameter:
+    return torch.nn.Parameter(torch.randn(*shape, dtype=dtype))
+
+
+# -- signatures and defaults -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SAME_NAME)
+def test_signature_and_defaults_match_torch(name: str) -> None:
+    ours = inspect.signature(CLASSES[name]).parameters
+    theirs = inspect.signature(getattr(torch.optim, get_spec(name).torch_class)).parameters
+    for pname, param in theirs.items():
+        assert pname in ours, pname
+        assert ours[pname].kind == param.kind, pname
+        assert ours[pname].default == param.default, pname
+    extra = [n for n in ours if n not in theirs]
+    assert all(ours[n].kind == inspect.Parameter.KEYWORD_ONLY for n in extra)
+    # default group values equal torch's for every shared key
+    params = [_p(2)]
+    ours_group = CLASSES[name](params).param_groups[0]
+    theirs_group = getattr(torch.optim, get_spec(name).torch_class)([_p(2)]).param_groups[0]
+    for key, value in theirs_group.items():
+        if key != "params" and key in ours_group:
+            assert ours_group[key] == value, key
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_classes_are_exported_and_named(name: str) -> None:
+    cls = optimizer_class(name)
+    assert getattr(optimlab.optim, get_spec(name).torch_class) is cls
+    assert issubclass(cls, torch.optim.Optimizer)
+    assert cls.__name__ == get_spec(name).torch_class
+    assert get_spec(name).rule.summary in cls.__doc__
+
+
+def test_public_names() -> None:
+    from optimlab.optim import SGD, Adafactor, Adagrad, Adam, AdamW, Lion, NAdam, RAdam, RMSprop
+
+    assert {c.__name__ for c in (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam, RAdam, Adafactor,
+                                 Lion)} <= set(optimlab.optim.__all__)
+    assert optimlab.create_optimizer is create_optimizer
+
+
+def test_import_optimlab_does_not_import_torch() -> None:
+    code = "import sys, optimlab; optimlab.list_optimizers(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def _torch_style(inv: Invalid) -> dict | None:
+    """An invalid rule-name setting as constructor arguments (None: not expressible)."""
+    adapter = CLASSES[inv.name]._adapter
+    out: dict = {}
+    for key, value in inv.hp.items():
+        arg = next((a for a in adapter.args if key in a.targets), None)
+        if arg is None:
+            return None
+        if arg.is_pair:
+            pair = list(out.get(arg.name, arg.default))
+            pair[arg.targets.index(key)] = value
+            out[arg.name] = tuple(pair)
+        else:
+            out[arg.name] = value
+    return out
+
+
+CTOR_INVALID = [inv for inv in INVALID if _torch_style(inv) is not None]
+
+
+@pytest.mark.parametrize("inv", CTOR_INVALID, ids=lambda i: i.id)
+def test_invalid_hyperparameters_raise_before_anything(inv: Invalid) -> None:
+    kwargs = _torch_style(inv)
+    with pytest.raises(ValueError) as err:
+        CLASSES[inv.name]([_p(2)], **kwargs)
+    assert inv.match in str(err.value)
+    # the same through a second param group, then through an edited group at step time
+    opt = CLASSES[inv.name]([_p(2)])
+    with pytest.raises(ValueError) as err:
+        opt.add_param_group({"params": [_p(3)], **kwargs})
+    assert inv.match in str(err.value) and len(opt.param_groups) == 1
+    param = opt.param_groups[0]["params"][0]
+    param.grad = torch.ones(2, dtype=torch.float64)
+    before = param.detach().clone()
+    opt.param_groups[0].update(kwargs)
+    with pytest.raises(ValueError) as err:
+        opt.step()
+    assert inv.match in str(err.value)
+    assert torch.equal(param.detach(), before) and not opt.state
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_api_errors(name: str) -> None:
+    cls = CLASSES[name]
+    p = _p(3)
+    with pytest.raises(TypeError, match="iterable of Tensors"):
+        cls(p)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        cls([])
+    with pytest.raises(TypeError, match="not a set"):
+        cls({p})
+    with pytest.raises(ValueError, match="appears twice"):
+        cls([p, p])
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        cls([{"params": [p]}, {"params": [p]}])
+    with pytest.raises(ValueError, match="non-leaf"):
+        cls([p * 2])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'momentun'"):
+        cls([p], momentun=0.9)
+    if "differentiable" in cls._adapter.flags:
+        with pytest.raises(ValueError, match="differentiable=True is not supported"):
+            cls([p], differentiable=True)
+    with pytest.raises(ValueError, match="foreach must be None, True or False"):
+        cls([p], foreach="yes")
+
+
+def test_flag_errors() -> None:
+    with pytest.raises(ValueError, match="foreach and fused cannot both be True"):
+        CLASSES["adam"]([_p(2)], foreach=True, fused=True)
+    with pytest.raises(ValueError, match="betas must be a pair"):
+        CLASSES["adam"]([_p(2)], betas=0.9)
+    with pytest.raises(ValueError, match="maximize must be True or False"):
+        CLASSES["adam"]([_p(2)], maximize=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sparse_grad_is_a_clear_error_before_any_change(name: str) -> None:
+    dense, sparse = _p(3), _p(4)
+    opt = CLASSES[name]([dense, sparse])
+    dense.grad = torch.ones(3, dtype=torch.float64)
+    sparse.grad = torch.eye(4, dtype=torch.float64)[0].to_sparse()
+    before = dense.detach().clone()
+    with pytest.raises(RuntimeError, match="does not support sparse gradients"):
+        opt.step()
+    assert torch.equal(dense.detach(), before) and not opt.state
+
+
+def test_complex_params_need_an_elementwise_rule() -> None:
+    with pytest.raises(ValueError, match="does not support complex parameters"):
+        CLASSES["adafactor"]([_p(2, dtype=torch.complex64)])
+
+
+# -- the torch.optim surface -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TORCH_NAMES)
+def test_step_lr_scheduler_edits_lr(name: str) -> None:
+    """torch's StepLR changes group['lr'] between steps; same numbers as torch's class."""
+    case = Case(name, {"lr": 0.05})
+    results = []
+    for make in (
+        lambda ps: CLASSES[name](ps, **ours_kwargs(case)),
+        lambda ps: torch_reference_class(name)(ps, **torch_kwargs(name, case.full())),
+    ):
+        params = random_params(torch.float64, shapes=[(4, 3), (5,)])
+        with default_dtype(torch.float64):
+            opt = make(params)
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.3)
+            lrs = []
+            for grads in random_grads(params, 12):
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = g
+                opt.step()
+                sched.step()
+                lrs.append(opt.param_groups[0]["lr"])
+        results.append((params, lrs))
+    (ours, lrs_ours), (theirs, lrs_theirs) = results
+    assert lrs_ours == lrs_theirs and lrs_ours[-1] < 0.05
+    for x, y in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_grad_closure_and_add_param_group(name: str) -> None:
+    a, b = _p(3), _p(2, 2)
+    opt = CLASSES[name]([a], lr=0.01)
+    seen = []
+
+    def closure():
+        seen.append(torch.is_grad_enabled())
+        opt.zero_grad()
+        loss = (a**2).sum()
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert seen == [True] and isinstance(loss, torch.Tensor) and loss.item() > 0
+    opt.zero_grad(set_to_none=False)
+    assert a.grad is not None and torch.all(a.grad == 0)
+    opt.zero_grad(set_to_none=True)
+    assert a.grad is None
+    opt.add_param_group({"params": [b], "lr": 0.02})
+    assert opt.param_groups[1]["lr"] == 0.02
+    before = b.detach().clone()
+    b.grad = torch.ones_like(b)
+    opt.step()
+    assert not torch.equal(b.detach(), before)
+    assert opt.state[b]["count"] == 1 and opt.state[a]["count"] == 1  # a had no grad
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_none_grads_skip_and_zero_grads_step(name: str) -> None:
+    a, b = _p(3, 2), _p(4)
+    opt = CLASSES[name]([a, b], weight_decay=0.1)
+    a.grad = torch.zeros_like(a)  # zero gradient: weight decay still acts
+    before_a, before_b = a.detach().clone(), b.detach().clone()
+    opt.step()
+    assert b not in opt.state and torch.equal(b.detach(), before_b)
+    assert not torch.equal(a.detach(), before_a)
+    assert opt.state[a]["count"] == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16],
+                         ids=["f32", "f64", "bf16"])
+@pytest.mark.parametrize("name", NAMES)
+def test_dtypes_kept(name: str, dtype: torch.dtype) -> None:
+    params = [_p(4, 3, dtype=dtype), _p(5, dtype=dtype)]
+    opt = CLASSES[name](params, lr=0.01)
+    for _ in range(3):
+        for p in params:
+            p.grad = torch.randn(p.shape).to(dtype)
+        opt.step()
+    for p in params:
+        assert p.dtype == dtype and torch.isfinite(p.float()).all()
+        for v in opt.state[p].values():
+            if isinstance(v, torch.Tensor):
+                assert v.dtype == dtype
+
+
+@pytest.mark.parametrize("contiguous", [True, False], ids=["contiguous", "strided"])
+@pytest.mark.parametrize("name", NAMES)
+def test_goes_the_right_direction(name: str, contiguous: bool) -> None:
+    """20 steps on a quadratic lower the loss; with maximize=True they raise it."""
+    target = torch.linspace(-1, 1, 12, dtype=torch.float64).reshape(3, 4)
+    for maximize in (False, True):
+        start = torch.zeros(4, 3, dtype=torch.float64).t()
+        p = torch.nn.Parameter(start.contiguous() if contiguous else start)
+        assert p.is_contiguous() == contiguous
+        opt = CLASSES[name]([p], lr=LRS.get(name, 0.05), maximize=maximize)
+
+        def loss(p=p):
+            return ((p - target) ** 2).sum()
+
+        first = loss().item()
+        for _ in range(20):
+            opt.zero_grad()
+            loss().backward()
+            opt.step()
+        assert (loss().item() > first) if maximize else (loss().item() < first)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_complex_param_equals_its_real_view(name: str) -> None:
+    z = torch.nn.Parameter(torch.randn(3, 2, dtype=torch.complex128))
+    r = torch.nn.Parameter(torch.view_as_real(z.detach()).clone())
+    opt_z, opt_r = CLASSES[name]([z], lr=0.01), CLASSES[name]([r], lr=0.01)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        g = torch.randn(3, 2, 2, generator=gen, dtype=torch.float64)
+        z.grad, r.grad = torch.view_as_complex(g.clone()), g
+        opt_z.step()
+        opt_r.step()
+        assert torch.equal(torch.view_as_real(z.detach()), r.detach())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_repr_and_deepcopy(name: str) -> None:
+    params = [_p(3), _p(2, 2)]
+    opt = CLASSES[name](params, lr=0.01)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    text = repr(opt)
+    assert text.startswith(get_spec(name).torch_class) and "lr: 0.01" in text
+    twin = copy.deepcopy(opt)
+    twin_params = twin.param_groups[0]["params"]
+    for p in twin_params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    twin.step()
+    for x, y in zip(params, twin_params, strict=True):
+        assert torch.equal(x, y) and x is not y
+    assert twin.state[twin_params[0]]["count"] == 2
+
+
+def test_state_dict_param_names_from_named_parameters() -> None:
+    model = torch.nn.Linear(3, 2)
+    opt = CLASSES["adam"](model.named_parameters())
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+
+
+# -- create_optimizer ----------------------------------------------------------------
+
+
+def test_create_optimizer_accepts_torch_and_rule_names() -> None:
+    p = _p(3)
+    a = create_optimizer("adam", [p], lr=0.1, beta2=0.9)
+    assert a.param_groups[0]["betas"] == (0.9, 0.9) and isinstance(a, CLASSES["adam"])
+    b = optimlab.create_optimizer("AdamW", [p], betas=(0.8, 0.99), weight_decay=0.0)
+    assert b.param_groups[0]["betas"] == (0.8, 0.99)
+    with pytest.raises(ValueError, match="did you mean 'momentum'"):
+        create_optimizer("sgd", [p], momentun=0.9)
+    with pytest.raises(ValueError, match="either betas or beta1, beta2"):
+        create_optimizer("adam", [p], betas=(0.9, 0.9), beta1=0.8)
+    with pytest.raises(ValueError, match="unknown optimizer 'adamm'; did you mean 'adam'"):
+        create_optimizer("adamm", [p])
+    with pytest.raises(ValueError, match="beta1 must be in"):
+        create_optimizer("lion", [p], beta1=math.nan)
