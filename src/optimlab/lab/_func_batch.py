@@ -28,7 +28,7 @@ class _NumpyOps:
 
     @staticmethod
     def norm_rows(a: Any) -> Any:
-        return np.sqrt((a * a).sum(-1))
+        return np.sqrt(np.add.reduce(a * a, axis=-1))  # skips ndarray.sum's wrapper
 
     @staticmethod
     def ok(loss: Any, gnorm: Any, thresh: Any) -> np.ndarray:
