@@ -269,3 +269,17 @@ def test_property_any_batch_equals_its_settings_alone(specs, name):
     together = run(p, batch, 12)
     for tr, s in zip(together, batch, strict=True):
         _same(tr, run(p, [s], 12)[0])
+
+
+def test_reasonable_settings_reach_the_known_minima():
+    """Contract 3 through the engine: each problem is solvable from its start."""
+    cases = {"rosenbrock": ("adam", 0.02, 1e-4), "beale": ("adam", 0.01, 0.05),
+             "himmelblau": ("adam", 0.05, 1e-8), "ravine": ("momentum", 0.005, 1e-8),
+             "saddle": ("sgd", 0.05, 1e-8)}
+    for name, (opt, lr, tol) in cases.items():
+        tr = run(name, [Setting(opt, {"lr": lr})], 3000)[0]
+        assert tr.status == "finished" and tr.evals[-1][1]["distance"] < tol, name
+    # Rastrigin traps Adam in a local minimum: stationary but not the global one
+    tr = run("rastrigin", [Setting("adam", {"lr": 0.05})], 3000)[0]
+    end = tr.trajectory[-1]
+    assert tr.evals[-1][1]["loss"] > 1 and np.abs(problems.get("rastrigin").grad(end)).max() < 1e-3
