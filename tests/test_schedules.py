@@ -33,8 +33,8 @@ def warmup_ref(decay: str, t: int, total: int, w: int, lr: float, init: float, e
 def test_warmup_schedules_match_formula(decay: str, w: int) -> None:
     total, lr, init = 400, 0.3, 0.01
     end = 0.002 if decay in ("cosine", "linear") else 0.0
-    s = S.get(f"warmup_{decay}", total_steps=total, warmup_steps=w, lr=lr, init_lr=init,
-              end_lr=end)
+    kw = {"end_lr": end} if decay in ("cosine", "linear") else {}
+    s = S.get(f"warmup_{decay}", total_steps=total, warmup_steps=w, lr=lr, init_lr=init, **kw)
     for t in range(total + 50):
         ref = warmup_ref(decay, t, total, w, lr, init, end)
         assert s(t) == pytest.approx(ref, rel=1e-12, abs=1e-15), t
@@ -315,7 +315,8 @@ BAD = [
      "warmup_steps must be < total_steps, got warmup_steps=10 and total_steps=10"),
     (lambda: S.get("warmup_linear", total_steps=10, warmup_steps=50), "warmup_steps must be <"),
     (lambda: S.get("warmup_constant"), "needs warmup_steps or total_steps"),
-    (lambda: S.get("warmup_constant", warmup_steps=5, end_lr=0.1), "end_lr is not used"),
+    (lambda: S.Warmup("constant", warmup_steps=5, end_lr=0.1), "end_lr is not used"),
+    (lambda: S.get("warmup_constant", warmup_steps=5, end_lr=0.0), "unknown argument 'end_lr'"),
     (lambda: S.get("warmup_cosine", total_steps=10, warmup_steps=-1), "warmup_steps must be >= 0"),
     (lambda: S.get("warmup_cosine", total_steps=np.array([[10], [5]]),
                    warmup_steps=np.array([[3], [5]])), "warmup_steps must be < total_steps"),
