@@ -104,7 +104,7 @@ def run(
 
     >>> from optimlab.lab.engine import Setting, run
     >>> traces = run("rosenbrock", [Setting("adam", {"lr": lr}) for lr in (0.01, 0.1)], 100)
-    >>> [t.status for t in traces], traces[1].loss[-1] < traces[1].loss[0]
+    >>> [t.status for t in traces], bool(traces[1].loss[-1] < traces[1].loss[0])
     (['finished', 'finished'], True)
     """
     check_args(steps, eval_every, divergence_factor)
