@@ -223,6 +223,16 @@ def test_array_arguments_equal_scalar_runs(name: str, kw: dict) -> None:
                 assert mom[i, 0] == pytest.approx(scalar.momentum()(t), rel=1e-13)
 
 
+def test_integer_tensor_steps() -> None:
+    import torch
+
+    s = S.get("cosine", total_steps=10)
+    assert s(torch.tensor(3)) == s(3)
+    np.testing.assert_array_equal(s(torch.arange(10)), s(np.arange(10)))
+    with pytest.raises(ValueError, match="step must be"):
+        s(torch.tensor(3.0))  # a float tensor is refused, like a float
+
+
 def test_array_join_and_steps_broadcast() -> None:
     s = S.Join((S.Constant(lr=np.array([[0.1], [0.2]])), S.Constant(lr=1.0)), (5,))
     out = s(np.arange(8))
@@ -363,6 +373,7 @@ BAD = [
     (lambda: S.Constant()(1.5), "step must be an integer >= 0"),
     (lambda: S.Constant()(True), "step must be an integer >= 0"),
     (lambda: S.Constant()(np.array([1, -2])), "step must be an integer >= 0"),
+    (lambda: S.Constant()(np.array([True])), "step must be an integer >= 0"),
 ]
 
 

@@ -29,8 +29,12 @@ Value = Any  # a Python float, or a NumPy array when arguments or steps are arra
 
 
 def as_steps(step: Any) -> np.ndarray:
-    """``step`` as a float64 array of whole numbers >= 0 (ValueError otherwise)."""
-    if isinstance(step, bool | np.bool_) or type(step).__module__.startswith("torch"):
+    """``step`` as a float64 array of whole numbers >= 0 (ValueError otherwise); integer
+    torch tensors (such as an optimizer's ``state["step"]``) are accepted."""
+    if type(step).__module__.startswith("torch") and not step.is_floating_point():
+        step = step.detach().cpu().numpy()
+    if (isinstance(step, bool | np.bool_ | str) or type(step).__module__.startswith("torch")
+            or (isinstance(step, np.ndarray) and step.dtype == np.bool_)):
         raise ValueError(f"step must be an integer >= 0, got {step!r}")
     try:
         arr = np.asarray(step, dtype=np.float64)
