@@ -73,25 +73,34 @@ def test_hyperparameters_and_dtype_change_the_count() -> None:
 
 
 @pytest.mark.parametrize(
-    ("make", "slots"),
+    ("make", "name", "slots"),
     [
-        (lambda p: torch.optim.SGD(p, lr=0.1), 0),
-        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 1),
-        (lambda p: torch.optim.Adam(p), 2),
-        (lambda p: torch.optim.Adam(p, amsgrad=True), 3),
-        (lambda p: torch.optim.RMSprop(p), 1),
+        (lambda p: torch.optim.SGD(p, lr=0.1), "sgd", 0),
+        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), "sgd", 1),
+        (lambda p: torch.optim.Adam(p), "adam", 2),
+        (lambda p: torch.optim.Adam(p, amsgrad=True), "adam", 3),
+        (lambda p: torch.optim.AdamW(p), "adamw", 2),
+        (lambda p: torch.optim.RMSprop(p), "rmsprop", 1),
+        (lambda p: torch.optim.Adagrad(p), "adagrad", 1),
+        (lambda p: torch.optim.NAdam(p), "nadam", 2),
+        (lambda p: torch.optim.RAdam(p), "radam", 2),
+        (lambda p: torch.optim.Adafactor(p), "adafactor", None),
     ],
 )
-def test_live_torch_optimizers(make, slots: int) -> None:
+def test_live_torch_optimizers(make, name: str, slots: int | None) -> None:
     m = model()
     opt = make(m.parameters())
     m(torch.randn(4, 30)).sum().backward()
     opt.step()
     r = optimlab.memory(opt, m)
     n = sum(p.numel() for p in m.parameters())
-    assert r.state_bytes == slots * 4 * n
-    step_tensors = sum(t.nbytes for s in opt.state.values() for k, t in s.items() if k == "step")
-    assert r.measured_bytes == slots * 4 * n + step_tensors
+    assert r.optimizer == name
+    expected = 4 * ((30 + 20) + 20 + (20 + 5) + 5) if slots is None else slots * 4 * n
+    assert r.state_bytes == expected
+    # torch also keeps 0-d tensors per parameter (step, NAdam's mu_product): measured only
+    scalars = sum(t.nbytes for s in opt.state.values() for t in s.values()
+                  if isinstance(t, torch.Tensor) and t.ndim == 0)
+    assert r.measured_bytes == expected + scalars
     assert {p.name for p in r.params} == {n for n, _ in m.named_parameters()}
 
 

@@ -199,7 +199,7 @@ class TrainStep:
         params = optimizer_params(self.optimizer)
         scale = self.scaler.scale if self.scaler is not None else None
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
+        loss_sum: Any = 0.0  # accumulated on the loss's device: one host sync per step
         for batch, n in zip(batches, sizes, strict=True):
             with autocast(self.precision, self.device_type):
                 loss = self.loss_fn(self.model, batch)
@@ -211,8 +211,8 @@ class TrainStep:
             if self.scaler is not None:
                 weighted = self.scaler.scale_loss(weighted)
             weighted.backward()
-            loss_sum += float(loss.detach()) * (n / total)
-        return self._finish(params, loss_sum, total, len(batches), scale)
+            loss_sum = loss_sum + loss.detach().double() * (n / total)
+        return self._finish(params, float(loss_sum), total, len(batches), scale)
 
     def _finish(
         self, params: list[Any], loss: float, samples: int, n_micro: int, scale: float | None
