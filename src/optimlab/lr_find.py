@@ -76,8 +76,9 @@ class LRFindResult:
         if self.mode == "exp":
             ax.set_xscale("log")
         finite = self.smoothed[np.isfinite(self.smoothed)]
+        raw = self.losses[np.isfinite(self.losses)]
         if finite.size:  # keep the blow-up from flattening the useful part
-            lo, first = float(finite.min()), float(finite[0])
+            lo, first = float(min(finite.min(), raw.min())), float(finite[0])
             ax.set_ylim(lo - 0.1 * abs(first - lo) - 1e-12, first + 0.5 * abs(first - lo) + 1e-12)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
