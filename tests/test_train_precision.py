@@ -171,3 +171,19 @@ def test_scaler_only_with_fp16() -> None:
     model, _ = problem()
     with pytest.raises(ValueError, match="scaler is only used with precision='fp16'"):
         TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.1), mse, scaler=LossScaler())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_mixed_precision_converges(precision: str) -> None:
+    model, (x, y) = problem()
+    model, batch = model.cuda(), (x.cuda(), y.cuda())
+    with torch.no_grad():
+        start = float(mse(model, batch))
+    trainer = TrainStep(model, torch.optim.Adam(model.parameters(), lr=1e-2), mse,
+                        precision=precision, accumulation_steps=2, clip_norm=1.0)
+    assert trainer.device_type == "cuda"
+    for _ in range(100):
+        trainer.step(batch)
+    with torch.no_grad():
+        assert float(mse(model, batch)) < 0.05 * start
