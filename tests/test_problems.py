@@ -186,6 +186,10 @@ def test_names_and_errors():
         problems.get("beale").loss(np.zeros(3))
     with pytest.raises(ValueError, match="kind must be"):
         problems.list("toy")
+    assert all(problems.describe(n) for n in problems.list())
+    assert "banana" in problems.describe("rosenbrock")
+    with pytest.raises(ValueError, match="did you mean 'saddle'"):
+        problems.describe("sadle")
 
 
 def test_import_does_not_load_torch():

@@ -37,7 +37,7 @@ from .user import UserProblem, from_callable
 __all__ = [
     "MLP", "Beale", "Himmelblau", "LeastSquares", "Logistic", "Problem", "Rastrigin",
     "Ravine", "Rosenbrock", "Saddle", "Shapes", "TestFunction", "TorchProblem", "TorchTask",
-    "UserProblem", "from_callable", "get", "list",
+    "UserProblem", "describe", "from_callable", "get", "list",
 ]
 
 _BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in (*FUNCTIONS, *MODELS)}
@@ -72,3 +72,14 @@ def get(name: str, **kwargs: Any) -> Problem:
         raise ValueError(f"problem {cls.name!r} got unknown argument {unknown[0]!r}; "
                          f"known: {', '.join(known)}")
     return cls(**kwargs)
+
+
+
+def describe(name: str) -> str:
+    """One line on the built-in problem ``name`` (its docstring's summary), for listings."""
+    key = name.lower().replace("-", "_") if isinstance(name, str) else name
+    if key not in _BUILTIN:
+        get(name)  # raises the usual unknown-name error
+        return str(name)  # a user problem
+    doc = (_BUILTIN[key].__doc__ or "").strip()
+    return doc.splitlines()[0].replace("``", "") if doc else key
