@@ -86,7 +86,7 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
         ax.plot(steps, med, color=colors[opt], lw=1.6, label=s.label)
         if s.n_seeds > 1:
             ax.fill_between(steps, lo, hi, color=colors[opt], alpha=0.2, lw=0)
-    if math.isfinite(study.target):
+    if math.isfinite(study.target) and (study.explicit_target or study.common_start):
         ax.axhline(study.target, color="0.4", ls=":", lw=1, label="target")
     if positive:
         ax.set_yscale("log")

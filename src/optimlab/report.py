@@ -91,8 +91,13 @@ def _grid_text(study: analysis.Study) -> list[tuple[str, str]]:
     items.append(("ranking", f"median over seeds of {study.criterion}; a diverged run counts "
                              f"as +inf; initial loss f0 = {fmt(study.initial_loss)}, best final "
                              f"loss of any run f* = {fmt(study.best_loss)}"))
-    items.append(("target", f"loss <= {fmt(study.target, '.4g')} "
-                            f"(f0 - {analysis.TARGET_FRACTION:g} (f0 - f*), unless stated)"))
+    if study.explicit_target:
+        items.append(("target", f"loss <= {fmt(study.target, '.4g')} (stated)"))
+    else:
+        items.append(("target", f"each run: loss <= f0 - {analysis.TARGET_FRACTION:g} (f0 - f*) "
+                                f"with f0 its own initial loss"
+                                + (f" (= {fmt(study.target, '.4g')})" if study.common_start
+                                   else "")))
     items.append(("converging LR", f"no seed diverged and median final loss <= "
                                    f"{fmt(study.converge_level, '.4g')} (f0 - "
                                    f"{analysis.CONVERGE_FRACTION:g} (f0 - f*)); range width = "

@@ -119,5 +119,5 @@ def run(args: argparse.Namespace) -> int:
     with interruptible(out), progress_bar(not args.quiet, "sweep") as progress:
         results = sweep(problem, grid, steps, seeds, schedules=schedules, out=out,
                         batched=not args.no_batch, eval_every=eval_every, progress=progress,
-                        max_batch=check_max_batch(args.max_batch))
+                        max_batch=check_max_batch(args.max_batch), torch_threads=args.threads)
     return finish(args, results, out)

@@ -6,11 +6,12 @@ best setting is the one with the lowest median of the criterion across seeds (a 
 run counts as +inf, so a setting that diverges on most seeds never wins). Targets and the
 learning-rate range that converges are defined relative to the study's own losses:
 
-- ``target``: 99% of the way from the median initial loss ``f0`` to the best final loss
+- ``target``: 99% of the way from a run's initial loss ``f0`` to the best final loss
   ``f*`` any run of the study reached (``f0 - 0.99 (f0 - f*)``), unless stated;
 - an LR *converges* when no seed diverged and its median final loss closed at least 90% of
-  that gap (``<= f0 - 0.9 (f0 - f*)``); the LR range width is ``log10(hi / lo)`` of the
-  contiguous block of converging grid LRs around the best LR, in decades.
+  the gap, with ``f0`` the median initial loss (``<= f0 - 0.9 (f0 - f*)``); the LR range
+  width is ``log10(hi / lo)`` of the contiguous block of converging grid LRs around the
+  best LR, in decades.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ class Study:
     best_loss: float
     target: float
     converge_level: float
+    explicit_target: bool = False
     settings: list[SettingStats] = field(default_factory=list)
 
     @property
@@ -179,6 +181,19 @@ class Study:
     def sensitivity(self, variant: str) -> list[SettingStats]:
         """The settings of one variant (optimizer + non-lr settings) ordered by lr."""
         return sorted((s for s in self.settings if s.variant == variant), key=lambda s: s.lr)
+
+    def run_target(self, r: Record) -> float:
+        """The loss a run must reach: the stated target, else 99% of the way from the
+        run's own initial loss to f* (runs from random starts start at different losses)."""
+        f0 = r.get("initial_loss")
+        if self.explicit_target or f0 is None or not math.isfinite(f0):
+            return self.target
+        return f0 - TARGET_FRACTION * (f0 - self.best_loss)
+
+    @property
+    def common_start(self) -> bool:
+        """Whether every run started at the same loss (one target line for all)."""
+        return len({r["initial_loss"] for r in self.records}) <= 1
 
     def converges(self, s: SettingStats) -> bool:
         return s.n_diverged == 0 and s.median <= self.converge_level
@@ -214,6 +229,7 @@ def studies(records: Sequence[Record], criterion: str = "final_loss",
         fbest = min(finite) if finite else math.nan
         gap = f0 - fbest
         tgt = target.get(problem) if isinstance(target, Mapping) else target
+        explicit = tgt is not None
         if tgt is None:
             tgt = f0 - TARGET_FRACTION * gap if math.isfinite(gap) else math.nan
         out.append(Study(
@@ -221,7 +237,7 @@ def studies(records: Sequence[Record], criterion: str = "final_loss",
             seeds=sorted({r["seed"] for r in recs}), records=recs, criterion=criterion,
             initial_loss=f0, best_loss=fbest, target=float(tgt),
             converge_level=f0 - CONVERGE_FRACTION * gap if math.isfinite(gap) else math.nan,
-            settings=settings(recs, criterion),
+            settings=settings(recs, criterion), explicit_target=explicit,
         ))
     return out
 
@@ -244,7 +260,7 @@ def best_table(study: Study, curves: Curves) -> list[dict[str, Any]]:
     the width of its converging LR range in decades."""
     rows = []
     for rank, (opt, s) in enumerate(study.best().items(), start=1):
-        hits = [steps_to_target(curves(r["run_id"]), study.target) for r in s.runs]
+        hits = [steps_to_target(curves(r["run_id"]), study.run_target(r)) for r in s.runs]
         reached = sum(math.isfinite(h[0]) for h in hits)
         lr_range = study.lr_range(s.variant)
         rows.append({

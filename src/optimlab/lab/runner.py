@@ -9,10 +9,12 @@ are complete. Interrupting (Ctrl+C, SIGTERM) gives the claimed runs back to the 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -74,8 +76,17 @@ def execute(
     stale_after: float = 600.0,
     poll: float = 0.5,
     engine: ModuleType | None = None,
+    torch_threads: int | None = None,
 ) -> RunCounts:
-    """Compute every run of ``configs`` not yet in the store of folder ``out``."""
+    """Compute every run of ``configs`` not yet in the store of folder ``out``.
+
+    ``torch_threads`` sets torch's intra-op threads while torch problems run (restored
+    after): the lab's models are small, and one thread per process avoids the
+    oversubscription that makes tiny matmuls several times slower on a busy machine.
+    """
+    if torch_threads is not None and (isinstance(torch_threads, bool)
+                                      or not isinstance(torch_threads, int) or torch_threads < 1):
+        raise ValueError(f"torch_threads must be an integer >= 1, got {torch_threads!r}")
     eng = _load_engine(engine)
     counts = RunCounts(requested=len(configs))
     by_id = {c.run_id: c for c in configs}
@@ -91,18 +102,45 @@ def execute(
             progress(done_units[0], total)
         try:
             todo = [c for c in by_id.values() if status.get(c.run_id) not in FINAL]
-            for batch in _batches(todo, max_batch):
-                _run_batch(store, eng, batch, counts, done_units, total, progress,
-                           batched=batched, eval_every=eval_every,
-                           divergence_factor=divergence_factor)
-            _wait_for_others(store, eng, by_id, counts, done_units, total, progress,
-                             batched=batched, eval_every=eval_every,
-                             divergence_factor=divergence_factor, max_batch=max_batch,
-                             stale_after=stale_after, poll=poll)
+            with _threads(torch_threads, todo):
+                for batch in _batches(todo, max_batch):
+                    _run_batch(store, eng, batch, counts, done_units, total, progress,
+                               batched=batched, eval_every=eval_every,
+                               divergence_factor=divergence_factor)
+            with _threads(torch_threads, todo):
+                _wait_for_others(store, eng, by_id, counts, done_units, total, progress,
+                                 batched=batched, eval_every=eval_every,
+                                 divergence_factor=divergence_factor, max_batch=max_batch,
+                                 stale_after=stale_after, poll=poll)
         except BaseException:
             store.release()
             raise
     return counts
+
+
+@contextlib.contextmanager
+def _threads(n: int | None, configs: Sequence[RunConfig]) -> Iterator[None]:
+    kinds = {_problem_kind(c.problem, json.dumps(dict(c.problem_kwargs), sort_keys=True))
+             for c in configs}
+    if n is None or "torch" not in kinds:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@functools.lru_cache(maxsize=64)
+def _problem_kind(name: str, kwargs_json: str) -> str:
+    try:
+        return str(load_problem(name, json.loads(kwargs_json)).kind)
+    except Exception:  # the batch itself will report the problem's error
+        return "unknown"
 
 
 def _run_batch(store: Store, eng: ModuleType, batch: list[RunConfig], counts: RunCounts,
