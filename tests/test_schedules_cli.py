@@ -75,6 +75,10 @@ def test_cli_schedules_writes_png(tmp_path, capsys) -> None:
     (["lr-find", "--problem", "least_squares", "--optimizer", "adamm"], "unknown optimizer"),
     (["lr-find", "--problem", "least_squars"], "unknown problem"),
     (["lr-find", "--problem", "least_squares", "--num-iter", "1"], "num_iter must be"),
+    (["lr-find", "--problem", "least_squares", "--hp", "beta1"], "KEY=VALUE"),
+    (["lr-find", "--problem", "least_squares", "--hp", "beta1=x y"], "cannot read"),
+    (["lr-find", "--problem", "least_squares", "--hp", "lr=0.1"], "must not set lr"),
+    (["lr-find", "--problem", "least_squares", "--hp", "beta9=0.1"], "beta9"),
 ])
 def test_cli_mistakes_are_one_line_exit_2(tmp_path, capsys, argv, message) -> None:
     if argv[0] == "lr-find":
@@ -92,7 +96,8 @@ def test_cli_lr_find(tmp_path, capsys) -> None:
         pytest.skip("optimlab.problems.get is not available yet")
     out = tmp_path / "lr.png"
     rc = main(["lr-find", "--problem", "least_squares", "--optimizer", "sgd", "--num-iter", "40",
-               "--start-lr", "1e-5", "--end-lr", "10", "--out", str(out)])
+               "--start-lr", "1e-5", "--end-lr", "10", "--out", str(out),
+               "--hp", "momentum=0.5", "--hp", "nesterov=True"])
     assert rc == 0
     assert out.read_bytes()[:8] == PNG
     text = capsys.readouterr().out

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import ast
 from pathlib import Path
+from typing import Any
+
+from . import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--problem", required=True,
                         help="a problem name (see `optimlab list problems`) or module:function")
     parser.add_argument("--optimizer", default="adam", help="a registered optimizer (adam)")
+    parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                        help="an optimizer hyperparameter other than lr, e.g. --hp beta1=0.8 "
+                             "or --hp 'betas=(0.9,0.99)' (repeatable)")
     parser.add_argument("--start-lr", type=float, default=1e-7, help="first rate (1e-7)")
     parser.add_argument("--end-lr", type=float, default=10.0, help="last rate (10)")
     parser.add_argument("--num-iter", type=int, default=100, help="steps (100)")
@@ -23,18 +30,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="PNG file for the loss-vs-lr plot")
 
 
+def parse_hp(items: list[str]) -> dict[str, Any]:
+    """``["beta1=0.8", "nesterov=True"]`` -> ``{"beta1": 0.8, "nesterov": True}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"--hp must look like KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            raise UsageError(f"--hp {key.strip()}: cannot read the value {text!r}") from None
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from optimlab import problems
     from optimlab.lr_find import lr_find_task
     from optimlab.registry import get_spec
 
     get_spec(args.optimizer)  # an unknown optimizer fails before the problem is built
+    hp = parse_hp(args.hp)
     out = None if args.out is None else Path(args.out)
     if out is not None and not out.parent.is_dir():
         raise FileNotFoundError(f"folder {str(out.parent)!r} does not exist (for --out {out})")
     task = problems.get(args.problem).torch_task(args.seed)
     result = lr_find_task(
-        task, args.optimizer, use_val_batch=args.val, start_lr=args.start_lr,
+        task, args.optimizer, hyperparams=hp, use_val_batch=args.val, start_lr=args.start_lr,
         end_lr=args.end_lr, num_iter=args.num_iter, mode=args.mode,
         accumulation_steps=args.accumulation_steps,
     )
