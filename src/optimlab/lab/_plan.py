@@ -8,6 +8,7 @@ schedules still run together.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,15 @@ class Group:
     @property
     def size(self) -> int:
         return len(self.positions)
+
+    def split(self) -> list[Group]:
+        """One group per setting."""
+        return [
+            dataclasses.replace(self, positions=[pos], seeds=[seed],
+                                floats={k: v[j : j + 1] for k, v in self.floats.items()},
+                                lr=self.lr[j : j + 1])
+            for j, (pos, seed) in enumerate(zip(self.positions, self.seeds, strict=True))
+        ]
 
 
 def schedule_table(name: str | None, kwargs: Mapping[str, Any], steps: int) -> np.ndarray:

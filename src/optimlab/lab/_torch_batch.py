@@ -73,13 +73,8 @@ def run_group(problem: Any, group: Group, steps: int, *, batched: bool, eval_eve
         except _VmapUnsupported as exc:
             warnings.warn(f"vmap does not apply to {problem.name!r} ({exc.__cause__}); "
                           "running one setting at a time", RuntimeWarning, stacklevel=3)
-    from dataclasses import replace
-
     rec = Recorder(steps, group.size)
-    for j in range(group.size):
-        one = replace(group, positions=[group.positions[j]], seeds=[group.seeds[j]],
-                      floats={k: v[j : j + 1] for k, v in group.floats.items()},
-                      lr=group.lr[j : j + 1])
+    for j, one in enumerate(group.split()):
         _run_sequential(problem, one, steps, rec, j, eval_every=eval_every,
                         divergence_factor=divergence_factor, progress=progress)
     return rec

@@ -116,7 +116,7 @@ def run(
             raise ValueError(f"settings must be Setting objects, got {s!r}")
     groups = plan(settings, steps)
     if not batched:
-        groups = [g for group in groups for g in _split(group)]
+        groups = [one for group in groups for one in group.split()]
     done = [0]
 
     def tick(n: int) -> None:
@@ -137,14 +137,3 @@ def run(
         out.update(rec.traces(settings, group, Trace))
     return [out[i] for i in range(len(settings))]
 
-
-def _split(group: Any) -> list[Any]:
-    """One group per setting (for ``batched=False``)."""
-    from dataclasses import replace
-
-    return [
-        replace(group, positions=[pos], seeds=[seed],
-                floats={k: v[j : j + 1] for k, v in group.floats.items()},
-                lr=group.lr[j : j + 1])
-        for j, (pos, seed) in enumerate(zip(group.positions, group.seeds, strict=True))
-    ]
