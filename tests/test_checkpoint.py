@@ -308,10 +308,21 @@ def test_same_step_again_replaces_and_lower_step_drops_the_abandoned_future(
     assert [p.name for p in run.manager.checkpoints()] == ["step-00000001", "step-00000002"]
 
 
-def test_unpicklable_state_is_refused_before_writing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"obj": object()}, r"extra state\['obj'\] is a builtins.object"),
+        ({"x": [1, np.float64(2.0)]}, r"extra state\['x'\]\[1\] is a numpy.float64"),
+        ({"a": np.zeros(2)}, r"extra state\['a'\] is a numpy.ndarray"),
+        ({"d": {np.int64(1): 2}}, r"extra state\['d'\] has a key of type int64"),
+    ],
+)
+def test_unpicklable_state_is_refused_before_writing(
+    tmp_path: Path, extra: dict, message: str
+) -> None:
     run = Run(tmp_path)
-    with pytest.raises(ValueError, match=r"extra state\['obj'\] is a builtins.object"):
-        run.manager.save(0, extra={"obj": object()})
+    with pytest.raises(ValueError, match=message):
+        run.manager.save(0, extra=extra)
     assert run.manager.checkpoints() == [] and list(tmp_path.iterdir()) == []
 
 

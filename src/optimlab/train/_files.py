@@ -69,15 +69,16 @@ def check_plain(obj: Any, where: str) -> None:
         if type(obj) not in (torch.Tensor, torch.nn.Parameter):
             raise ValueError(f"{where} is a {type(obj).__name__}, not a plain tensor")
         return
-    if isinstance(obj, (*_SCALARS, torch.dtype, torch.device, torch.Size)):
+    # Exact types: numpy.float64 is a float subclass, yet loading it would need numpy's pickle.
+    if type(obj) in _SCALARS or type(obj) in (torch.dtype, torch.device, torch.Size):
         return
-    if isinstance(obj, list | tuple) and type(obj) in (list, tuple):
+    if type(obj) in (list, tuple):
         for i, item in enumerate(obj):
             check_plain(item, f"{where}[{i}]")
         return
     if type(obj) in (dict, OrderedDict, Counter):
         for key, value in obj.items():
-            if not isinstance(key, str | int | float):
+            if type(key) not in (str, int, float):
                 raise ValueError(f"{where} has a key of type {type(key).__name__}: {key!r}")
             check_plain(value, f"{where}[{key!r}]")
         return
