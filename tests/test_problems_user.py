@@ -130,3 +130,16 @@ def test_user_problem_errors(usermod, tmp_path):
         next(task.batches)
     with pytest.raises(ValueError, match="fn must be callable"):
         problems.from_callable(3)
+
+
+def test_a_model_without_trainable_parameters_is_refused():
+    def frozen():
+        model = torch.nn.Linear(2, 1).double().requires_grad_(False)
+        x = torch.ones(4, 2, dtype=torch.float64)
+        return model, lambda m, b: m(b[0]).mean(), [(x,)]
+
+    p = problems.from_callable(frozen, name="frozen")
+    for batched in (True, False):
+        with pytest.raises(ValueError, match="'frozen': the model has no trainable parameters"):
+            run(p, [Setting("sgd", {"lr": 0.1}), Setting("sgd", {"lr": 0.2})], 3,
+                batched=batched)

@@ -60,7 +60,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def _flat_sq(tensors: Any) -> torch.Tensor:
-    return sum((t * t).flatten(1).sum(1) for t in tensors)
+    return sum((t.double() ** 2).flatten(1).sum(1) for t in tensors)
 
 
 def run_group(problem: Any, group: Group, steps: int, *, batched: bool, eval_every: int | None,
@@ -93,6 +93,8 @@ class _Stacked:
         template = self.tasks[self.unique[0]]
         call = _Call(template.model, template.loss)
         self.names = [n for n, p in template.model.named_parameters() if p.requires_grad]
+        if not self.names:
+            raise ValueError(f"problem {problem.name!r}: the model has no trainable parameters")
         models = [dict(self.tasks[s].model.named_parameters()) for s in group.seeds]
         self.params = {n: torch.stack([m[n].detach() for m in models]) for n in self.names}
         self.shared = len(self.unique) == 1
@@ -121,7 +123,7 @@ def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | No
     rec, rows = Recorder(steps, group.size), np.arange(group.size)
     device = params[names[0]].device
     hp = {n: {k: _hp_tensor(v, params[n]) for k, v in group.floats.items()} for n in names}
-    lr = torch.as_tensor(group.lr, dtype=params[names[0]].dtype, device=device)
+    lr = torch.as_tensor(group.lr, dtype=torch.float64, device=device)
     state = {n: rule.init(params[n], **({} if rule.elementwise else {"batch_ndim": 1}))
              for n in names}
     marks = eval_steps(steps, eval_every)
@@ -155,11 +157,11 @@ def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | No
         usq = 0
         with torch.no_grad():
             for n in names:
-                lr_t = lr[:, t].reshape((len(rows),) + (1,) * (params[n].ndim - 1))
-                delta, state[n] = rule.update(grads[n], state[n], params[n], lr=lr_t, **hp[n],
-                                              **flags)
-                params[n] = params[n] + delta
-                usq = usq + (delta * delta).flatten(1).sum(1)
+                p = params[n]
+                lr_t = lr[:, t].to(p.dtype).reshape((len(rows),) + (1,) * (p.ndim - 1))
+                delta, state[n] = rule.update(grads[n], state[n], p, lr=lr_t, **hp[n], **flags)
+                params[n] = p + delta
+                usq = usq + (delta.double() ** 2).flatten(1).sum(1)
         rec.step(t, rows, _np(loss), _np(lr[:, t]), _np(gnorm), _np(usq.sqrt()),
                  (time.perf_counter() - start) / len(rows))
         if t + 1 in marks and st.evaluate:
@@ -196,6 +198,8 @@ def _run_sequential(problem: Any, group: Group, steps: int, rec: Recorder, row: 
     task = problem.torch_task(group.seeds[0])
     model = task.model
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"problem {problem.name!r}: the model has no trainable parameters")
     hp = {k: float(v[0]) for k, v in group.floats.items()}
     state = [rule.init(p.detach()) for p in params]
     rows = np.array([row])
