@@ -85,7 +85,7 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
         positive = positive and bool(np.all(lo[np.isfinite(lo)] > 0))
         ax.plot(steps, med, color=colors[opt], lw=1.6, label=s.label)
         if s.n_seeds > 1:
-            ax.fill_between(steps, lo, hi, color=colors[opt], alpha=0.2, lw=0)
+            ax.fill_between(steps, lo, hi, color=colors[opt], alpha=0.12, lw=0)
     if math.isfinite(study.target) and (study.explicit_target or study.common_start):
         ax.axhline(study.target, color="0.4", ls=":", lw=1, label="target")
     if positive:

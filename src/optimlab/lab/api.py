@@ -55,6 +55,19 @@ def parse_schedule(spec: ScheduleSpec) -> tuple[str | None, dict[str, Any]]:
     return name, kwargs
 
 
+def check_schedule(sched: tuple[str | None, Mapping[str, Any]], steps: int) -> None:
+    """Build the schedule once for ``steps`` so that bad options fail before any run."""
+    name, kwargs = sched
+    if name is None:
+        return
+    try:
+        schedules = importlib.import_module("optimlab.schedules")
+    except ImportError:
+        return
+    if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1:
+        schedules.get(name, total_steps=steps, **kwargs)  # ValueError names the option
+
+
 def _problems(problem: ProblemSpec | Sequence[ProblemSpec]) -> list[tuple[str, dict[str, Any]]]:
     if isinstance(problem, str | tuple):
         return [parse_problem(problem)]
@@ -108,6 +121,7 @@ def compare(
                 raise ValueError(f"hyperparams[{opt!r}][{k!r}] must be one value in compare "
                                  f"(use sweep for grids), got {v!r}")
     sched = parse_schedule(schedule)
+    check_schedule(sched, steps)
     configs: list[RunConfig] = []
     for name, kwargs in _problems(problem):
         configs += expand_grid(name, optimizers, lrs, steps, seeds, hyperparams=fixed,
@@ -146,6 +160,8 @@ def sweep(
         lrs[opt] = hp.pop("lr")
         axes[opt] = hp
     scheds = [parse_schedule(s) for s in (schedules or (None,))]
+    for sched in scheds:
+        check_schedule(sched, steps)
     configs: list[RunConfig] = []
     for name, kwargs in _problems(problem):
         for opt in grid:
