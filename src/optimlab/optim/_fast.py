@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # Elements per pack: large enough to amortise ~15 eager ops per pack, small enough that
 # a pack's temporaries stay in cache (measured with benchmarks/step_speed.py).
 PACK_NUMEL = 1 << 16
-CHUNK_LARGE = False
+CHUNK_LARGE = True
 
 _Item = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]  # (real param view, grad, state)
 
