@@ -30,7 +30,8 @@ def _small(name: str) -> problems.Problem:
     kw = {"mlp": {"hidden": 16, "n_train": 256, "n_val": 64, "batch_size": 32},
           "logistic": {"n_train": 256, "n_val": 64, "batch_size": 32},
           "least_squares": {"features": 6, "n_train": 50},
-          "shapes": {"n_train": 128, "n_val": 64, "batch_size": 16}}[name]
+          "shapes": {"n_train": 128, "n_val": 64, "batch_size": 16},
+          "adding": {"length": 6, "hidden": 8, "n_train": 128, "n_val": 64, "batch_size": 16}}[name]
     return problems.get(name, dtype="float64", **kw)
 
 
@@ -48,7 +49,7 @@ def _close(a: Trace, b: Trace, rtol: float = RTOL) -> None:
             np.testing.assert_allclose(ma[k], mb[k], rtol=rtol, atol=1e-14, err_msg=k)
 
 
-@pytest.mark.parametrize("name", ["mlp", "logistic", "least_squares", "shapes"])
+@pytest.mark.parametrize("name", ["mlp", "logistic", "least_squares", "shapes", "adding"])
 def test_vmap_equals_per_setting_runs(name):
     p = _small(name)
     settings = [Setting("adam", {"lr": lr, "beta1": b1}, seed=s)

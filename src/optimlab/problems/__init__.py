@@ -30,12 +30,12 @@ from .functions import (
     Saddle,
     TestFunction,
 )
-from .models import MLP, MODELS, LeastSquares, Logistic, Shapes, TorchProblem
+from .models import MLP, MODELS, Adding, LeastSquares, Logistic, Shapes, TorchProblem
 from .task import TorchTask
 from .user import UserProblem, from_callable
 
 __all__ = [
-    "MLP", "Beale", "Himmelblau", "LeastSquares", "Logistic", "Problem", "Rastrigin",
+    "MLP", "Adding", "Beale", "Himmelblau", "LeastSquares", "Logistic", "Problem", "Rastrigin",
     "Ravine", "Rosenbrock", "Saddle", "Shapes", "TestFunction", "TorchProblem", "TorchTask",
     "UserProblem", "describe", "from_callable", "get", "list",
 ]

@@ -8,6 +8,7 @@ two tasks made with the same seed see identical batches. Torch is imported lazil
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -290,4 +291,64 @@ class Shapes(TorchProblem):
         return _classification_metrics(model(batch[0]), batch[1])
 
 
-MODELS: tuple[type[TorchProblem], ...] = (Logistic, MLP, LeastSquares, Shapes)
+@functools.cache
+def _elman_class() -> type:
+    torch = _torch()
+
+    class Elman(torch.nn.Module):
+        """``h_t = tanh(W x_t + U h_{t-1} + b)``; predicts ``v^T h_T + c``. Plain ops: vmappable."""
+
+        def __init__(self, inputs: int, hidden: int) -> None:
+            super().__init__()
+            self.cell = torch.nn.Linear(inputs + hidden, hidden)
+            self.out = torch.nn.Linear(hidden, 1)
+            self.hidden = hidden
+
+        def forward(self, x: Any) -> Any:  # x: (batch, time, inputs)
+            h = x.new_zeros(x.shape[0], self.hidden)
+            for t in range(x.shape[1]):
+                h = torch.tanh(self.cell(torch.cat([x[:, t], h], dim=-1)))
+            return self.out(h)[:, 0]
+
+    return Elman
+
+
+class Adding(TorchProblem):
+    r"""The adding problem for a small recurrent net (long-range credit assignment).
+
+    Each sequence has ``length`` steps of two inputs: a value ``u_t ~ U(0, 1)`` and a
+    marker that is 1 at two random positions (one in each half) and 0 elsewhere; the
+    target is the sum of the two marked values. Model: an Elman RNN (``tanh``, ``hidden``
+    units) read out from its last state; loss: mean squared error (predicting the mean, 1,
+    scores about 1/6). Metrics: loss.
+    """
+
+    name = "adding"
+
+    def __init__(self, length: int = 10, hidden: int = 16, n_train: int = 1024,
+                 n_val: int = 512, batch_size: int | None = 64, data_seed: int = 0,
+                 dtype: str = "float32") -> None:
+        self.length = check_int("length", length, 2)
+        self.hidden = check_int("hidden", hidden, 1)
+        super().__init__(batch_size, n_train, n_val, data_seed, dtype)
+
+    def make_data(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        n, half = self.n_train + self.n_val, self.length // 2
+        x = np.zeros((n, self.length, 2))
+        x[:, :, 0] = rng.random((n, self.length))
+        first = rng.integers(0, half, n)
+        second = rng.integers(half, self.length, n)
+        x[np.arange(n), first, 1] = x[np.arange(n), second, 1] = 1.0
+        y = x[np.arange(n), first, 0] + x[np.arange(n), second, 0]
+        m = self.n_train
+        return x[:m], y[:m], x[m:], y[m:]
+
+    def make_model(self) -> Any:
+        return _elman_class()(2, self.hidden)
+
+    def loss_fn(self, model: Any, batch: Any) -> Any:
+        x, y = batch
+        return ((model(x) - y) ** 2).mean()
+
+
+MODELS: tuple[type[TorchProblem], ...] = (Logistic, MLP, LeastSquares, Shapes, Adding)
