@@ -1,4 +1,5 @@
-"""Fault tests in real subprocesses (slow): SIGKILL mid-run (F1) and mid-checkpoint (F2)."""
+"""Fault tests in real subprocesses (slow): SIGKILL mid-run (F1), mid-checkpoint (F2),
+SIGTERM (F11)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ pytestmark = pytest.mark.slow
 
 WORKER = textwrap.dedent(
     '''
-    import os, random, signal, sys
+    import os, random, signal, sys, time
     import numpy as np
     import torch
-    from optimlab.train import CheckpointManager, TrainStep
+    from optimlab.train import CheckpointManager, StopOnSignal, TrainStep
 
     torch.set_num_threads(1)
     directory, out, total, kill_after, precision, mode = sys.argv[1:7]
@@ -47,14 +48,23 @@ WORKER = textwrap.dedent(
         os.rename = die  # the second save dies between its temporary write and the rename
         manager.save(6)
         raise SystemExit("not reached")
-    while trainer.step_count < total:
-        idx = torch.from_numpy(np.random.randint(0, 64, size=12))
-        x = X[idx] + 0.01 * random.random()
-        trainer.step((x, Y[idx]))
-        if trainer.step_count % 10 == 0:
-            manager.save()
-        if trainer.step_count == kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+    with StopOnSignal() as stop:
+        while trainer.step_count < total:
+            idx = torch.from_numpy(np.random.randint(0, 64, size=12))
+            x = X[idx] + 0.01 * random.random()
+            trainer.step((x, Y[idx]))
+            print("step", trainer.step_count, flush=True)
+            if trainer.step_count % 10 == 0:
+                manager.save()
+            if trainer.step_count == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if stop.requested:
+                manager.save()
+                print(f"stopped by {stop.signal_name} at step {trainer.step_count}; "
+                      "run again to resume", file=sys.stderr, flush=True)
+                raise SystemExit(stop.exit_code)
+            if mode == "slow":
+                time.sleep(0.05)  # leaves the parent time to send its signal mid-run
     torch.save(model.state_dict(), out)
     print("done", trainer.step_count, trainer.skipped_count, flush=True)
     '''
@@ -108,3 +118,27 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous(tmp_path: Path) ->
     saved = torch.load(tmp_path / "c.pt", weights_only=True)
     for k, v in saved.items():
         assert torch.equal(states["model"][k], v)
+
+
+def test_sigterm_finishes_the_step_saves_and_resumes(tmp_path: Path) -> None:
+    straight = run_worker(tmp_path, "s", "s.pt", -1)
+    assert straight.returncode == 0, straight.stderr
+    script = tmp_path / "worker.py"
+    args = [sys.executable, str(script), str(tmp_path / "t"), str(tmp_path / "t.pt"), "100",
+            "-1", "fp32", "slow"]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        for line in p.stdout:
+            if line.strip() == "step 5":
+                p.send_signal(signal.SIGTERM)
+                break
+        out, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    stopped_at = int(err.split("at step ")[1].split(";")[0])
+    assert "stopped by SIGTERM" in err and "run again to resume" in err
+    assert 5 <= stopped_at < 100
+    resumed = run_worker(tmp_path, "t", "t.pt", -1)
+    assert f"resumed at {stopped_at}" in resumed.stdout
+    a = torch.load(tmp_path / "s.pt", weights_only=True)
+    b = torch.load(tmp_path / "t.pt", weights_only=True)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

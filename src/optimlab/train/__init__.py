@@ -29,6 +29,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "CheckpointCorruptError": ("checkpoint", "CheckpointCorruptError"),
     "CheckpointMismatchError": ("checkpoint", "CheckpointMismatchError"),
     "CheckpointWarning": ("checkpoint", "CheckpointWarning"),
+    "StopOnSignal": ("stop", "StopOnSignal"),
     "get_rng_state": ("rng", "get_rng_state"),
     "set_rng_state": ("rng", "set_rng_state"),
     "memory": ("memory", None),  # the module: optimlab.train.memory.memory / .table
