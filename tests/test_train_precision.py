@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from optimlab.train import LossScaler, TrainStep
+from optimlab.train import LossScaler, NonFiniteGradientError, TrainStep
 
 
 @pytest.fixture(autouse=True)
@@ -135,6 +135,22 @@ def test_fp16_gradients_are_unscaled_exactly_once() -> None:
     assert report.grad_norm == pytest.approx(ref_norm, rel=2e-2)
 
 
+def test_persistent_nan_raises_once_the_scale_bottoms_out() -> None:
+    model, batch = problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = LossScaler(4.0, min_scale=1.0)
+    trainer = TrainStep(model, opt, lambda m, b: mse(m, b) * math.nan, precision="fp16",
+                        scaler=scaler)
+    before = copy.deepcopy(model.state_dict())
+    assert trainer.step(batch).skipped and trainer.step(batch).skipped  # 4 -> 2 -> 1
+    with pytest.raises(NonFiniteGradientError, match="below min_scale=1"):
+        trainer.step(batch)
+    assert scaler.scale == 1.0 and trainer.step_count == 0
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    trainer.loss_fn = mse  # the next step works: the scaler is ready for a new step
+    assert not trainer.step(batch).skipped
+
+
 def test_loss_scaler_rules() -> None:
     scaler = LossScaler(8.0, growth_interval=2, backoff_factor=0.25, max_scale=32.0)
     p = torch.nn.Parameter(torch.zeros(2))
@@ -160,6 +176,7 @@ def test_loss_scaler_rules() -> None:
         ({"growth_factor": 1.0}, "growth_factor must be in"),
         ({"backoff_factor": 1.0}, r"backoff_factor must be in \(0, 1\), got 1.0"),
         ({"growth_interval": 0}, "growth_interval must be an integer >= 1, got 0"),
+        ({"min_scale": 0.0}, "min_scale must be in"),
     ],
 )
 def test_loss_scaler_invalid(kwargs: dict, message: str) -> None:

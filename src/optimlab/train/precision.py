@@ -54,7 +54,8 @@ class LossScaler:
     ``update(found_inf)``. On a non-finite step the scale is multiplied by
     ``backoff_factor``; after ``growth_interval`` consecutive finite steps it is multiplied
     by ``growth_factor`` (capped at ``max_scale``). With power-of-two factors, scaling and
-    unscaling are exact.
+    unscaling are exact. A backoff below ``min_scale`` raises
+    :class:`~optimlab.train.nonfinite.NonFiniteGradientError` instead of skipping forever.
     """
 
     def __init__(
@@ -65,11 +66,13 @@ class LossScaler:
         backoff_factor: float = 0.5,
         growth_interval: int = 2000,
         max_scale: float = 2.0**64,
+        min_scale: float = 2.0**-24,
     ) -> None:
         _check_float("init_scale", init_scale, 0.0, math.inf, low_open=True)
         _check_float("growth_factor", growth_factor, 1.0, math.inf, low_open=True)
         _check_float("backoff_factor", backoff_factor, 0.0, 1.0, low_open=True, high_open=True)
         _check_float("max_scale", max_scale, init_scale, math.inf)
+        _check_float("min_scale", min_scale, 0.0, init_scale, low_open=True)
         if isinstance(growth_interval, bool) or not isinstance(growth_interval, int) or (
             growth_interval < 1
         ):
@@ -79,6 +82,7 @@ class LossScaler:
         self.backoff_factor = float(backoff_factor)
         self.growth_interval = growth_interval
         self.max_scale = float(max_scale)
+        self.min_scale = float(min_scale)
         self.good_steps = 0  # consecutive finite steps since the last change of scale
         self._unscaled = False
 
@@ -111,6 +115,13 @@ class LossScaler:
         """Adapt the scale after a step (``found_inf``: the step was skipped)."""
         self._unscaled = False
         if found_inf:
+            if self.scale * self.backoff_factor < self.min_scale:
+                from .nonfinite import NonFiniteGradientError
+
+                raise NonFiniteGradientError(
+                    f"the loss scale would fall below min_scale={self.min_scale:g}: gradients "
+                    "are non-finite at every scale (NaN or inf in the model, loss or data?)"
+                )
             self.scale *= self.backoff_factor
             self.good_steps = 0
             return
@@ -127,6 +138,7 @@ class LossScaler:
             "backoff_factor": self.backoff_factor,
             "growth_interval": self.growth_interval,
             "max_scale": self.max_scale,
+            "min_scale": self.min_scale,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -136,6 +148,7 @@ class LossScaler:
             backoff_factor=state["backoff_factor"],
             growth_interval=state["growth_interval"],
             max_scale=state["max_scale"],
+            min_scale=state.get("min_scale", 2.0**-24),  # absent before it existed
         )
         good = state["good_steps"]
         if isinstance(good, bool) or not isinstance(good, int) or good < 0:

@@ -108,7 +108,8 @@ class TrainStep:
         precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast + loss scaling);
             parameters must be fp32 or fp64 (the master weights) for bf16/fp16.
         nonfinite: ``"raise"``, ``"skip"`` or ``"propagate"`` for non-finite gradients
-            (fp16 overflow always skips: that is how dynamic loss scaling works).
+            (fp16 overflow always skips: that is how dynamic loss scaling works; the
+            scaler raises once its scale would fall below ``min_scale``).
         scaler: a :class:`LossScaler` for fp16 (default ``LossScaler()``).
         batch_size: function giving a micro-batch's sample count (default: first dim).
     """
