@@ -90,6 +90,25 @@ def test_report_command_and_exports(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "csv:" in out and "json:" in out
 
 
+def test_user_problem_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "myproblem.py").write_text(
+        "import torch\n"
+        "def make(seed):\n"
+        "    x = torch.randn(64, 3)\n"
+        "    y = x @ torch.tensor([1.0, -2.0, 0.5])\n"
+        "    model = torch.nn.Linear(3, 1)\n"
+        "    def loss(m, batch):\n"
+        "        return ((m(batch[0]).squeeze(-1) - batch[1]) ** 2).mean()\n"
+        "    return model, loss, (x, y)\n")
+    spec = f"{tmp_path / 'myproblem.py'}:make"
+    code, out, err = _run(capsys, "compare", "--problem", spec, "--optimizer", "sgd,adam",
+                          "--lrs", "0.01,0.1", "--steps", "30", "--seeds", "2",
+                          "--out", str(tmp_path / "o"), "-q")
+    assert code == 0, err
+    assert _counts(out) == (8, 8, 0)
+    assert "best setting per optimizer - budget 30 steps, 2 seeds" in out.replace("\n", "")
+
+
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "list")
     assert code == 0

@@ -21,6 +21,8 @@ def parse_problem(spec: ProblemSpec) -> tuple[str, dict[str, Any]]:
     the name and kwargs are checked by building the problem once."""
     if isinstance(spec, tuple):
         name, kwargs = spec[0], dict(spec[1])
+    elif isinstance(spec, str) and ":" in spec and "=" not in spec.partition(":")[2]:
+        name, kwargs = spec.strip(), {}  # a user problem "module:function"
     elif isinstance(spec, str):
         name, kwargs = parse_kwargs(spec, "problem")
     else:
@@ -30,6 +32,8 @@ def parse_problem(spec: ProblemSpec) -> tuple[str, dict[str, Any]]:
     except ImportError:
         return name, kwargs
     problem = problems.get(name, **kwargs)  # raises ValueError naming the mistake
+    if ":" in name:  # a user problem is stored and reloaded by the spec it was given
+        return name, kwargs
     return getattr(problem, "name", name) or name, kwargs
 
 
