@@ -130,6 +130,8 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     (["compare", "--hp", "adam.beta1=1.5"], "beta1 must be in [0, 1), got 1.5"),
     (["compare", "--schedule", "cosin"], "did you mean 'cosine'"),
     (["compare", "--max-batch", "0"], "--max-batch must be >= 1"),
+    (["compare", "--threads", "0"], "torch_threads must be None or an integer >= 1, got 0"),
+    (["compare", "--eval-every", "0"], "eval_every must be None or an integer >= 1, got 0"),
     (["compare", "--schedule", "cosine:foo=1"], "unknown argument 'foo'"),
     (["compare", "--schedule", "warmup_cosine:warmup_steps=500", "--steps", "100"],
      "warmup_steps must be < total_steps"),

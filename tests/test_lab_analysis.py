@@ -66,8 +66,9 @@ def test_target_and_steps_and_time_to_target(tmp_path: Path) -> None:
     assert study.initial_loss == 10.0 and study.best_loss == 0.0
     assert study.target == pytest.approx(10.0 - 0.99 * 10.0)
     rows = {r["optimizer"]: r for r in res.best()}
-    # loss = 10 - k, reaches 0.1 only at the last step (k = 10); time[k] = (k + 1) * 0.5
-    assert rows["adam"]["steps_to_target"] == 10 and rows["adam"]["time_to_target"] == 5.5
+    # loss = 10 - k reaches 0.1 only at k = 10, after 10 updates; time[k] = (k + 1) * 0.5 is
+    # the cumulative time after update k, so 10 updates took time[9] = 5.0 s
+    assert rows["adam"]["steps_to_target"] == 10 and rows["adam"]["time_to_target"] == 5.0
     assert rows["adam"]["reached"] == 2
     assert rows["sgd"]["steps_to_target"] == math.inf and rows["sgd"]["reached"] == 0
     # an explicit target

@@ -31,7 +31,8 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--steps", type=int, default=None, metavar="N",
                         help=f"optimizer steps per run (default {DEFAULT_STEPS})")
     parser.add_argument("--seeds", default=None, metavar="N|LIST",
-                        help=f"number of seeds, or a list like 0,1,2 (default {DEFAULT_SEEDS})")
+                        help=f"number of seeds, or a list of seeds like 0,4,7 "
+                             f"(default {DEFAULT_SEEDS})")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help=f"results folder; finished runs there are reused "
                              f"(default {default_out})")
@@ -50,7 +51,7 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--problem", action="append", metavar="NAME[:K=V,...]",
-                        help="problem to run, repeatable, e.g. --problem ravine:cond=100 "
+                        help="problem to run, repeatable, e.g. --problem ravine:condition=1000 "
                              f"(default: {', '.join(DEFAULT_PROBLEMS)})")
     parser.add_argument("--optimizer", action="append", metavar="NAME[,NAME]",
                         help=f"optimizers, repeatable or comma-separated "
@@ -61,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hp", action="append", default=[], metavar="[OPT.]NAME=VALUE",
                         help="fix a hyperparameter, e.g. --hp adam.beta2=0.99 --hp weight_decay=0")
     parser.add_argument("--schedule", default=None, metavar="NAME[:K=V,...]",
-                        help="learning-rate schedule for every run, e.g. warmup_cosine:warmup=20")
+                        help="learning-rate schedule for every run, "
+                             "e.g. warmup_cosine:warmup_steps=20")
     add_run_options(parser, "optimlab-results/compare")
 
 

@@ -243,7 +243,8 @@ def studies(records: Sequence[Record], criterion: str = "final_loss",
 
 
 def steps_to_target(curve: Mapping[str, np.ndarray], target: float) -> tuple[float, float]:
-    """(first step whose loss <= target, cumulative seconds at it); (inf, inf) if never."""
+    """(updates applied when the loss first is <= target, cumulative seconds they took);
+    (inf, inf) if never. ``loss[t]`` is measured before update ``t``, ``time[t]`` after it."""
     loss = np.asarray(curve["loss"], dtype=np.float64)
     with np.errstate(invalid="ignore"):
         hit = np.nonzero(loss <= target)[0]
@@ -251,7 +252,7 @@ def steps_to_target(curve: Mapping[str, np.ndarray], target: float) -> tuple[flo
         return math.inf, math.inf
     i = int(hit[0])
     t = np.asarray(curve["time"], dtype=np.float64)
-    return float(curve["step"][i]), float(t[i]) if i < len(t) else math.nan
+    return float(curve["step"][i]), (0.0 if i == 0 else float(t[i - 1]))
 
 
 def best_table(study: Study, curves: Curves) -> list[dict[str, Any]]:

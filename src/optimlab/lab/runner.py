@@ -13,6 +13,7 @@ import contextlib
 import functools
 import importlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -84,9 +85,11 @@ def execute(
     after): the lab's models are small, and one thread per process avoids the
     oversubscription that makes tiny matmuls several times slower on a busy machine.
     """
-    if torch_threads is not None and (isinstance(torch_threads, bool)
-                                      or not isinstance(torch_threads, int) or torch_threads < 1):
-        raise ValueError(f"torch_threads must be an integer >= 1, got {torch_threads!r}")
+    _check_args(torch_threads=torch_threads, max_batch=max_batch, eval_every=eval_every)
+    if not (isinstance(divergence_factor, int | float) and not isinstance(divergence_factor, bool)
+            and math.isfinite(divergence_factor) and divergence_factor > 1):
+        raise ValueError(
+            f"divergence_factor must be a finite number > 1, got {divergence_factor!r}")
     eng = _load_engine(engine)
     counts = RunCounts(requested=len(configs))
     by_id = {c.run_id: c for c in configs}
@@ -141,6 +144,14 @@ def _problem_kind(name: str, kwargs_json: str) -> str:
         return str(load_problem(name, json.loads(kwargs_json)).kind)
     except Exception:  # the batch itself will report the problem's error
         return "unknown"
+
+
+def _check_args(**optional_ints: Any) -> None:
+    """Each must be None or an integer >= 1 (checked before anything runs)."""
+    for name, value in optional_ints.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
 
 
 def _run_batch(store: Store, eng: ModuleType, batch: list[RunConfig], counts: RunCounts,
