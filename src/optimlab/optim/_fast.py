@@ -1,25 +1,31 @@
-"""The multi-tensor path: an elementwise rule run over cache-sized packs of many tensors.
+"""The multi-tensor path: an elementwise rule run over flat state in cache-sized packs.
 
-An optimizer step is memory-bound, and for many small tensors the per-tensor overhead
-dominates (design.md, "Performance model"). This path runs the rule, unchanged, over
-*packs* of about ``PACK_NUMEL`` elements:
+An optimizer step is memory-bound and, for many small tensors, dominated by per-tensor
+overhead (design.md, "Performance model"). This path runs the rule, unchanged, over packs
+of about ``PACK_NUMEL`` elements:
 
-- small parameters are concatenated (gradients, parameters and each state slot, flat) into
-  one pack, the rule runs once on the pack, and the results are scattered back with
-  ``torch._foreach_copy_`` (state) and ``torch._foreach_add_`` (parameters);
-- a large parameter is cut into slices of its flat view, and the rule runs on each slice
-  in place of the whole tensor (its temporaries stay in cache and are reused by the
-  allocator, so there are no per-step page faults).
+- The parameters of a *bucket* (same device, dtypes, step count and state layout) keep
+  each state slot in one flat buffer; ``opt.state[p][slot]`` is a view into it, so
+  ``state_dict()`` is unchanged and nothing is gathered or scattered for the state.
+- Small parameters are grouped into packs: their gradients and values are copied with
+  one ``torch._foreach_copy_`` into a small reusable pack buffer (it stays in cache), the
+  rule runs once on the pack and its slice of the flat state, the new state is copied
+  into the slice, and the new values go back with one ``torch._foreach_copy_``.
+- A large parameter is cut into slices of its flat view; the rule runs on each slice, so
+  its temporaries are small, stay in cache and are reused by the allocator instead of
+  page-faulting on every step.
 
-Parameters are bucketed by (device, dtype, gradient dtype, step count, state layout), so a
-layer frozen for a while (a different count) or state loaded in another dtype simply forms
-its own bucket. Anything unusual (non-contiguous tensors, state slots not shaped like the
-parameter) takes the plain per-tensor path. Because the rule is elementwise, each element
-sees exactly the same operations as on the plain path: results are bitwise equal (tested).
+The layout (a *plan*) is built once and reused while the same parameters have gradients
+and their state is the plan's; otherwise it is rebuilt, which repacks the state (a layer
+frozen for a while has a smaller count and forms its own bucket). Anything unusual
+(non-contiguous tensors, state not shaped like the parameter) takes the plain per-tensor
+path. The rule is elementwise, so each element sees exactly the operations of the plain
+path: the results are bitwise equal (tests/test_optim_fast.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -27,12 +33,14 @@ import torch
 if TYPE_CHECKING:
     from .base import RuleOptimizer
 
-# Elements per pack: large enough to amortise ~15 eager ops per pack, small enough that
-# a pack's temporaries stay in cache (measured with benchmarks/step_speed.py).
+# Elements per pack: large enough to amortise ~20 eager calls per pack, small enough that
+# a pack's temporaries stay in cache and below the allocator's mmap threshold (chosen with
+# benchmarks/step_speed.py: 2^16 beat 2^14, 2^15, 2^17, 2^18, 2^20 and whole tensors).
 PACK_NUMEL = 1 << 16
-CHUNK_LARGE = True
 
-_Item = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]  # (real param view, grad, state)
+
+def _real(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
 
 
 def _key(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any]) -> tuple | None:
@@ -43,10 +51,8 @@ def _key(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any]) -> tupl
     numel = param.numel()
     for name, value in state.items():
         if isinstance(value, torch.Tensor):
-            if (
-                value.numel() != numel
-                or not value.is_contiguous()
-                or value.device != param.device
+            if value.numel() != numel or not value.is_contiguous() or (
+                value.device != param.device
             ):
                 return None
             key.append((name, value.dtype))
@@ -57,109 +63,204 @@ def _key(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any]) -> tupl
     return tuple(key)
 
 
-def step_params(
-    opt: RuleOptimizer, params: list[torch.Tensor], hp: dict[str, Any], maximize: bool
-) -> None:
-    """One step of ``opt``'s rule on ``params`` (all with gradients), bucketed and packed."""
-    buckets: dict[tuple, list[_Item]] = {}
+@dataclass
+class _Pack:
+    """A range ``[start, stop)`` of a bucket's flat index space and the items it covers.
+
+    ``chunk`` is set for a slice of one large parameter: ``(item, a, b)`` of its flat view.
+    """
+
+    start: int
+    stop: int
+    items: list[int]
+    chunk: tuple[int, int, int] | None = None
+    g_views: list[torch.Tensor] = field(default_factory=list)  # pack buffer, param-shaped
+    p_views: list[torch.Tensor] = field(default_factory=list)
+
+
+class _Bucket:
+    def __init__(self, owners: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
+        self.owners, self.states = owners, states
+        first = states[0]
+        self.tensor_slots = [k for k, v in first.items() if isinstance(v, torch.Tensor)]
+        self.scalar_slots = [k for k, v in first.items() if not isinstance(v, torch.Tensor)]
+        real = [_real(p) for p in owners]
+        self.shapes = [r.shape for r in real]
+        self.sizes = [r.numel() for r in real]
+        self.offsets = [0]
+        for n in self.sizes:
+            self.offsets.append(self.offsets[-1] + n)
+        self.total = self.offsets[-1]
+        self.any_complex = any(p.is_complex() for p in owners)
+        self.grad_dtype = owners[0].grad.dtype
+        device, dtype = real[0].device, real[0].dtype
+        real_grad_dtype = _real(owners[0].grad).dtype
+        # repack the state into flat buffers; the per-param dicts hold views of them
+        self.flat: dict[str, torch.Tensor] = {}
+        self.views: dict[str, list[torch.Tensor]] = {}  # what the state dicts must hold
+        for name in self.tensor_slots:
+            self._pack_slot(name, first[name].dtype, device)
+        self.packs = self._plan_packs()
+        biggest = max((p.stop - p.start for p in self.packs if p.chunk is None), default=0)
+        g_buf = torch.empty(biggest, dtype=real_grad_dtype, device=device)
+        p_buf = torch.empty(biggest, dtype=dtype, device=device)
+        for pack in self.packs:
+            if pack.chunk is None:
+                for i in pack.items:
+                    a = self.offsets[i] - pack.start
+                    b = a + self.sizes[i]
+                    pack.g_views.append(g_buf[a:b].view(self.shapes[i]))
+                    pack.p_views.append(p_buf[a:b].view(self.shapes[i]))
+        self.g_buf, self.p_buf = g_buf, p_buf
+
+    def _pack_slot(self, name: str, dtype: torch.dtype, device: torch.device) -> None:
+        flat = torch.empty(self.total, dtype=dtype, device=device)
+        views = []
+        for i, state in enumerate(self.states):
+            view = flat[self.offsets[i]:self.offsets[i + 1]].view(self.shapes[i])
+            old = state.get(name)
+            if isinstance(old, torch.Tensor):
+                view.copy_(old)
+            state[name] = view
+            views.append(view)
+        self.flat[name], self.views[name] = flat, views
+
+    def _plan_packs(self) -> list[_Pack]:
+        packs: list[_Pack] = []
+        current: list[int] = []
+        for i, n in enumerate(self.sizes):
+            if n >= PACK_NUMEL:
+                if current:
+                    packs.append(_Pack(self.offsets[current[0]], self.offsets[i], current))
+                    current = []
+                for a in range(0, n, PACK_NUMEL):
+                    b = min(a + PACK_NUMEL, n)
+                    start = self.offsets[i]
+                    packs.append(_Pack(start + a, start + b, [i], (i, a, b)))
+                continue
+            current.append(i)
+            if self.offsets[i + 1] - self.offsets[current[0]] >= PACK_NUMEL:
+                packs.append(_Pack(self.offsets[current[0]], self.offsets[i + 1], current))
+                current = []
+        if current:
+            packs.append(_Pack(self.offsets[current[0]], self.total, current))
+        return packs
+
+    def valid(self, opt: RuleOptimizer) -> bool:
+        """Whether the plan still describes these parameters' gradients and state."""
+        first = self.states[0]
+        scalars = [(k, first[k], type(first[k])) for k in self.scalar_slots]
+        n_keys = len(self.tensor_slots) + len(scalars)
+        views = [self.views[k] for k in self.tensor_slots]
+        grad_dtype, state_of = self.grad_dtype, opt.state.get
+        for i, (p, state) in enumerate(zip(self.owners, self.states, strict=True)):
+            g = p.grad
+            if g.dtype != grad_dtype or not g.is_contiguous() or state_of(p) is not state:
+                return False
+            if len(state) != n_keys:
+                return False
+            for k, view in zip(self.tensor_slots, views, strict=True):
+                if state.get(k) is not view[i]:
+                    return False
+            for k, v, t in scalars:
+                if k not in state or state[k] != v or type(state[k]) is not t:
+                    return False
+        return True
+
+    def step(self, opt: RuleOptimizer, hp: dict[str, Any], maximize: bool) -> None:
+        rule, state_cls = opt._adapter.spec.rule, opt._state_type()
+        base = {k: self.states[0][k] for k in self.scalar_slots}
+        flat_before = dict(self.flat)  # slots created during this step start as None
+        grads = [_real(p.grad) for p in self.owners]
+        params = [_real(p) for p in self.owners] if self.any_complex else self.owners
+        new_scalars: dict[str, Any] = {}
+        for pack in self.packs:
+            n = pack.stop - pack.start
+            if pack.chunk is not None:
+                i, a, b = pack.chunk
+                g = grads[i].view(-1)[a:b]
+                p = params[i].view(-1)[a:b]
+            else:
+                torch._foreach_copy_(pack.g_views, [grads[i] for i in pack.items])
+                torch._foreach_copy_(pack.p_views, [params[i] for i in pack.items])
+                g, p = self.g_buf[:n], self.p_buf[:n]
+            if maximize:
+                g = -g if pack.chunk is not None else g.neg_()  # the pack buffer is ours
+            slots = {k: flat[pack.start:pack.stop] for k, flat in flat_before.items()}
+            delta, new = rule.update(g, state_cls(**base, **slots), p, **hp)
+            for key, value in new._asdict().items():
+                if isinstance(value, torch.Tensor):
+                    if value is not slots.get(key):  # an unchanged slot needs no copy
+                        self._slot(key, value.dtype)[pack.start:pack.stop].copy_(value)
+                else:
+                    new_scalars[key] = value
+            p.add_(delta)
+            if pack.chunk is None:
+                torch._foreach_copy_([params[i] for i in pack.items], pack.p_views)
+        for state in self.states:
+            state.update(new_scalars)
+
+    def _slot(self, name: str, dtype: torch.dtype) -> torch.Tensor:
+        """The flat buffer of a slot; one the rule creates (SGD's momentum) is allocated."""
+        flat = self.flat.get(name)
+        if flat is None:
+            if name in self.scalar_slots:
+                self.scalar_slots.remove(name)
+            self.tensor_slots.append(name)
+            self._pack_slot(name, dtype, self.g_buf.device)
+            flat = self.flat[name]
+        return flat
+
+
+@dataclass
+class _Plan:
+    ids: tuple[int, ...]
+    buckets: list[_Bucket]
+    plain: list[torch.Tensor]  # parameters that take the per-tensor path
+
+
+def _build(opt: RuleOptimizer, params: list[torch.Tensor], group_params: list) -> _Plan:
+    groups: dict[tuple, tuple[list, list]] = {}
+    plain = []
     for p in params:
         state = opt.state[p]
         if not state:
             state.update(opt._init_state(p))
-        grad = p.grad
-        param, g = (torch.view_as_real(p), torch.view_as_real(grad)) if p.is_complex() else (
-            p, grad
-        )
-        key = _key(param, g, state)
+        key = _key(_real(p), _real(p.grad), state)
         if key is None:
-            opt._step_param(p, hp, maximize)
+            plain.append(p)
         else:
-            buckets.setdefault(key, []).append((param, g, state))
-    for items in buckets.values():
-        _Bucket(opt, items, hp, maximize).run()
+            owners, states = groups.setdefault(key, ([], []))
+            owners.append(p)
+            states.append(state)
+    active = {id(p) for p in params}
+    for p in group_params:  # inactive params let go of the old flat buffers
+        if id(p) not in active and p in opt.state:
+            state = opt.state[p]
+            for k, v in state.items():
+                if isinstance(v, torch.Tensor) and v._base is not None:
+                    state[k] = v.clone()
+    buckets = [_Bucket(owners, states) for owners, states in groups.values()]
+    return _Plan(tuple(map(id, params)), buckets, plain)
 
 
-class _Bucket:
-    """Parameters that share device, dtypes, step count and state layout."""
-
-    def __init__(
-        self, opt: RuleOptimizer, items: list[_Item], hp: dict[str, Any], maximize: bool
-    ) -> None:
-        self.rule = opt._adapter.spec.rule
-        self.state_cls = opt._state_type()
-        self.items, self.hp, self.maximize = items, hp, maximize
-        first = items[0][2]
-        # The state every pack starts from: tensor slots are read per pack; slots that
-        # are None stay None for every pack of this step even once the rule creates them.
-        self.base = {k: v for k, v in first.items() if not isinstance(v, torch.Tensor)}
-        self.tensor_slots = [k for k, v in first.items() if isinstance(v, torch.Tensor)]
-
-    def run(self) -> None:
-        pack: list[tuple[_Item, int, int]] = []
-        size = 0
-        for item in self.items:
-            n = item[0].numel()
-            if n >= PACK_NUMEL:
-                if CHUNK_LARGE:
-                    for start in range(0, n, PACK_NUMEL):
-                        self._apply([(item, start, min(start + PACK_NUMEL, n))])
-                else:
-                    self._apply([(item, 0, n)])
-                continue
-            pack.append((item, 0, n))
-            size += n
-            if size >= PACK_NUMEL:
-                self._apply(pack)
-                pack, size = [], 0
-        if pack:
-            self._apply(pack)
-
-    def _apply(self, segments: list[tuple[_Item, int, int]]) -> None:
-        whole = len(segments) > 1 or segments[0][1:] == (0, segments[0][0][0].numel())
-        flat = [
-            (p.view(-1), g.view(-1), s) if whole else (
-                p.view(-1)[a:b], g.view(-1)[a:b], s
-            )
-            for (p, g, s), a, b in segments
-        ]
-        slot_views = {
-            k: [s[k].view(-1) if whole else s[k].view(-1)[a:b] for (_, _, s), a, b in segments]
-            for k in self.tensor_slots
-        }
-        one = len(segments) == 1
-        sizes = [b - a for _, a, b in segments]
-        g = flat[0][1] if one else torch.cat([f[1] for f in flat])
-        p = flat[0][0] if one else torch.cat([f[0] for f in flat])
-        if self.maximize:
-            g = -g
-        slots = {k: v[0] if one else torch.cat(v) for k, v in slot_views.items()}
-        state = self.state_cls(**{**self.base, **slots})
-        delta, new = self.rule.update(g, state, p, **self.hp)
-        for key, value in new._asdict().items():
-            if isinstance(value, torch.Tensor):
-                views = slot_views.get(key) or self._create(key, value.dtype, segments)
-                _scatter(views, value, sizes, copy=True)
-            else:
-                for (_, _, s), _, _ in segments:
-                    s[key] = value
-        _scatter([f[0] for f in flat], delta, sizes, copy=False)
-
-    def _create(
-        self, key: str, dtype: torch.dtype, segments: list[tuple[_Item, int, int]]
-    ) -> list[torch.Tensor]:
-        """A slot the rule created this step (SGD's momentum buffer): allocate it per param."""
-        views = []
-        for (param, _, s), a, b in segments:
-            if not isinstance(s.get(key), torch.Tensor):
-                s[key] = torch.empty(param.shape, dtype=dtype, device=param.device)
-            views.append(s[key].view(-1)[a:b])
-        return views
-
-
-def _scatter(views: list[torch.Tensor], value: torch.Tensor, sizes: list[int], copy: bool) -> None:
-    if len(views) == 1:
-        (views[0].copy_ if copy else views[0].add_)(value)
-    elif copy:
-        torch._foreach_copy_(views, value.split(sizes))
-    else:
-        torch._foreach_add_(views, value.split(sizes))
+def step_params(
+    opt: RuleOptimizer,
+    group_index: int,
+    params: list[torch.Tensor],
+    hp: dict[str, Any],
+    maximize: bool,
+) -> None:
+    """One step of ``opt``'s rule on ``params`` (those of a group that have gradients)."""
+    plans: dict[int, _Plan] = opt.__dict__.setdefault("_plans", {})
+    plan = plans.get(group_index)
+    if (
+        plan is None
+        or plan.ids != tuple(map(id, params))
+        or not all(b.valid(opt) for b in plan.buckets)
+    ):
+        plan = plans[group_index] = _build(opt, params, opt.param_groups[group_index]["params"])
+    for p in plan.plain:
+        opt._step_param(p, hp, maximize)
+    for bucket in plan.buckets:
+        bucket.step(opt, hp, maximize)

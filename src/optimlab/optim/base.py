@@ -107,11 +107,11 @@ class RuleOptimizer(torch.optim.Optimizer):
                     )
                 active.append(p)
             if active:
-                work.append((group, hp, active))
-        for group, hp, active in work:
+                work.append((gi, group, hp, active))
+        for gi, group, hp, active in work:
             maximize = bool(group.get("maximize", False))
             if self._adapter.spec.rule.elementwise and group.get("foreach") is not False:
-                _fast.step_params(self, active, hp, maximize)
+                _fast.step_params(self, gi, active, hp, maximize)
             else:
                 for p in active:
                     self._step_param(p, hp, maximize)
@@ -200,6 +200,7 @@ class RuleOptimizer(torch.optim.Optimizer):
             if result is not None:
                 state_dict = result
         groups, new_state = _state.prepare_load(self, state_dict)
+        self.__dict__.pop("_plans", None)  # the fast path's layouts refer to the old state
         self.__setstate__({"state": new_state, "param_groups": groups})
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
