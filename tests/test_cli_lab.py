@@ -173,3 +173,20 @@ def test_foreign_results_folder_is_refused(tmp_path: Path,
     (tmp_path / "empty").mkdir()
     code, _, err = _run(capsys, "report", str(tmp_path / "empty"))
     assert code == 2 and "no results store" in err
+
+
+def test_progress_bar_on_a_terminal_goes_to_stderr(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = ["compare", "--problem", "ravine", "--optimizer", "adam", "--lrs", "0.1",
+            "--steps", "10", "--seeds", "1", "--out", str(tmp_path), "--no-report"]
+    code, out, err = _run(capsys, *argv)
+    assert code == 0
+    assert _counts(out) == (1, 1, 0)
+    assert "compare" in err and "%" in err  # the bar's description and percentage
+    assert "%" not in out  # the bar never lands in stdout
+    code, out, err = _run(capsys, *argv, "--quiet")
+    assert code == 0 and err == ""
