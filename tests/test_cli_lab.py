@@ -190,3 +190,27 @@ def test_progress_bar_on_a_terminal_goes_to_stderr(
     assert "%" not in out  # the bar never lands in stdout
     code, out, err = _run(capsys, *argv, "--quiet")
     assert code == 0 and err == ""
+
+
+def test_list_shows_what_is_importable(capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optimlab.schedules", None)  # as if not built yet
+    code, out, _ = _run(capsys, "list")
+    assert code == 0
+    assert "schedules: not available" in out
+    assert "adam" in out and "rosenbrock" in out
+
+
+def test_lab_imports_stay_light() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, optimlab, optimlab.lab, optimlab.lab.api, optimlab.lab.store, "
+            "optimlab.report, optimlab.plots, optimlab.cli.compare, optimlab.cli.sweep\n"
+            "import optimlab.lab as lab; lab.compare; lab.Results; lab.load\n"
+            "heavy = [m for m in ('torch', 'matplotlib') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
