@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 # Elements per pack: large enough to amortise ~20 eager calls per pack, small enough that
 # a pack's temporaries stay in cache and below the allocator's mmap threshold (chosen with
-# benchmarks/step_speed.py: 2^16 beat 2^14, 2^15, 2^17, 2^18, 2^20 and whole tensors).
-PACK_NUMEL = 1 << 16
+# benchmarks/step_speed.py on 2 cores: 2^18 beat 2^14, 2^16, 2^20 and whole tensors at 1e6-1e7).
+PACK_NUMEL = 1 << 18
 
 
 def _real(t: torch.Tensor) -> torch.Tensor:

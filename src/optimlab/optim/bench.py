@@ -148,3 +148,47 @@ def format_table(rows: Sequence[Row], bandwidth: float) -> str:
             f"{r.gb_s:7.1f} {100 * r.gb_s / bandwidth:6.0f}%"
         )
     return "\n".join(lines)
+
+
+def parse_layouts(text: str) -> list[Layout]:
+    """``"1e6x1,1e7x2000"`` -> layouts (``NUMELxTENSORS``, numbers like ``1e7`` allowed)."""
+    layouts = []
+    for part in text.split(","):
+        numel_text, sep, tensors_text = part.strip().partition("x")
+        try:
+            numel, tensors = int(float(numel_text)), int(float(tensors_text)) if sep else 1
+        except ValueError:
+            raise ValueError(f"bad size {part!r}: expected NUMELxTENSORS like 1e7x2000") from None
+        if not (numel >= 1 and 1 <= tensors <= numel):
+            raise ValueError(f"bad size {part!r}: need 1 <= tensors <= numel")
+        layouts.append(Layout(numel, tensors))
+    return layouts
+
+
+def main(
+    sizes: str,
+    repeats: int,
+    optimizers: Sequence[str],
+    paths: Sequence[str],
+    threads: int | None,
+    copy_numel: int,
+    echo: Callable[[str], None] = print,
+) -> list[Row]:
+    """Measure, printing the table as rows arrive; used by the script and the CLI."""
+    layouts = parse_layouts(sizes)
+    unknown = [o for o in optimizers if o not in HYPERPARAMS] + [p for p in paths if p not in PATHS]
+    if unknown:
+        raise ValueError(
+            f"unknown {unknown[0]!r}; optimizers: {', '.join(HYPERPARAMS)}; "
+            f"paths: {', '.join(PATHS)}"
+        )
+    if not repeats >= 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    bandwidth = copy_bandwidth(copy_numel)
+    header = format_table([], bandwidth)
+    echo(header)
+    rows = run(layouts, optimizers, paths, repeats,
+               report=lambda r: echo(format_table([r], bandwidth).splitlines()[-1]))
+    return rows
