@@ -109,7 +109,7 @@ def _best_html(study: analysis.Study, rows: list[dict[str, Any]]) -> str:
     eval_names = sorted({k for r in rows for k in r["evals"]})
     header = ["#", "best setting", "median", "IQR", "min-max", "diverged",
               "steps to target", "time to target (s)", "reached", "LR range (decades)",
-              *eval_names]
+              *(f"eval {e}" for e in eval_names)]
     body = [[
         r["rank"], r["setting"], fmt(r["median"], ".4g"),
         f"{fmt(r['q25'])} - {fmt(r['q75'])}", f"{fmt(r['min'])} - {fmt(r['max'])}",

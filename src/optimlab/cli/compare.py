@@ -169,7 +169,8 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
     """Print the tables and the counts, write the report; the exit code."""
     from rich.console import Console
 
-    console = Console(soft_wrap=False, width=max(100, Console().width))
+    probe = Console()
+    console = Console(soft_wrap=False, width=probe.width if probe.is_terminal else 120)
     print_tables(console, results)
     c = results.counts
     if c is not None:
@@ -198,16 +199,20 @@ def print_tables(console: Any, results: Any) -> None:
             table = Table(title=f"{study.label}: best setting per optimizer - budget "
                                 f"{study.steps} steps, {len(study.seeds)} seeds",
                           title_justify="left")
+            rows = analysis.best_table(study, curves)
+            evals = sorted({k for r in rows for k in r["evals"] if k != "loss"})
             table.add_column("#", justify="right")
             table.add_column("setting", no_wrap=True)
-            for col in ("final loss", "IQR", "diverged", "steps to target", "LR decades"):
-                table.add_column(col, justify="right")
-            for r in analysis.best_table(study, curves):
+            for col in ("final loss", "IQR", "diverged", "steps to target", "LR decades",
+                        *(f"eval {e}" for e in evals)):
+                table.add_column(col, justify="right", no_wrap=col == "IQR")
+            for r in rows:
                 table.add_row(
                     str(r["rank"]), r["setting"], fmt(r["median"], ".4g"),
                     f"{fmt(r['q25'])} - {fmt(r['q75'])}", f"{r['diverged']}/{r['seeds']}",
                     fmt(r["steps_to_target"], "d"),
-                    fmt(r["lr_decades"], ".1f") if math.isfinite(r["lr_decades"]) else "none")
+                    fmt(r["lr_decades"], ".1f") if math.isfinite(r["lr_decades"]) else "none",
+                    *(fmt(r["evals"].get(e), ".3g") for e in evals))
             console.print(table)
         console.print(f"steps to target: first step with loss <= f0 - "
                       f"{analysis.TARGET_FRACTION:g} (f0 - f*), f0 = the run's initial loss, "
