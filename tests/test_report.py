@@ -71,3 +71,18 @@ def test_report_of_an_empty_store(tmp_path: Path) -> None:
     Store(tmp_path).close()
     html = render(tmp_path)
     assert "No finished runs yet" in html
+
+
+def test_report_lists_failed_runs_and_escapes_text(tmp_path: Path) -> None:
+    from optimlab.lab.config import expand_grid
+    from optimlab.lab.store import Store
+
+    configs = expand_grid("ravine", ["adam"], [0.1], 5, 1)
+    with Store(tmp_path) as store:
+        store.add(configs)
+        store.claim([configs[0].run_id])
+        store.fail([configs[0].run_id], "RuntimeError: <b>bad</b> & worse")
+    html = render(tmp_path)
+    assert "<h2>Failed runs</h2>" in html
+    assert "RuntimeError: &lt;b&gt;bad&lt;/b&gt; &amp; worse" in html
+    assert "<b>bad</b>" not in html
