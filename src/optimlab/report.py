@@ -178,6 +178,9 @@ def render(folder: str | os.PathLike[str], *, criterion: str = "final_loss",
             parts.append(f"<h2>{_esc(study.label)} - {study.steps} steps</h2>")
             parts.append("<h3>Protocol</h3><dl>" + "".join(
                 f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in _grid_text(study)) + "</dl>")
+            if not study.settings:
+                parts.append("<p>No finished or diverged runs in this study yet.</p>")
+                continue
             parts.append("<h3>Best setting per optimizer</h3>" + _best_html(study, rows))
             parts.append("<h3>Figures</h3><div class='figs'>"
                          + "".join(_figures(study, curves)) + "</div>")
