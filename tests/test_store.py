@@ -176,3 +176,16 @@ def test_exports_csv_and_json(tmp_path: Path) -> None:
             types |= {t for (t,) in con.execute(f"SELECT DISTINCT typeof({col}) FROM {table}")}
         assert "blob" not in types, table
     con.close()
+
+
+def test_rows_under_this_pid_but_no_live_owner_are_stale(tmp_path: Path) -> None:
+    # a killed process whose pid was later reused by this one must not block us forever
+    cfgs = _configs(2)
+    ids = [c.run_id for c in cfgs]
+    with Store(tmp_path) as a, Store(tmp_path) as b:
+        a.add(cfgs)
+        a.claim(ids)
+        with a.transaction() as c:
+            c.execute("UPDATE runs SET owner = 'previous-process' WHERE run_id = ?", (ids[0],))
+        assert b.requeue_stale() == 1  # a is open in this process: its run stays running
+        assert b.status_of(ids) == {ids[0]: "queued", ids[1]: "running"}

@@ -81,6 +81,11 @@ RUN_COLUMNS = (
 )
 
 
+# owners held by open stores of this process: a row "running" under this process's pid but
+# another owner is stale (a previous process that had the same pid, or a store not closed)
+_LIVE_OWNERS: set[str] = set()
+
+
 class StoreError(ValueError):
     """The folder's database is not an optimlab store this version can use."""
 
@@ -131,6 +136,7 @@ class Store:
                 raise StoreError(f"out must be a folder, got file {str(self.folder)!r}")
             self.folder.mkdir(parents=True, exist_ok=True)
         self.owner = uuid.uuid4().hex
+        _LIVE_OWNERS.add(self.owner)
         self.host = socket.gethostname()
         self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                     check_same_thread=False)
@@ -140,11 +146,11 @@ class Store:
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self._init_schema()
         except sqlite3.DatabaseError as exc:
-            self.conn.close()
+            self.close()
             raise StoreError(
                 f"{str(self.path)!r} is not an optimlab results store ({exc})") from None
         except BaseException:
-            self.conn.close()
+            self.close()
             raise
 
     # -- setup ---------------------------------------------------------------------------
@@ -195,6 +201,7 @@ class Store:
                 time.sleep(0.05 * (i + 1))
 
     def close(self) -> None:
+        _LIVE_OWNERS.discard(self.owner)
         self.conn.close()
 
     def __enter__(self) -> Store:
@@ -244,7 +251,9 @@ class Store:
             stale = [
                 rid for rid, owner, pid, host, beat in rows
                 if owner != self.owner and (
-                    (host == self.host and pid is not None and not _pid_alive(pid))
+                    (host == self.host and pid is not None and (
+                        not _pid_alive(pid)
+                        or (pid == os.getpid() and owner not in _LIVE_OWNERS)))
                     or beat is None or now - beat > stale_after
                 )
             ]
