@@ -9,176 +9,16 @@ autograd checks the analytic gradients in the tests).
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .base import Problem, check_float, check_int, check_seed
-from .task import TorchTask
+from ._function import Array, TestFunction, cos_sin, is_torch, stack_last, zeros_like
+from .base import check_float, check_int
 
-Array = Any  # a NumPy array or a torch tensor
-
-
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
-def _cos_sin(x: Array) -> tuple[Array, Array]:
-    if _is_torch(x):
-        import torch
-
-        return torch.cos(x), torch.sin(x)
-    return np.cos(x), np.sin(x)
-
-
-def _zeros_like(x: Array) -> Array:
-    if _is_torch(x):
-        import torch
-
-        return torch.zeros_like(x)
-    return np.zeros_like(x)
-
-
-def _stack_last(parts: Sequence[Array]) -> Array:
-    if _is_torch(parts[0]):
-        import torch
-
-        return torch.stack(list(parts), dim=-1)
-    return np.stack(parts, axis=-1)
-
-
-class TestFunction(Problem):
-    """A function of ``dim`` variables with analytic gradient and known minima.
-
-    Attributes: ``dim``; ``minima`` ``(n, dim)`` (global minima, or all of them when
-    several are equal); ``min_value``; ``box`` ``((lo, hi), ...)`` per coordinate, a
-    sensible plotting and random-start region; ``start`` ``(dim,)``.
-
-    ``init(seed)`` returns ``start`` (the same for every seed) unless the problem was
-    made with ``start="random"``, in which case it draws uniformly in ``box`` from a
-    generator seeded by ``seed``.
-    """
-
-    __test__ = False  # not a pytest class
-    kind = "function"
-    min_value: float = 0.0
-
-    def __init__(self, dim: int, start: Any = None) -> None:
-        self.dim = dim
-        self.random_start = isinstance(start, str)
-        if self.random_start and start != "random":
-            raise ValueError(f"start must be None, 'random' or {dim} numbers, got {start!r}")
-        if start is None or self.random_start:
-            self.start = self.default_start()
-        else:
-            arr = np.asarray(start, dtype=np.float64)
-            if arr.shape != (dim,) or not np.isfinite(arr).all():
-                raise ValueError(f"start must be {dim} finite numbers, got {start!r}")
-            self.start = arr
-
-    # -- to be provided by each function ------------------------------------------------
-    def value(self, x: Array) -> Array:
-        raise NotImplementedError
-
-    def gradient(self, x: Array) -> Array:
-        raise NotImplementedError
-
-    def default_start(self) -> np.ndarray:
-        raise NotImplementedError
-
-    @property
-    def minima(self) -> np.ndarray:
-        raise NotImplementedError
-
-    @property
-    def box(self) -> tuple[tuple[float, float], ...]:
-        raise NotImplementedError
-
-    # -- shared ---------------------------------------------------------------------------
-    def _check(self, x: Array) -> Array:
-        if not _is_torch(x):
-            x = np.asarray(x, dtype=np.float64)
-        if x.ndim == 0 or x.shape[-1] != self.dim:
-            raise ValueError(f"{self.name} takes points of shape (..., {self.dim}), "
-                             f"got {tuple(x.shape)}")
-        return x
-
-    def loss(self, x: Array) -> Array:
-        """Loss at points ``x`` ``(..., dim)`` -> ``(...)``."""
-        return self.value(self._check(x))
-
-    def grad(self, x: Array) -> Array:
-        """Analytic gradient at ``x`` ``(..., dim)`` -> ``(..., dim)``."""
-        return self.gradient(self._check(x))
-
-    def loss_and_grad(self, x: Array) -> tuple[Array, Array]:
-        x = self._check(x)
-        return self.value(x), self.gradient(x)
-
-    def init(self, seed: int = 0) -> np.ndarray:
-        """Starting point ``(dim,)`` for ``seed`` (float64, a fresh array)."""
-        seed = check_seed(seed)
-        if not self.random_start:
-            return self.start.copy()
-        lo, hi = np.array(self.box).T
-        return np.random.default_rng(seed).uniform(lo, hi)
-
-    def distance(self, x: Array) -> np.ndarray:
-        """Euclidean distance from ``x`` ``(..., dim)`` to the nearest known minimum."""
-        x = np.asarray(self._check(x) if not _is_torch(x) else x.detach().cpu().numpy())
-        d = np.linalg.norm(x[..., None, :] - self.minima, axis=-1)
-        return d.min(axis=-1)
-
-    def evaluate(self, x: Array) -> dict[str, np.ndarray]:
-        """Metrics at ``x`` ``(..., dim)``: ``loss`` and ``distance`` to the nearest minimum."""
-        x = self._check(x)
-        return {"loss": np.asarray(self.value(x)), "distance": self.distance(x)}
-
-    def grid(self, n: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(X, Y, Z)`` over the first two coordinates of ``box`` for contour plots
-        (other coordinates held at the first minimum)."""
-        n = check_int("n", n, 2)
-        (x0, x1), (y0, y1) = self.box[0], self.box[1]
-        X, Y = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
-        pts = np.broadcast_to(self.minima[0], (n, n, self.dim)).copy()
-        pts[..., 0], pts[..., 1] = X, Y
-        return X, Y, self.value(pts)
-
-    def torch_task(self, seed: int = 0) -> TorchTask:
-        """A module holding one float64 parameter ``x`` (the start); the loss ignores the batch."""
-        import itertools
-
-        import torch
-
-        model = _point_class()(torch.as_tensor(self.init(seed), dtype=torch.float64))
-
-        def loss(m: torch.nn.Module, batch: Any) -> torch.Tensor:
-            return self.value(m.x)
-
-        return TorchTask(model, loss, itertools.repeat(None), None, metrics=self._torch_metrics)
-
-    def _torch_metrics(self, model: Any, batch: Any) -> dict[str, Any]:
-        return {"loss": self.value(model.x)}
-
-
-@functools.cache
-def _point_class() -> type:
-    import torch
-
-    class Point(torch.nn.Module):
-        """One parameter ``x``: the point a test function is evaluated at."""
-
-        def __init__(self, x: torch.Tensor) -> None:
-            super().__init__()
-            self.x = torch.nn.Parameter(x)
-
-        def forward(self) -> torch.Tensor:
-            return self.x
-
-    return Point
+__all__ = ["FUNCTIONS", "Beale", "Himmelblau", "Rastrigin", "Ravine", "Rosenbrock", "Saddle",
+           "TestFunction"]
 
 
 class Rosenbrock(TestFunction):
@@ -211,7 +51,7 @@ class Rosenbrock(TestFunction):
         x0, x1 = x[..., :-1], x[..., 1:]
         r, u = x1 - x0 * x0, 1 - x0
         two_br = (2 * self.b) * r
-        g = _zeros_like(x)
+        g = zeros_like(x)
         g[..., :-1] = -2 * (x0 * two_br + u)
         g[..., 1:] += two_br
         return (self.b * r * r + u * u).sum(-1), g
@@ -253,7 +93,7 @@ class Beale(TestFunction):
             u = c - a + a * b ** (k + 1)
             ga = ga + 2 * u * (b ** (k + 1) - 1)
             gb = gb + 2 * u * (k + 1) * a * b**k
-        return _stack_last([ga, gb])
+        return stack_last([ga, gb])
 
     def default_start(self) -> np.ndarray:
         return np.array([1.0, 1.5])
@@ -288,7 +128,7 @@ class Himmelblau(TestFunction):
     def gradient(self, x: Array) -> Array:
         a, b = x[..., 0], x[..., 1]
         u, w = a * a + b - 11, a + b * b - 7
-        return _stack_last([4 * a * u + 2 * w, 2 * u + 4 * b * w])
+        return stack_last([4 * a * u + 2 * w, 2 * u + 4 * b * w])
 
     def default_start(self) -> np.ndarray:
         return np.array([0.0, 0.0])
@@ -322,11 +162,11 @@ class Rastrigin(TestFunction):
         super().__init__(check_int("dim", dim, 1), start)
 
     def value(self, x: Array) -> Array:
-        cos, _ = _cos_sin(2 * math.pi * x)
+        cos, _ = cos_sin(2 * math.pi * x)
         return (x * x - self.amplitude * cos).sum(-1) + self.amplitude * self.dim
 
     def gradient(self, x: Array) -> Array:
-        _, sin = _cos_sin(2 * math.pi * x)
+        _, sin = cos_sin(2 * math.pi * x)
         return 2 * x + (2 * math.pi * self.amplitude) * sin
 
     def default_start(self) -> np.ndarray:
@@ -367,7 +207,7 @@ class Ravine(TestFunction):
         return self._lam(x) * x
 
     def _lam(self, x: Array) -> Array:
-        if _is_torch(x):
+        if is_torch(x):
             import torch
 
             return torch.as_tensor(self.curvatures, dtype=x.dtype, device=x.device)
@@ -406,7 +246,7 @@ class Saddle(TestFunction):
 
     def gradient(self, x: Array) -> Array:
         a, b = x[..., 0], x[..., 1]
-        return _stack_last([2 * a, b**3 - b])
+        return stack_last([2 * a, b**3 - b])
 
     def default_start(self) -> np.ndarray:
         return np.array([1.5, 0.01])
