@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ..problems.base import Problem
 from . import _func_batch
 from ._plan import check_args, plan
 
@@ -76,7 +77,7 @@ class Trace:
     diverged_step: int | None
 
 
-def _resolve(problem: Any) -> Any:
+def _resolve(problem: str | Problem) -> Problem:
     if isinstance(problem, str):
         from .. import problems
 
@@ -87,7 +88,7 @@ def _resolve(problem: Any) -> Any:
 
 
 def run(
-    problem: Any,
+    problem: str | Problem,
     settings: Sequence[Setting],
     steps: int,
     *,
