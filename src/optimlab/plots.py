@@ -35,11 +35,18 @@ def _plt() -> Any:
 
 
 def _plain_log(axis: Any) -> None:
-    """Log-axis labels as plain text (mathtext labels cost seconds per report)."""
+    """Log-axis labels as plain text (mathtext labels cost seconds per report); minor ticks
+    are labelled too when the axis spans less than two decades."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
+    def minor(v: float, _: Any) -> str:
+        mantissa = round(v / 10 ** math.floor(math.log10(v))) if v > 0 else 0
+        return f"{v:.3g}" if mantissa in (2, 5) else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    lo, hi = sorted(axis.get_view_interval())
+    narrow = lo > 0 and hi / lo < 100
+    axis.set_minor_formatter(FuncFormatter(minor) if narrow else NullFormatter())
 
 
 def _colors(names: list[str]) -> dict[str, Any]:
@@ -90,13 +97,14 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
         ax.axhline(study.target, color="0.4", ls=":", lw=1, label="target")
     if positive:
         ax.set_yscale("log")
-        _plain_log(ax.yaxis)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(f"{study.label}: best setting per optimizer "
                  f"({len(study.seeds)} seeds, band = min-max)", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
+    if positive:
+        _plain_log(ax.yaxis)
     fig.tight_layout()
     return fig
 
@@ -166,15 +174,16 @@ def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure:
     if math.isfinite(study.converge_level):
         ax.axhline(study.converge_level, color="0.4", ls=":", lw=1, label="converges below")
     ax.set_xscale("log")
-    _plain_log(ax.xaxis)
     if positive:
         ax.set_yscale("log")
-        _plain_log(ax.yaxis)
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"final loss after {study.steps} steps (median, IQR)")
     ax.set_title(f"{study.label}: LR sensitivity (x = diverged on most seeds)", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3, which="both")
+    _plain_log(ax.xaxis)
+    if positive:
+        _plain_log(ax.yaxis)
     fig.tight_layout()
     return fig
 
