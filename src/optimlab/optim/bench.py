@@ -123,7 +123,8 @@ def run(
                 opt = _make(optimizer, path)(params)
                 found[path] = time_steps(opt, repeats)
                 del opt, params
-                gc.collect()
+                if layout.numel >= 1_000_000:  # free the big tensors before the next path
+                    gc.collect()
             base = found.get("torch foreach", float("nan"))
             for path, secs in found.items():
                 gb_s = BYTES_PER_ELEMENT[optimizer] * layout.numel / secs / 1e9

@@ -1,0 +1,52 @@
+"""The step benchmark runs (tiny sizes) and the CLI wraps it; timings are never asserted."""
+
+from __future__ import annotations
+
+import pytest
+from torch_cases import one_thread
+
+from optimlab.cli import main
+from optimlab.optim import bench
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+assert one_thread
+
+
+def test_bench_rows_cover_every_path() -> None:
+    rows = bench.run(bench.parse_layouts("2e3x1,2e3x20"), repeats=1)
+    assert [(r.optimizer, r.layout, r.path) for r in rows][:5] == [
+        ("adamw", "2e+03 in 1 tensor", path) for path in bench.PATHS
+    ]
+    assert len(rows) == 2 * 2 * len(bench.PATHS)
+    assert all(r.ms > 0 and r.gb_s > 0 for r in rows)
+    foreach = [r for r in rows if r.path == "torch foreach"]
+    assert all(r.vs_foreach == 1.0 for r in foreach)
+    text = bench.format_table(rows, bandwidth=10.0)
+    assert "x foreach" in text and text.count("\n") == len(rows) + 1
+
+
+def test_parse_layouts() -> None:
+    assert bench.parse_layouts("1e7x2000, 10") == [bench.Layout(10**7, 2000), bench.Layout(10, 1)]
+    for bad in ("1e7y", "x3", "10x20", "0x1"):
+        with pytest.raises(ValueError, match="bad size"):
+            bench.parse_layouts(bad)
+
+
+def test_cli_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "--sizes", "1e3x1", "--repeats", "1", "--optimizers", "sgd_momentum",
+                 "--paths", "torch foreach,optimlab"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "copy bandwidth" in out and "sgd_momentum" in out and "optimlab" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--sizes", "big"], "bad size 'big'"),
+    (["bench", "--optimizers", "adamx", "--sizes", "1e3"], "unknown 'adamx'"),
+    (["bench", "--repeats", "0", "--sizes", "1e3"], "repeats must be >= 1"),
+])
+def test_cli_bench_errors(argv: list[str], message: str,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
