@@ -186,3 +186,32 @@ def test_f11_sigterm_releases_runs_and_says_how_to_resume(tmp_path: Path) -> Non
     status = dict(con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
     con.close()
     assert "running" not in status and status.get("queued", 0) > 0
+
+
+def test_report_while_a_sweep_writes_and_overlapping_sweeps(tmp_path: Path) -> None:
+    # readers never block writers (WAL): reports drawn mid-sweep show what is finished
+    from optimlab.report import render
+
+    out = tmp_path / "live"
+    proc = subprocess.Popen(_cmd(out, "--max-batch", "1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    _wait_for(out, proc, 2)
+    html = render(out)
+    assert "Best setting per optimizer" in html
+    # a second, overlapping sweep (one more seed) on the same folder while the first runs
+    other = subprocess.run(
+        [sys.executable, "-m", "optimlab", *SWEEP[:-4], "--seeds", "3", "-q", "--no-report",
+         "--out", str(out), "--max-batch", "4"], capture_output=True, text=True, env=_env(),
+        timeout=300)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert other.returncode == 0, other.stderr
+    first, second = _counts(stdout), _counts(other.stdout)
+    assert first[0] == N_RUNS and second[0] == N_RUNS // 2 * 3
+    snap = _snapshot(out)
+    assert len(snap) == N_RUNS // 2 * 3  # the union, each run once
+    con = sqlite3.connect(out / "optimlab.sqlite")
+    assert con.execute("SELECT MAX(attempts) FROM runs").fetchone()[0] == 1
+    con.close()
+    # every run was computed by exactly one of the two (or by neither if found finished)
+    assert first[1] + second[1] == len(snap)
