@@ -32,8 +32,9 @@ class _NumpyOps:
 
     @staticmethod
     def ok(loss: Any, gnorm: Any, thresh: Any) -> np.ndarray:
-        # NaN fails every comparison, so this is finite loss <= thresh and finite gnorm
-        return (loss <= thresh) & (loss > -np.inf) & (gnorm < np.inf)
+        # NaN fails every comparison: finite loss <= thresh and a finite gradient norm
+        # (a loss of -inf comes with a non-finite gradient)
+        return (loss <= thresh) & (gnorm < np.inf)
 
 
 class _TorchOps:
@@ -53,8 +54,9 @@ class _TorchOps:
     def norm_rows(a: Any) -> Any:
         return (a * a).sum(-1).sqrt()
 
-    def ok(self, loss: Any, gnorm: Any, thresh: Any) -> np.ndarray:
-        return (self.torch.isfinite(loss) & (loss <= thresh) & self.torch.isfinite(gnorm)).numpy()
+    @staticmethod
+    def ok(loss: Any, gnorm: Any, thresh: Any) -> np.ndarray:
+        return ((loss <= thresh) & (gnorm < np.inf)).numpy()
 
 
 def run_group(problem: Any, group: Group, steps: int, *, eval_every: int | None,
@@ -83,6 +85,7 @@ def _run(problem: Any, group: Group, steps: int, eval_every: int | None,
         rec.trajectory[0] = ops.numpy(x)
     if 0 in marks and eval_every:
         rec.add_evals(0, rows, problem.evaluate(x))
+    kw = {**hp, **group.flags, **extra}
     start = time.perf_counter()
     for t in range(steps):
         loss, g = problem.loss_and_grad(x)
@@ -94,28 +97,24 @@ def _run(problem: Any, group: Group, steps: int, eval_every: int | None,
         if not ok.all():
             bad = ~ok
             bad_x = ops.torch.as_tensor(bad) if backend == "torch" else bad
-            rec.diverge(t, rows[bad], ops.numpy(loss[bad_x]), ops.numpy(lr[bad_x, t]),
-                        ops.numpy(gnorm[bad_x]))
+            rec.diverge(t, rows[bad], ops.numpy(loss[bad_x]), ops.numpy(gnorm[bad_x]))
             if progress:
                 progress(int(bad.sum()) * (steps - t))
             keep = np.flatnonzero(ok)
             if backend == "torch":
                 keep = ops.torch.as_tensor(keep)
-            n = len(rows)
-            x, g, loss, gnorm, lr, thresh, hp, state = take(
-                (x, g, loss, gnorm, lr, thresh, hp, state), keep, n)
+            x, g, loss, gnorm, lr, thresh, kw, state = take(
+                (x, g, loss, gnorm, lr, thresh, kw, state), keep, len(rows))
             rows = rows[ok]
             if len(rows) == 0:
                 break
-        lr_t = lr[:, t : t + 1]
-        delta, state = rule.update(g, state, x, lr=lr_t, **hp, **group.flags, **extra)
+        delta, state = rule.update(g, state, x, lr=lr[:, t : t + 1], **kw)
         x = x + delta
         unorm = ops.norm_rows(delta)
-        now = time.perf_counter()
-        rec.step(t, rows, ops.numpy(loss), ops.numpy(lr_t[:, 0]), ops.numpy(gnorm),
-                 ops.numpy(unorm), (now - start) / len(rows))
+        rec.step(t, rows, ops.numpy(loss), ops.numpy(gnorm), ops.numpy(unorm),
+                 (time.perf_counter() - start) / len(rows))
         if rec.trajectory is not None:
-            rec.trajectory[t + 1, rows] = ops.numpy(x)
+            rec.trajectory[t + 1, rows if len(rows) < rec.size else slice(None)] = ops.numpy(x)
         if t + 1 in marks:
             rec.add_evals(t + 1, rows, problem.evaluate(x))
         if progress:

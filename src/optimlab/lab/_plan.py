@@ -125,45 +125,42 @@ def eval_steps(steps: int, eval_every: int | None) -> set[int]:
 
 @dataclass
 class Recorder:
-    """Per-step records of one group, ``(steps, K)`` arrays filled as rows advance."""
+    """Per-step records of one group, ``(steps, K)`` arrays filled as rows advance.
+
+    Learning rates are not recorded per step: they are the group's table ``lr``. A row's
+    record ends at ``steps`` unless it diverged (then at its divergence step, included).
+    """
 
     steps: int
     size: int
     dim: int | None = None  # record the trajectory of (dim,) points when set
     loss: np.ndarray = field(init=False)
-    lr: np.ndarray = field(init=False)
     grad_norm: np.ndarray = field(init=False)
     update_norm: np.ndarray = field(init=False)
     dt: np.ndarray = field(init=False)
-    length: np.ndarray = field(init=False)
     diverged: list[int | None] = field(init=False)
     evals: list[list[tuple[int, dict[str, float]]]] = field(init=False)
     trajectory: np.ndarray | None = field(init=False)
 
     def __post_init__(self) -> None:
         shape = (self.steps, self.size)
-        self.loss, self.lr, self.grad_norm, self.update_norm, self.dt = (
-            np.full(shape, np.nan) for _ in range(5))
-        self.length = np.zeros(self.size, dtype=np.int64)
+        self.loss, self.grad_norm, self.update_norm, self.dt = (
+            np.full(shape, np.nan) for _ in range(4))
         self.diverged = [None] * self.size
         self.evals = [[] for _ in range(self.size)]
         self.trajectory = (np.full((self.steps + 1, self.size, self.dim), np.nan)
                            if self.dim is not None else None)
 
-    def step(self, t: int, rows: np.ndarray, loss: Any, lr: Any, gnorm: Any, unorm: Any,
+    def step(self, t: int, rows: np.ndarray, loss: Any, gnorm: Any, unorm: Any,
              dt: float) -> None:
         """Record step ``t`` for ``rows`` (all rows when ``rows`` is the full range)."""
         idx = slice(None) if len(rows) == self.size else rows
-        self.loss[t, idx], self.lr[t, idx] = loss, lr
-        self.grad_norm[t, idx], self.update_norm[t, idx] = gnorm, unorm
+        self.loss[t, idx], self.grad_norm[t, idx], self.update_norm[t, idx] = loss, gnorm, unorm
         self.dt[t, idx] = dt
-        self.length[idx] = t + 1
 
-    def diverge(self, t: int, rows: np.ndarray, loss: Any, lr: Any, gnorm: Any) -> None:
+    def diverge(self, t: int, rows: np.ndarray, loss: Any, gnorm: Any) -> None:
         """Rows that tripped the divergence rule at step ``t``: their last record, no update."""
-        self.loss[t, rows], self.lr[t, rows], self.grad_norm[t, rows] = loss, lr, gnorm
-        self.dt[t, rows] = 0.0
-        self.length[rows] = t + 1
+        self.loss[t, rows], self.grad_norm[t, rows], self.dt[t, rows] = loss, gnorm, 0.0
         for r in rows:
             self.diverged[int(r)] = t
 
@@ -176,17 +173,18 @@ class Recorder:
                ) -> list[tuple[int, Any]]:
         out = []
         for j, pos in enumerate(group.positions):
-            n = int(self.length[j])
-            traj = None if self.trajectory is None else self.trajectory[: n + (
-                self.diverged[j] is None), j].copy()
+            div = self.diverged[j]
+            n = self.steps if div is None else div + 1
+            traj = None if self.trajectory is None else self.trajectory[
+                : n + (div is None), j].copy()
             out.append((pos, trace_cls(
                 setting=settings[pos],
-                status="finished" if self.diverged[j] is None else "diverged",
-                loss=self.loss[:n, j].copy(), lr=self.lr[:n, j].copy(),
+                status="finished" if div is None else "diverged",
+                loss=self.loss[:n, j].copy(), lr=group.lr[j, :n].copy(),
                 grad_norm=self.grad_norm[:n, j].copy(),
                 update_norm=self.update_norm[:n, j].copy(),
                 time=np.cumsum(self.dt[:n, j]),
-                evals=self.evals[j], trajectory=traj, diverged_step=self.diverged[j],
+                evals=self.evals[j], trajectory=traj, diverged_step=div,
             )))
         return out
 

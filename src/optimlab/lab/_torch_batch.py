@@ -145,7 +145,7 @@ def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | No
         ok = ok_t.cpu().numpy()
         if not ok.all():
             bad = ~ok_t
-            rec.diverge(t, rows[~ok], _np(loss[bad]), _np(lr[bad, t]), _np(gnorm[bad]))
+            rec.diverge(t, rows[~ok], _np(loss[bad]), _np(gnorm[bad]))
             if progress:
                 progress(int((~ok).sum()) * (steps - t))
             keep = torch.as_tensor(np.flatnonzero(ok), device=device)
@@ -162,7 +162,7 @@ def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | No
                 delta, state[n] = rule.update(grads[n], state[n], p, lr=lr_t, **hp[n], **flags)
                 params[n] = p + delta
                 usq = usq + (delta.double() ** 2).flatten(1).sum(1)
-        rec.step(t, rows, _np(loss), _np(lr[:, t]), _np(gnorm), _np(usq.sqrt()),
+        rec.step(t, rows, _np(loss), _np(gnorm), _np(usq.sqrt()),
                  (time.perf_counter() - start) / len(rows))
         if t + 1 in marks and st.evaluate:
             rec.add_evals(t + 1, rows, st.evaluate(params))
@@ -224,7 +224,7 @@ def _run_sequential(problem: Any, group: Group, steps: int, rec: Recorder, row: 
         if t == 0:
             thresh = divergence_factor * max(abs(loss), LOSS_FLOOR)
         if not (np.isfinite(loss) and loss <= thresh and np.isfinite(gnorm)):
-            rec.diverge(t, rows, loss, lr_t, gnorm)
+            rec.diverge(t, rows, loss, gnorm)
             if progress:
                 progress(steps - t)
             return
@@ -236,7 +236,7 @@ def _run_sequential(problem: Any, group: Group, steps: int, rec: Recorder, row: 
                 p.add_(delta)
                 usq += float((delta.double() ** 2).sum())
         now = time.perf_counter()
-        rec.step(t, rows, loss, lr_t, gnorm, usq**0.5, now - start)
+        rec.step(t, rows, loss, gnorm, usq**0.5, now - start)
         if t + 1 in marks and (m := evaluate()) is not None:
             rec.add_evals(t + 1, rows, m)
         if progress:
