@@ -345,3 +345,32 @@ def test_create_optimizer_accepts_torch_and_rule_names() -> None:
         create_optimizer("adamm", [p])
     with pytest.raises(ValueError, match="beta1 must be in"):
         create_optimizer("lion", [p], beta1=math.nan)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dtype_option_is_honoured(name: str) -> None:
+    """state_dtype=float32 on bf16 params: every slot fp32 from the first step on (also the
+    slots a rule creates later, like SGD's momentum buffer), params stay bf16, and the
+    fast path equals the plain one."""
+    results = []
+    for foreach in (False, None):
+        gen = torch.Generator().manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(4, 3, generator=gen).bfloat16()),
+                  torch.nn.Parameter(torch.randn(5, generator=gen).bfloat16())]
+        kwargs = {"momentum": 0.9} if "momentum" in inspect.signature(CLASSES[name]).parameters \
+            else {}
+        opt = CLASSES[name](params, lr=0.01, state_dtype=torch.float32, foreach=foreach,
+                            **kwargs)
+        for _ in range(4):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen).bfloat16()
+            opt.step()
+            for p in params:
+                assert p.dtype == torch.bfloat16
+                slots = [v for v in opt.state[p].values() if isinstance(v, torch.Tensor)]
+                assert slots and all(v.dtype == torch.float32 for v in slots)
+        results.append(params)
+    for x, y in zip(*results, strict=True):
+        assert torch.equal(x, y)
+    with pytest.raises(ValueError, match="state_dtype must be None or a floating dtype"):
+        CLASSES[name]([_p(2)], state_dtype=torch.int32)

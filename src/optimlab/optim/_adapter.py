@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from ..registry import OptimizerSpec
 
 P = inspect.Parameter
@@ -36,6 +38,10 @@ TORCH_FLAGS: dict[str, Any] = {
 }
 # Flags every generated class takes, including those with no torch reference.
 ALWAYS_FLAGS = ("maximize", "foreach")
+# Our own keyword-only options, after torch's arguments in every class:
+#   state_dtype     None: state in the parameter's dtype (as torch); a floating dtype:
+#                   state created in it (fp32 moments for bf16 parameters)
+EXTRA_FLAGS: dict[str, Any] = {"state_dtype": None}
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,11 @@ class Adapter:
             value = group.get(name)
             if value is not None and not isinstance(value, bool):
                 raise ValueError(f"{name} must be None, True or False, got {value!r}")
+        state_dtype = group.get("state_dtype")
+        if state_dtype is not None and not (
+            isinstance(state_dtype, torch.dtype) and state_dtype.is_floating_point
+        ):
+            raise ValueError(f"state_dtype must be None or a floating dtype, got {state_dtype!r}")
         if group.get("foreach") and group.get("fused"):
             raise ValueError("foreach and fused cannot both be True")
         if group.get("differentiable"):
@@ -190,5 +201,8 @@ def build_adapter(spec: OptimizerSpec) -> Adapter:
         for flag in ALWAYS_FLAGS:
             flags.append(flag)
             extra.append(P(flag, P.KEYWORD_ONLY, default=TORCH_FLAGS[flag]))
+    for flag, default in EXTRA_FLAGS.items():
+        flags.append(flag)
+        extra.append(P(flag, P.KEYWORD_ONLY, default=default))
     sig.extend(extra)
     return Adapter(spec, tuple(args), tuple(flags), frozen, inspect.Signature(sig))

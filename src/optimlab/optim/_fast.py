@@ -167,7 +167,9 @@ class _Bucket:
                     return False
         return True
 
-    def step(self, opt: RuleOptimizer, hp: dict[str, Any], maximize: bool) -> None:
+    def step(
+        self, opt: RuleOptimizer, hp: dict[str, Any], maximize: bool, state_dtype: Any
+    ) -> None:
         rule, state_cls = opt._adapter.spec.rule, opt._state_type()
         base = {k: self.states[0][k] for k in self.scalar_slots}
         flat_before = dict(self.flat)  # slots created during this step start as None
@@ -191,7 +193,8 @@ class _Bucket:
             for key, value in new._asdict().items():
                 if isinstance(value, torch.Tensor):
                     if value is not slots.get(key):  # an unchanged slot needs no copy
-                        self._slot(key, value.dtype)[pack.start:pack.stop].copy_(value)
+                        dtype = value.dtype if state_dtype is None else state_dtype
+                        self._slot(key, dtype)[pack.start:pack.stop].copy_(value)
                 else:
                     new_scalars[key] = value
             p.add_(delta)
@@ -219,13 +222,15 @@ class _Plan:
     plain: list[torch.Tensor]  # parameters that take the per-tensor path
 
 
-def _build(opt: RuleOptimizer, params: list[torch.Tensor], group_params: list) -> _Plan:
+def _build(
+    opt: RuleOptimizer, params: list[torch.Tensor], group_params: list, state_dtype: Any
+) -> _Plan:
     groups: dict[tuple, tuple[list, list]] = {}
     plain = []
     for p in params:
         state = opt.state[p]
         if not state:
-            state.update(opt._init_state(p))
+            state.update(opt._init_state(p, state_dtype))
         key = _key(_real(p), _real(p.grad), state)
         if key is None:
             plain.append(p)
@@ -250,6 +255,7 @@ def step_params(
     params: list[torch.Tensor],
     hp: dict[str, Any],
     maximize: bool,
+    state_dtype: torch.dtype | None = None,
 ) -> None:
     """One step of ``opt``'s rule on ``params`` (those of a group that have gradients)."""
     plans: dict[int, _Plan] = opt.__dict__.setdefault("_plans", {})
@@ -259,8 +265,9 @@ def step_params(
         or plan.ids != tuple(map(id, params))
         or not all(b.valid(opt) for b in plan.buckets)
     ):
-        plan = plans[group_index] = _build(opt, params, opt.param_groups[group_index]["params"])
+        group_params = opt.param_groups[group_index]["params"]
+        plan = plans[group_index] = _build(opt, params, group_params, state_dtype)
     for p in plan.plain:
-        opt._step_param(p, hp, maximize)
+        opt._step_param(p, hp, maximize, state_dtype)
     for bucket in plan.buckets:
-        bucket.step(opt, hp, maximize)
+        bucket.step(opt, hp, maximize, state_dtype)

@@ -24,8 +24,14 @@ def _storage_ptr(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
 
 
-def store(state: dict[str, Any], new: Mapping[str, Any], avoid: Iterable[Any] = ()) -> None:
-    """Put a rule's new state into ``state``; existing slots keep their dtype.
+def store(
+    state: dict[str, Any],
+    new: Mapping[str, Any],
+    avoid: Iterable[Any] = (),
+    dtype: torch.dtype | None = None,
+) -> None:
+    """Put a rule's new state into ``state``; existing slots keep their dtype, new ones
+    get ``dtype`` if given.
 
     A new slot that shares memory with a tensor in ``avoid`` (the gradient, which the next
     backward may accumulate into, or the parameter) is copied: SGD's first momentum buffer
@@ -35,8 +41,9 @@ def store(state: dict[str, Any], new: Mapping[str, Any], avoid: Iterable[Any] = 
     for key, value in new.items():
         if isinstance(value, torch.Tensor):
             old = state.get(key)
-            if isinstance(old, torch.Tensor) and old.dtype != value.dtype:
-                value = value.to(old.dtype)
+            want = old.dtype if isinstance(old, torch.Tensor) else dtype
+            if want is not None and value.dtype != want:
+                value = value.to(want)
             if value.numel() and _storage_ptr(value) in avoided:
                 value = value.clone()
         state[key] = value

@@ -110,11 +110,12 @@ class RuleOptimizer(torch.optim.Optimizer):
                 work.append((gi, group, hp, active))
         for gi, group, hp, active in work:
             maximize = bool(group.get("maximize", False))
+            state_dtype = group.get("state_dtype")
             if self._adapter.spec.rule.elementwise and group.get("foreach") is not False:
-                _fast.step_params(self, gi, active, hp, maximize)
+                _fast.step_params(self, gi, active, hp, maximize, state_dtype)
             else:
                 for p in active:
-                    self._step_param(p, hp, maximize)
+                    self._step_param(p, hp, maximize, state_dtype)
         return loss
 
     def _group_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
@@ -139,11 +140,13 @@ class RuleOptimizer(torch.optim.Optimizer):
             cache[key] = hp
         return hp
 
-    def _step_param(self, p: torch.Tensor, hp: dict[str, Any], maximize: bool) -> None:
+    def _step_param(
+        self, p: torch.Tensor, hp: dict[str, Any], maximize: bool, state_dtype: Any = None
+    ) -> None:
         """The plain rule on one parameter: the reference every fast path is tested against."""
         state = self.state[p]
         if not state:
-            state.update(self._init_state(p))
+            state.update(self._init_state(p, state_dtype))
         grad = p.grad
         param = torch.view_as_real(p) if p.is_complex() else p
         g = torch.view_as_real(grad) if grad.is_complex() else grad
@@ -151,13 +154,18 @@ class RuleOptimizer(torch.optim.Optimizer):
             g = -g
         delta, new = self._adapter.spec.rule.update(g, self._state_tuple(state), param, **hp)
         param.add_(delta)
-        _state.store(state, new._asdict(), avoid=(grad, p))
+        _state.store(state, new._asdict(), avoid=(grad, p), dtype=state_dtype)
 
-    def _init_state(self, p: torch.Tensor) -> dict[str, Any]:
+    def _init_state(self, p: torch.Tensor, state_dtype: Any = None) -> dict[str, Any]:
         param = torch.view_as_real(p) if p.is_complex() else p
         st = self._adapter.spec.rule.init(param.detach())
         type(self)._state_cls = type(st)
-        return dict(st._asdict())
+        state = dict(st._asdict())
+        if state_dtype is not None:
+            for k, v in state.items():
+                if isinstance(v, torch.Tensor):
+                    state[k] = v.to(state_dtype)
+        return state
 
     def _state_tuple(self, state: dict[str, Any]) -> Any:
         return self._state_type()(**state)
