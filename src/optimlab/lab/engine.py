@@ -17,9 +17,10 @@ NaN at it).
 Records (``Trace``): ``loss[t]`` is the training loss at the parameters before update
 ``t``; ``lr[t]`` the learning rate used by update ``t``; ``grad_norm``/``update_norm``
 global L2 norms; ``time`` cumulative wall seconds, where a batched step's wall time is
-split evenly over the settings it advanced. ``evals`` holds ``(step, metrics)`` with
-``step`` the number of updates applied: every ``eval_every`` steps from 0, and always at
-the end of a finished run (with ``eval_every=None`` only at the end). Test functions
+split evenly over the settings it advanced (evaluations excluded). ``evals`` holds
+``(step, metrics)`` with ``step`` the number of updates applied: every ``eval_every``
+steps from 0, and always at the end of a finished run (with ``eval_every=None`` only at
+the end). Test functions
 report ``loss`` and ``distance`` (to the nearest known minimum); torch problems their
 ``TorchTask.metrics`` on the validation batch. ``trajectory`` holds the points visited on
 2-D test functions: ``steps + 1`` rows for a finished run (the start first), one per loss
