@@ -151,3 +151,46 @@ def test_many_tensors_pack_into_few_rule_calls(monkeypatch: pytest.MonkeyPatch) 
     counted = type("CountedAdam", (opt_cls,), {"_adapter": dataclasses.replace(adapter, spec=spec)})
     counted(params).step()
     assert sum(calls) == 200 * 50 and len(calls) == 5
+
+
+@pytest.mark.parametrize("name, edit", [
+    ("sgd", {"momentum": 0.9}),  # a slot the rule creates mid-run
+    ("adam", {"amsgrad": True, "lr": 0.05}),
+    ("rmsprop", {"centered": True, "momentum": 0.5}),
+])
+def test_group_edit_mid_run_creates_slots_identically(name: str, edit: dict,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fast, "PACK_NUMEL", 8)
+    runs = []
+    for foreach in (False, None):
+        params = _params()
+        opt = CLASSES[name](params, lr=0.01, foreach=foreach)
+        gen = torch.Generator().manual_seed(5)
+        for step in range(12):
+            if step == 5:
+                opt.param_groups[0].update(edit)
+            for p, g in zip(params, _grad_schedule(params, step, gen), strict=True):
+                p.grad = g
+            opt.step()
+        runs.append((params, opt))
+    (pa, oa), (pb, ob) = runs
+    for x, y in zip(pa, pb, strict=True):
+        assert torch.equal(x, y)
+    assert_same_state(oa, ob)
+
+
+def test_tensor_lr_matches_torch() -> None:
+    """torch accepts a tensor lr (edited in place by some schedulers)."""
+    results = []
+    for cls in (CLASSES["adam"], torch.optim.Adam):
+        lr = torch.tensor(0.01, dtype=torch.float64)
+        gen = torch.Generator().manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(4, 3, generator=gen, dtype=torch.float64))]
+        opt = cls(params, lr=lr)
+        for step in range(10):
+            if step == 5:
+                lr.fill_(0.002)
+            params[0].grad = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+            opt.step()
+        results.append(params[0].detach())
+    torch.testing.assert_close(results[0], results[1], rtol=1e-13, atol=1e-15)
