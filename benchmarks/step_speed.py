@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1e6x1,1e7x1,1e7x2000",
                         help="comma-separated NUMELxTENSORS (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed steps (median)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed rounds (fastest kept)")
     parser.add_argument("--optimizers", default="adamw,sgd_momentum")
     parser.add_argument("--paths", default=",".join(bench.PATHS))
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")

@@ -12,7 +12,7 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="1e5x1,1e5x100",
                         help="comma-separated NUMELxTENSORS (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed steps per path (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (fastest kept)")
     parser.add_argument("--optimizers", default="adamw,sgd_momentum",
                         help="adamw and/or sgd_momentum")
     parser.add_argument("--paths", default=None,

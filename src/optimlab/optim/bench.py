@@ -1,6 +1,7 @@
 """Step-speed benchmark: optimlab's torch optimizers against torch.optim, in one run.
 
-Times one ``step()`` (gradients fixed, median of ``repeats`` after warm-up) for each path:
+Times one ``step()`` (gradients fixed; the fastest of ``repeats`` rounds in which the paths
+take turns, after warm-up) for each path:
 torch's for-loop (``foreach=False``), ``foreach`` and ``fused``, and optimlab's multi-tensor
 path and plain per-tensor path. Reports ms per step, the ratio to torch's foreach path, and
 the achieved bandwidth (bytes an ideal step must move / time) next to the bandwidth of a
@@ -12,7 +13,7 @@ Used by ``benchmarks/step_speed.py`` (full sizes) and ``optimlab bench`` (quick 
 from __future__ import annotations
 
 import gc
-import statistics
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,20 +83,28 @@ def _params(layout: Layout, seed: int = 0) -> list[torch.Tensor]:
     return params
 
 
-def time_steps(opt: torch.optim.Optimizer, repeats: int, warmup: int = 2) -> float:
-    """Median seconds of one ``opt.step()`` over ``repeats`` timed steps."""
-    for _ in range(warmup):
-        opt.step()
-    times = []
+def time_steps(
+    optimizers: dict[str, torch.optim.Optimizer], repeats: int, warmup: int = 2
+) -> dict[str, float]:
+    """Fastest seconds of one ``step()`` per optimizer over ``repeats`` rounds.
+
+    The optimizers take turns (one step each per round), so a busy machine slows every
+    path alike; the minimum is the least disturbed step.
+    """
+    for opt in optimizers.values():
+        for _ in range(warmup):
+            opt.step()
+    best = dict.fromkeys(optimizers, math.inf)
     for _ in range(repeats):
-        start = time.perf_counter()
-        opt.step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, opt in optimizers.items():
+            start = time.perf_counter()
+            opt.step()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def copy_bandwidth(numel: int = 25_000_000, repeats: int = 5) -> float:
-    """GB/s of ``dst.copy_(src)`` on fp32 tensors (bytes read + written / time)."""
+    """GB/s of ``dst.copy_(src)`` on fp32 tensors (bytes read + written / fastest time)."""
     src, dst = torch.randn(numel), torch.empty(numel)
     dst.copy_(src)
     times = []
@@ -103,7 +112,7 @@ def copy_bandwidth(numel: int = 25_000_000, repeats: int = 5) -> float:
         start = time.perf_counter()
         dst.copy_(src)
         times.append(time.perf_counter() - start)
-    return 2 * 4 * numel / statistics.median(times) / 1e9
+    return 2 * 4 * numel / min(times) / 1e9
 
 
 def run(
@@ -117,14 +126,11 @@ def run(
     rows = []
     for optimizer in optimizers:
         for layout in layouts:
-            found: dict[str, float] = {}
-            for path in paths:
-                params = _params(layout)
-                opt = _make(optimizer, path)(params)
-                found[path] = time_steps(opt, repeats)
-                del opt, params
-                if layout.numel >= 1_000_000:  # free the big tensors before the next path
-                    gc.collect()
+            opts = {path: _make(optimizer, path)(_params(layout)) for path in paths}
+            found = time_steps(opts, repeats)
+            del opts
+            if layout.numel >= 1_000_000:  # free the big tensors before the next layout
+                gc.collect()
             base = found.get("torch foreach", float("nan"))
             for path, secs in found.items():
                 gb_s = BYTES_PER_ELEMENT[optimizer] * layout.numel / secs / 1e9
