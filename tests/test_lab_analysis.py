@@ -36,7 +36,7 @@ def _store(folder: Path, finals: dict[tuple[str, float], list[float | None]]) ->
     with Store(folder) as store:
         store.add(configs)
         store.claim([c.run_id for c in configs])
-        assert store.finish(results) == len(results)
+        assert len(store.finish(results)) == len(results)
     return Results.load(folder)
 
 

@@ -57,11 +57,11 @@ def test_claims_are_exclusive_and_only_the_owner_writes(tmp_path: Path) -> None:
         got_b = b.claim(ids)
         assert got_a == ids[:2] and got_b == ids[2:]
         # b cannot write a's runs; a's write lands
-        assert b.finish([_result(cfgs[0], scale=99.0)]) == 0
-        assert a.finish([_result(cfgs[0]), _result(cfgs[1], "diverged")]) == 2
-        assert b.finish([_result(cfgs[2])]) == 1
+        assert b.finish([_result(cfgs[0], scale=99.0)]) == []
+        assert a.finish([_result(cfgs[0]), _result(cfgs[1], "diverged")]) == ids[:2]
+        assert b.finish([_result(cfgs[2])]) == ids[2:]
         # a finished run is never overwritten, not even by its former owner
-        assert a.finish([_result(cfgs[0], scale=99.0)]) == 0
+        assert a.finish([_result(cfgs[0], scale=99.0)]) == []
         assert a.metrics(ids[0])["loss"][0] == 4.0
         assert a.counts() == {"queued": 0, "running": 0, "finished": 2, "diverged": 1,
                               "failed": 0}

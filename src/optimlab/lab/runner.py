@@ -110,7 +110,6 @@ def execute(
                     _run_batch(store, eng, batch, counts, done_units, total, progress,
                                batched=batched, eval_every=eval_every,
                                divergence_factor=divergence_factor)
-            with _threads(torch_threads, todo):
                 _wait_for_others(store, eng, by_id, counts, done_units, total, progress,
                                  batched=batched, eval_every=eval_every,
                                  divergence_factor=divergence_factor, max_batch=max_batch,
@@ -191,9 +190,9 @@ def _run_batch(store: Store, eng: ModuleType, batch: list[RunConfig], counts: Ru
         done_units[0] = start_units + len(configs) * first.steps
         return
     results = [_to_result(c, t) for c, t in zip(configs, traces, strict=True)]
-    written = store.finish(results)
-    counts.computed += written
-    counts.diverged += sum(r.status == "diverged" for r in results)
+    written = set(store.finish(results))
+    counts.computed += len(written)
+    counts.diverged += sum(r.status == "diverged" for r in results if r.run_id in written)
     done_units[0] = start_units + len(configs) * first.steps
     if progress:
         progress(min(done_units[0], total), total)

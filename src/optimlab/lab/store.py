@@ -303,9 +303,10 @@ class Store:
                           " WHERE owner = ? AND status = 'running' AND run_id = ?",
                           [(error[:2000], time.time(), self.owner, r) for r in run_ids])
 
-    def finish(self, results: Sequence[RunResult]) -> int:
-        """Write results in one transaction; only rows this owner still holds are written."""
-        written = 0
+    def finish(self, results: Sequence[RunResult]) -> list[str]:
+        """Write results in one transaction; only rows this owner still holds are written.
+        Returns the run ids written."""
+        written: list[str] = []
         now = time.time()
         with self.transaction() as c:
             for res in results:
@@ -316,7 +317,7 @@ class Store:
                 if not held:
                     continue
                 self._write_result(c, res, now)
-                written += 1
+                written.append(res.run_id)
         return written
 
     def _write_result(self, c: sqlite3.Connection, res: RunResult, now: float) -> None:
