@@ -88,6 +88,11 @@ def test_report_command_and_exports(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert len((tmp_path / "r.csv").read_text().splitlines()) == 3
     assert len(json.loads((tmp_path / "r.json").read_text())) == 2
     assert "csv:" in out and "json:" in out
+    code, out, err = _run(capsys, "report", str(tmp_path), "--target", "0.25")
+    assert code == 0, err
+    assert "loss &lt;= 0.25 (stated)" in (tmp_path / "report.html").read_text()
+    code, _, err = _run(capsys, "report", str(tmp_path), "--target", "inf")
+    assert code == 2 and "--target must be a finite number" in err
 
 
 def test_user_problem_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from . import UsageError
@@ -15,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", default=None, metavar="FILE", help="also export runs as CSV")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="also export runs (with per-step curves) as JSON")
+    parser.add_argument("--target", type=float, default=None, metavar="LOSS",
+                        help="state the loss to reach (default: 99%% of each run's gap to the "
+                             "best final loss)")
     parser.add_argument("--criterion", default="final_loss", choices=("final_loss", "min_loss"),
                         help="what ranks the settings (default final_loss)")
 
@@ -26,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"results folder not found: {args.folder!r}")
-    path = write_report(folder, args.out, criterion=args.criterion)
+    if args.target is not None and not math.isfinite(args.target):
+        raise UsageError(f"--target must be a finite number, got {args.target}")
+    path = write_report(folder, args.out, criterion=args.criterion, target=args.target)
     print(f"report: {path}")
     if args.csv or args.json:
         results = Results.load(folder)
