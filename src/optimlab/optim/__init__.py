@@ -38,7 +38,14 @@ def _class_doc(spec: OptimizerSpec, adapter: Adapter) -> str:
         docs = "; ".join(rule.hyper(t).doc for t in arg.targets)
         target = ", ".join(arg.targets)
         lines.append(f"    {arg.name}={arg.default!r} -> {target}: {docs}")
-    lines += ["", "Update rule (from the rule's docstring):", "", rule.update.__doc__ or ""]
+    lines.append(
+        f"Flags: {', '.join(adapter.flags)} (maximize negates the gradient; foreach=False "
+        "runs the plain per-tensor rule; fused is accepted, capturable ignored, "
+        "differentiable must be False; state_dtype sets the dtype of new state)."
+    )
+    # the rule's doctest examples call the NumPy rule: keep only its math here
+    math = (rule.update.__doc__ or "").split(">>>")[0].rstrip()
+    lines += ["", "Update rule (from the rule's docstring):", "", math]
     if rule.paper:
         lines += ["", rule.paper]
     return "\n".join(lines)
