@@ -79,7 +79,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                     f"{type(self).__name__} does not support complex parameters "
                     f"(parameter {label} is {p.dtype}); optimize torch.view_as_real(p) instead"
                 )
-            if p.is_sparse:
+            if p.layout != torch.strided:
                 raise ValueError(f"parameter {label} is sparse; sparse parameters are unsupported")
 
     # -- stepping -------------------------------------------------------------------------
@@ -100,7 +100,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                 grad = p.grad
                 if grad is None:
                     continue
-                if grad.is_sparse:
+                if grad.layout != torch.strided:  # COO, CSR, ...
                     raise RuntimeError(
                         f"{type(self).__name__} does not support sparse gradients "
                         f"(parameter {self._label(group, gi, i)})"
