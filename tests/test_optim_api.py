@@ -375,10 +375,3 @@ def test_state_dtype_option_is_honoured(name: str) -> None:
     with pytest.raises(ValueError, match="state_dtype must be None or a floating dtype"):
         CLASSES[name]([_p(2)], state_dtype=torch.int32)
 
-
-def test_sparse_csr_grad_is_refused_too() -> None:
-    p = _p(3, 3)
-    opt = CLASSES["sgd"]([p])
-    p.grad = torch.eye(3, dtype=torch.float64).to_sparse_csr()
-    with pytest.raises(RuntimeError, match="does not support sparse gradients"):
-        opt.step()
