@@ -375,3 +375,30 @@ def test_state_dtype_option_is_honoured(name: str) -> None:
     with pytest.raises(ValueError, match="state_dtype must be None or a floating dtype"):
         CLASSES[name]([_p(2)], state_dtype=torch.int32)
 
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_one_cycle_cycles_betas_and_momentum_like_torch(name: str) -> None:
+    """OneCycleLR edits group['lr'] and group['betas'] (Adam) or group['momentum'] (SGD)."""
+    case = Case(name, {"lr": 0.05, "momentum": 0.9} if name == "sgd" else {"lr": 0.05})
+    results = []
+    for make in (
+        lambda ps: CLASSES[name](ps, **ours_kwargs(case)),
+        lambda ps: torch_reference_class(name)(ps, **torch_kwargs(name, case.full())),
+    ):
+        params = random_params(torch.float64, shapes=[(4, 3), (5,)])
+        opt = make(params)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=20)
+        seen = []
+        for grads in random_grads(params, 20):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            opt.step()
+            sched.step()
+            group = opt.param_groups[0]
+            seen.append(group["betas"] if name == "adam" else group["momentum"])
+        results.append((params, seen))
+    (ours, seen_ours), (theirs, seen_theirs) = results
+    assert seen_ours == seen_theirs and len(set(seen_ours)) > 5
+    for x, y in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)
