@@ -93,7 +93,7 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
         ax.plot(steps, med, color=colors[opt], lw=1.6, label=s.label)
         if s.n_seeds > 1:
             ax.fill_between(steps, lo, hi, color=colors[opt], alpha=0.12, lw=0)
-    if math.isfinite(study.target) and (study.explicit_target or study.common_start):
+    if math.isfinite(study.target):
         ax.axhline(study.target, color="0.4", ls=":", lw=1, label="target")
     if positive:
         ax.set_yscale("log")
@@ -172,7 +172,8 @@ def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure:
             y = np.full((~ok).sum(), ceiling * (1.4**i if positive else 1.0))
             ax.plot(lrs[~ok], y, "x", color=colors[opt], ms=8, mew=2)
     if math.isfinite(study.converge_level):
-        ax.axhline(study.converge_level, color="0.4", ls=":", lw=1, label="converges below")
+        ax.axhline(study.converge_level, color="0.4", ls=":", lw=1,
+                   label="target (converges below)")
     ax.set_xscale("log")
     if positive:
         ax.set_yscale("log")

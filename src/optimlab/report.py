@@ -89,19 +89,14 @@ def _grid_text(study: analysis.Study) -> list[tuple[str, str]]:
     items.append(("runs", f"{len(recs)} ({n['finished']} finished, {n['diverged']} diverged, "
                           f"{n['failed']} failed)"))
     items.append(("ranking", f"median over seeds of {study.criterion}; a diverged run counts "
-                             f"as +inf; initial loss f0 = {fmt(study.initial_loss)}, best final "
-                             f"loss of any run f* = {fmt(study.best_loss)}"))
-    if study.explicit_target:
-        items.append(("target", f"loss <= {fmt(study.target, '.4g')} (stated)"))
-    else:
-        items.append(("target", f"each run: loss <= f0 - {analysis.TARGET_FRACTION:g} (f0 - f*) "
-                                f"with f0 its own initial loss"
-                                + (f" (= {fmt(study.target, '.4g')})" if study.common_start
-                                   else "")))
-    items.append(("converging LR", f"no seed diverged and median final loss <= "
-                                   f"{fmt(study.converge_level, '.4g')} (f0 - "
-                                   f"{analysis.CONVERGE_FRACTION:g} (f0 - f*)); range width = "
-                                   f"log10(hi/lo) of the contiguous block around the best LR"))
+                             f"as +inf; median initial loss {fmt(study.initial_loss)}, best "
+                             f"final loss of any run {fmt(study.best_loss)}"))
+    rule = "stated" if study.explicit_target else analysis.TARGET_RULE
+    items.append(("target", f"loss <= {fmt(study.target, '.4g')} ({rule}); steps and "
+                            f"seconds to target are medians over seeds"))
+    items.append(("converging LR", "no seed diverged and median final loss <= target; range "
+                                   "width = log10(hi/lo) of the contiguous block of converging "
+                                   "grid LRs around the best LR"))
     return items
 
 

@@ -214,9 +214,9 @@ def print_tables(console: Any, results: Any) -> None:
                     fmt(r["lr_decades"], ".1f") if math.isfinite(r["lr_decades"]) else "none",
                     *(fmt(r["evals"].get(e), ".3g") for e in evals))
             console.print(table)
-        console.print(f"steps to target: first step with loss <= f0 - "
-                      f"{analysis.TARGET_FRACTION:g} (f0 - f*), f0 = the run's initial loss, "
-                      f"f* = best final loss of any run of the problem (median over seeds)")
+            rule = "stated" if study.explicit_target else analysis.TARGET_RULE
+            console.print(f"target: loss <= {fmt(study.target, '.4g')} ({rule}); LR decades: "
+                          f"LR range reaching it", style="dim")
 
 
 def run(args: argparse.Namespace) -> int:

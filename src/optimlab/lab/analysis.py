@@ -3,15 +3,16 @@
 A *study* is the set of runs of one problem (with its keyword arguments) at one step
 budget. Within a study, runs that differ only by seed form a *setting*. Per optimizer the
 best setting is the one with the lowest median of the criterion across seeds (a diverged
-run counts as +inf, so a setting that diverges on most seeds never wins). Targets and the
-learning-rate range that converges are defined relative to the study's own losses:
+run counts as +inf, so a setting that diverges on most seeds never wins). One loss level,
+the study's *target*, serves both speed and robustness:
 
-- ``target``: 99% of the way from a run's initial loss ``f0`` to the best final loss
-  ``f*`` any run of the study reached (``f0 - 0.99 (f0 - f*)``), unless stated;
-- an LR *converges* when no seed diverged and its median final loss closed at least 90% of
-  the gap, with ``f0`` the median initial loss (``<= f0 - 0.9 (f0 - f*)``); the LR range
-  width is ``log10(hi / lo)`` of the contiguous block of converging grid LRs around the
-  best LR, in decades.
+- ``target``: unless stated, the median final loss of the *weakest* optimizer's best
+  setting, the level every optimizer's best setting reaches within the budget. Steps (and
+  seconds) to target then measure how much sooner the others get there; the same absolute
+  level holds for every run, also from random starts.
+- an LR *converges* when no seed diverged and its median final loss is <= the target; the
+  LR range width is ``log10(hi / lo)`` of the contiguous block of converging grid LRs
+  around the optimizer's best LR, in decades (0: only one grid point qualifies).
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ from .config import RunConfig
 Record = dict[str, Any]
 Curves = Callable[[str], Mapping[str, np.ndarray]]
 
-TARGET_FRACTION = 0.99
-CONVERGE_FRACTION = 0.9
+TARGET_RULE = "the weakest optimizer's best median final loss"
 
 
 def study_key(r: Record) -> tuple[str, str, int]:
@@ -155,7 +155,6 @@ class Study:
     initial_loss: float
     best_loss: float
     target: float
-    converge_level: float
     explicit_target: bool = False
     settings: list[SettingStats] = field(default_factory=list)
 
@@ -182,18 +181,10 @@ class Study:
         """The settings of one variant (optimizer + non-lr settings) ordered by lr."""
         return sorted((s for s in self.settings if s.variant == variant), key=lambda s: s.lr)
 
-    def run_target(self, r: Record) -> float:
-        """The loss a run must reach: the stated target, else 99% of the way from the
-        run's own initial loss to f* (runs from random starts start at different losses)."""
-        f0 = r.get("initial_loss")
-        if self.explicit_target or f0 is None or not math.isfinite(f0):
-            return self.target
-        return f0 - TARGET_FRACTION * (f0 - self.best_loss)
-
     @property
-    def common_start(self) -> bool:
-        """Whether every run started at the same loss (one target line for all)."""
-        return len({r["initial_loss"] for r in self.records}) <= 1
+    def converge_level(self) -> float:
+        """An LR converges when its median final loss is at most this (the target)."""
+        return self.target
 
     def converges(self, s: SettingStats) -> bool:
         return s.n_diverged == 0 and s.median <= self.converge_level
@@ -226,20 +217,27 @@ def studies(records: Sequence[Record], criterion: str = "final_loss",
         f0 = float(np.median(init)) if init else math.nan
         finals = [score(r, "final_loss") for r in recs]
         finite = [f for f in finals if math.isfinite(f)]
-        fbest = min(finite) if finite else math.nan
-        gap = f0 - fbest
+        stats = settings(recs, criterion)
         tgt = target.get(problem) if isinstance(target, Mapping) else target
         explicit = tgt is not None
         if tgt is None:
-            tgt = f0 - TARGET_FRACTION * gap if math.isfinite(gap) else math.nan
+            tgt = _weakest_best(stats)
         out.append(Study(
             problem=problem, problem_kwargs=json.loads(pkw), steps=steps,
             seeds=sorted({r["seed"] for r in recs}), records=recs, criterion=criterion,
-            initial_loss=f0, best_loss=fbest, target=float(tgt),
-            converge_level=f0 - CONVERGE_FRACTION * gap if math.isfinite(gap) else math.nan,
-            settings=settings(recs, criterion), explicit_target=explicit,
+            initial_loss=f0, best_loss=min(finite) if finite else math.nan,
+            target=float(tgt), explicit_target=explicit, settings=stats,
         ))
     return out
+
+
+def _weakest_best(stats: Sequence[SettingStats]) -> float:
+    """The largest finite per-optimizer best median (nan when no optimizer has one)."""
+    best: dict[str, float] = {}
+    for s in stats:
+        best[s.optimizer] = min(best.get(s.optimizer, math.inf), s.median)
+    finite = [v for v in best.values() if math.isfinite(v)]
+    return max(finite) if finite else math.nan
 
 
 def steps_to_target(curve: Mapping[str, np.ndarray], target: float) -> tuple[float, float]:
@@ -261,7 +259,7 @@ def best_table(study: Study, curves: Curves) -> list[dict[str, Any]]:
     the width of its converging LR range in decades."""
     rows = []
     for rank, (opt, s) in enumerate(study.best().items(), start=1):
-        hits = [steps_to_target(curves(r["run_id"]), study.run_target(r)) for r in s.runs]
+        hits = [steps_to_target(curves(r["run_id"]), study.target) for r in s.runs]
         reached = sum(math.isfinite(h[0]) for h in hits)
         lr_range = study.lr_range(s.variant)
         rows.append({
