@@ -26,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
 
     paths = bench.PATHS if args.paths is None else [p.strip() for p in args.paths.split(",")]
     bench.main(args.sizes, args.repeats, [o.strip() for o in args.optimizers.split(",")],
-               paths, args.threads, copy_numel=2_000_000)
+               paths, args.threads, copy_numel=25_000_000)
     return 0

@@ -128,10 +128,18 @@ class _Bucket:
     def _plan_packs(self) -> list[_Pack]:
         packs: list[_Pack] = []
         current: list[int] = []
+
+        def flush() -> None:
+            start, stop = self.offsets[current[0]], self.offsets[current[-1] + 1]
+            if len(current) == 1:  # one tensor: run on it in place, no gather
+                packs.append(_Pack(start, stop, current, (current[0], 0, stop - start)))
+            else:
+                packs.append(_Pack(start, stop, current))
+
         for i, n in enumerate(self.sizes):
             if n >= PACK_NUMEL:
                 if current:
-                    packs.append(_Pack(self.offsets[current[0]], self.offsets[i], current))
+                    flush()
                     current = []
                 for a in range(0, n, PACK_NUMEL):
                     b = min(a + PACK_NUMEL, n)
@@ -140,10 +148,10 @@ class _Bucket:
                 continue
             current.append(i)
             if self.offsets[i + 1] - self.offsets[current[0]] >= PACK_NUMEL:
-                packs.append(_Pack(self.offsets[current[0]], self.offsets[i + 1], current))
+                flush()
                 current = []
         if current:
-            packs.append(_Pack(self.offsets[current[0]], self.total, current))
+            flush()
         return packs
 
     def valid(self, opt: RuleOptimizer) -> bool:
