@@ -100,7 +100,7 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(f"{study.label}: best setting per optimizer "
-                 f"({len(study.seeds)} seeds, band = min-max)", fontsize=9)
+                 f"({study.budget.split(', ')[1]}, band = min-max)", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     if positive:

@@ -114,8 +114,8 @@ def _best_html(study: analysis.Study, rows: list[dict[str, Any]]) -> str:
          if math.isfinite(r["lr_decades"]) else "none converges"),
         *(fmt(r["evals"].get(e), ".4g") for e in eval_names),
     ] for r in rows]
-    caption = (f"Best setting per optimizer - {study.label}, budget {study.steps} steps, "
-               f"{len(study.seeds)} seeds, {study.criterion} (median over seeds)")
+    caption = (f"Best setting per optimizer - {study.label}, budget {study.budget}, "
+               f"{study.criterion} (median over seeds)")
     return _table(caption, header, body, left=2)
 
 
@@ -124,8 +124,7 @@ def _sensitivity_html(study: analysis.Study) -> str:
     body = [[r["variant"], f"{r['lr']:.3g}", fmt(r["median"], ".4g"),
              f"{fmt(r['q25'])} - {fmt(r['q75'])}", f"{r['diverged']}/{r['seeds']}",
              "yes" if r["converges"] else "no"] for r in rows]
-    caption = (f"Final loss against learning rate - {study.label}, budget {study.steps} "
-               f"steps, {len(study.seeds)} seeds")
+    caption = f"Final loss against learning rate - {study.label}, budget {study.budget}"
     classes = ["div" if r["diverged"] else "" for r in rows]
     return _table(caption, ["setting", "lr", "median final loss", "IQR", "diverged",
                             "converges"], body, left=1, classes=classes)

@@ -182,7 +182,11 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
     if not args.no_report:
         from ..report import write_report
 
-        path = write_report(out)
+        try:
+            path = write_report(out)
+        except OSError as exc:
+            raise UsageError(f"cannot write the report in {out!r}: {exc.strerror or exc}") \
+                from None
         console.print(f"report: {path}")
     console.print(f"results: {out} (rerun the same command to reuse finished runs)")
     return 1 if c is not None and c.failed else 0
@@ -197,7 +201,7 @@ def print_tables(console: Any, results: Any) -> None:
     with results.curves() as curves:
         for study in results.studies():
             table = Table(title=f"{study.label}: best setting per optimizer - budget "
-                                f"{study.steps} steps, {len(study.seeds)} seeds",
+                                f"{study.budget}",
                           title_justify="left")
             rows = analysis.best_table(study, curves)
             evals = sorted({k for r in rows for k in r["evals"] if k != "loss"})

@@ -163,6 +163,12 @@ class Study:
         return study_label(self.problem, self.problem_kwargs)
 
     @property
+    def budget(self) -> str:
+        """``"200 steps, 3 seeds"``: what every table of the study states."""
+        n = len(self.seeds)
+        return f"{self.steps} steps, {n} seed{'' if n == 1 else 's'}"
+
+    @property
     def optimizers(self) -> list[str]:
         return sorted({s.optimizer for s in self.settings})
 

@@ -89,8 +89,8 @@ class Results:
         lines = []
         with self.curves() as curves:
             for study in self.studies(criterion):
-                lines.append(f"{study.label}: budget {study.steps} steps, {len(study.seeds)} "
-                             f"seeds, {criterion} (median [IQR] over seeds)")
+                lines.append(f"{study.label}: budget {study.budget}, {criterion} "
+                             f"(median [IQR] over seeds)")
                 for row in analysis.best_table(study, curves):
                     lines.append(
                         f"  {row['rank']}. {row['setting']:<36} {fmt(row['median'])} "

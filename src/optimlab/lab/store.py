@@ -134,7 +134,11 @@ class Store:
                                         f"(expected {DB_NAME}); run 'optimlab compare' first")
             if self.folder.exists() and not self.folder.is_dir():
                 raise StoreError(f"out must be a folder, got file {str(self.folder)!r}")
-            self.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create results folder {str(self.folder)!r}: "
+                                 f"{exc.strerror or exc}") from None
         self.owner = uuid.uuid4().hex
         _LIVE_OWNERS.add(self.owner)
         self.host = socket.gethostname()
