@@ -71,9 +71,9 @@ def test_matches_torch_on_tensors(case: Case, dtype: torch.dtype) -> None:
             assert max_rel_diff(got, expected) < TOL[dtype], f"foreach={foreach}"
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
-def test_matches_torch_on_mlp(case: Case) -> None:
-    dtype = torch.float64
+def test_matches_torch_on_mlp(case: Case, dtype: torch.dtype) -> None:
     ours, theirs = _pair(case, None)
     with default_dtype(dtype):
         got, expected = run_on_mlp(
