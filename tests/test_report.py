@@ -52,6 +52,33 @@ def test_report_has_protocol_tables_and_embedded_figures(folder: Path) -> None:
         assert f'alt="{alt}"' in html
     # self-contained: no external resources
     assert not re.search(r'(src|href)="(?!data:)', html)
+    assert _unbalanced_tags(html) == []
+
+
+def _unbalanced_tags(html: str) -> list[str]:
+    from html.parser import HTMLParser
+
+    void = {"meta", "img", "br", "hr", "link", "input"}
+
+    class Checker(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stack: list[str] = []
+            self.errors: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag not in void:
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag: str) -> None:
+            if self.stack and self.stack[-1] == tag:
+                self.stack.pop()
+            else:
+                self.errors.append(tag)
+
+    checker = Checker()
+    checker.feed(html)
+    return checker.errors + checker.stack
 
 
 def test_report_reads_only_from_the_store(folder: Path, tmp_path: Path) -> None:
