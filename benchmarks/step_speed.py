@@ -19,17 +19,30 @@ from optimlab.optim import bench
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1e6x1,1e7x1,1e7x2000",
-                        help="comma-separated NUMELxTENSORS (default: %(default)s)")
+    parser.add_argument(
+        "--sizes",
+        default="1e6x1,1e7x1,1e7x2000",
+        help="comma-separated NUMELxTENSORS (default: %(default)s)",
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (fastest kept)")
     parser.add_argument("--optimizers", default="adamw,sgd_momentum")
     parser.add_argument("--paths", default=",".join(bench.PATHS))
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--copy-numel", type=float, default=2.5e7,
-                        help="elements of the copy that measures bandwidth")
+    parser.add_argument(
+        "--copy-numel",
+        type=float,
+        default=2.5e7,
+        help="elements of the copy that measures bandwidth",
+    )
     args = parser.parse_args()
-    bench.main(args.sizes, args.repeats, args.optimizers.split(","), args.paths.split(","),
-               args.threads, int(args.copy_numel))
+    bench.main(
+        args.sizes,
+        args.repeats,
+        args.optimizers.split(","),
+        args.paths.split(","),
+        args.threads,
+        int(args.copy_numel),
+    )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,9 @@ def test_classes_are_exported_and_named(name: str) -> None:
 def test_public_names() -> None:
     from optimlab.optim import SGD, Adafactor, Adagrad, Adam, AdamW, Lion, NAdam, RAdam, RMSprop
 
-    assert {c.__name__ for c in (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam, RAdam, Adafactor,
-                                 Lion)} <= set(optimlab.optim.__all__)
+    assert {
+        c.__name__ for c in (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam, RAdam, Adafactor, Lion)
+    } <= set(optimlab.optim.__all__)
     assert optimlab.create_optimizer is create_optimizer
 
 
@@ -249,8 +250,9 @@ def test_none_grads_skip_and_zero_grads_step(name: str) -> None:
     assert opt.state[a]["count"] == 1
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16],
-                         ids=["f32", "f64", "bf16"])
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float64, torch.bfloat16], ids=["f32", "f64", "bf16"]
+)
 @pytest.mark.parametrize("name", NAMES)
 def test_dtypes_kept(name: str, dtype: torch.dtype) -> None:
     params = [_p(4, 3, dtype=dtype), _p(5, dtype=dtype)]
@@ -355,12 +357,14 @@ def test_state_dtype_option_is_honoured(name: str) -> None:
     results = []
     for foreach in (False, None):
         gen = torch.Generator().manual_seed(0)
-        params = [torch.nn.Parameter(torch.randn(4, 3, generator=gen).bfloat16()),
-                  torch.nn.Parameter(torch.randn(5, generator=gen).bfloat16())]
-        kwargs = {"momentum": 0.9} if "momentum" in inspect.signature(CLASSES[name]).parameters \
-            else {}
-        opt = CLASSES[name](params, lr=0.01, state_dtype=torch.float32, foreach=foreach,
-                            **kwargs)
+        params = [
+            torch.nn.Parameter(torch.randn(4, 3, generator=gen).bfloat16()),
+            torch.nn.Parameter(torch.randn(5, generator=gen).bfloat16()),
+        ]
+        kwargs = (
+            {"momentum": 0.9} if "momentum" in inspect.signature(CLASSES[name]).parameters else {}
+        )
+        opt = CLASSES[name](params, lr=0.01, state_dtype=torch.float32, foreach=foreach, **kwargs)
         for _ in range(4):
             for p in params:
                 p.grad = torch.randn(p.shape, generator=gen).bfloat16()
@@ -374,7 +378,6 @@ def test_state_dtype_option_is_honoured(name: str) -> None:
         assert torch.equal(x, y)
     with pytest.raises(ValueError, match="state_dtype must be None or a floating dtype"):
         CLASSES[name]([_p(2)], state_dtype=torch.int32)
-
 
 
 @pytest.mark.parametrize("name", ["adam", "sgd"])

@@ -33,20 +33,35 @@ def test_parse_layouts() -> None:
 
 
 def test_cli_bench(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["bench", "--sizes", "1e3x1", "--repeats", "1", "--optimizers", "sgd_momentum",
-                 "--paths", "torch foreach,optimlab"])
+    code = main(
+        [
+            "bench",
+            "--sizes",
+            "1e3x1",
+            "--repeats",
+            "1",
+            "--optimizers",
+            "sgd_momentum",
+            "--paths",
+            "torch foreach,optimlab",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "copy bandwidth" in out and "sgd_momentum" in out and "optimlab" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["bench", "--sizes", "big"], "bad size 'big'"),
-    (["bench", "--optimizers", "adamx", "--sizes", "1e3"], "unknown 'adamx'"),
-    (["bench", "--repeats", "0", "--sizes", "1e3"], "repeats must be >= 1"),
-])
-def test_cli_bench_errors(argv: list[str], message: str,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bench", "--sizes", "big"], "bad size 'big'"),
+        (["bench", "--optimizers", "adamx", "--sizes", "1e3"], "unknown 'adamx'"),
+        (["bench", "--repeats", "0", "--sizes", "1e3"], "repeats must be >= 1"),
+    ],
+)
+def test_cli_bench_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1

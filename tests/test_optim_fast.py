@@ -37,8 +37,9 @@ def _params(dtype: torch.dtype = torch.float64) -> list[torch.nn.Parameter]:
         torch.nn.Parameter(rnd(40)),  # larger than the test's pack: sliced
         torch.nn.Parameter(rnd(3)),
         torch.nn.Parameter(rnd(4, 3).t()),  # non-contiguous: the plain path inside
-        torch.nn.Parameter(rnd(2, 3).to(torch.complex128 if dtype == torch.float64 else
-                                        torch.complex64)),
+        torch.nn.Parameter(
+            rnd(2, 3).to(torch.complex128 if dtype == torch.float64 else torch.complex64)
+        ),
         torch.nn.Parameter(rnd(())),
     ]
 
@@ -58,8 +59,13 @@ def _grad_schedule(params: list[torch.Tensor], step: int, gen: torch.Generator) 
     return grads
 
 
-def _run(case: Case, foreach: bool | None, steps: int, maximize: bool = False,
-         dtype: torch.dtype = torch.float64) -> tuple[list, torch.optim.Optimizer]:
+def _run(
+    case: Case,
+    foreach: bool | None,
+    steps: int,
+    maximize: bool = False,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[list, torch.optim.Optimizer]:
     params = _params(dtype)
     opt = CLASSES[case.name](params, **ours_kwargs(case), foreach=foreach, maximize=maximize)
     gen = torch.Generator().manual_seed(4)
@@ -85,8 +91,9 @@ def assert_same_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> Non
 
 @pytest.mark.parametrize("pack", [8, 1 << 16], ids=["pack8", "pack-default"])
 @pytest.mark.parametrize("case", FAST_CASES, ids=lambda c: c.id)
-def test_fast_path_equals_plain_rule(case: Case, pack: int,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_path_equals_plain_rule(
+    case: Case, pack: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_fast, "PACK_NUMEL", pack)
     maximize = case.label == "defaults"
     plain, opt_plain = _run(case, False, 30, maximize)
@@ -108,8 +115,7 @@ def test_fast_path_bf16_params_fp32_state(name: str, monkeypatch: pytest.MonkeyP
     results = []
     for foreach in (False, None):
         gen = torch.Generator().manual_seed(0)
-        params = [torch.nn.Parameter(torch.randn(5, 4, generator=gen).bfloat16())
-                  for _ in range(3)]
+        params = [torch.nn.Parameter(torch.randn(5, 4, generator=gen).bfloat16()) for _ in range(3)]
         opt = CLASSES[name](params, **ours_kwargs(case), foreach=foreach)
         for step in range(12):
             for p in params:
@@ -122,8 +128,11 @@ def test_fast_path_bf16_params_fp32_state(name: str, monkeypatch: pytest.MonkeyP
                             opt.state[p][k] = v.float()
         for p in params:
             assert p.dtype == torch.bfloat16
-            assert all(v.dtype == torch.float32 for v in opt.state[p].values()
-                       if isinstance(v, torch.Tensor))
+            assert all(
+                v.dtype == torch.float32
+                for v in opt.state[p].values()
+                if isinstance(v, torch.Tensor)
+            )
         results.append((params, opt))
     (pa, oa), (pb, ob) = results
     for x, y in zip(pa, pb, strict=True):
@@ -153,13 +162,17 @@ def test_many_tensors_pack_into_few_rule_calls(monkeypatch: pytest.MonkeyPatch) 
     assert sum(calls) == 200 * 50 and len(calls) == 5
 
 
-@pytest.mark.parametrize("name, edit", [
-    ("sgd", {"momentum": 0.9}),  # a slot the rule creates mid-run
-    ("adam", {"amsgrad": True, "lr": 0.05}),
-    ("rmsprop", {"centered": True, "momentum": 0.5}),
-])
-def test_group_edit_mid_run_creates_slots_identically(name: str, edit: dict,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "name, edit",
+    [
+        ("sgd", {"momentum": 0.9}),  # a slot the rule creates mid-run
+        ("adam", {"amsgrad": True, "lr": 0.05}),
+        ("rmsprop", {"centered": True, "momentum": 0.5}),
+    ],
+)
+def test_group_edit_mid_run_creates_slots_identically(
+    name: str, edit: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_fast, "PACK_NUMEL", 8)
     runs = []
     for foreach in (False, None):

@@ -77,9 +77,7 @@ def random_params(dtype: torch.dtype, seed: int = 0, shapes=SHAPES) -> list[torc
 
 def random_grads(params: list[torch.Tensor], steps: int, seed: int = 1) -> list[list[torch.Tensor]]:
     gen = torch.Generator().manual_seed(seed)
-    return [
-        [torch.randn(p.shape, generator=gen).to(p.dtype) for p in params] for _ in range(steps)
-    ]
+    return [[torch.randn(p.shape, generator=gen).to(p.dtype) for p in params] for _ in range(steps)]
 
 
 def run_on_tensors(
@@ -100,9 +98,9 @@ def run_on_tensors(
 
 def mlp(dtype: torch.dtype, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return torch.nn.Sequential(
-        torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)
-    ).to(dtype)
+    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).to(
+        dtype
+    )
 
 
 def mlp_data(dtype: torch.dtype, n: int = 32, seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,14 +10,21 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", default="1e5x1,1e5x100",
-                        help="comma-separated NUMELxTENSORS (default: %(default)s)")
+    parser.add_argument(
+        "--sizes",
+        default="1e5x1,1e5x100",
+        help="comma-separated NUMELxTENSORS (default: %(default)s)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (fastest kept)")
-    parser.add_argument("--optimizers", default="adamw,sgd_momentum",
-                        help="adamw and/or sgd_momentum")
-    parser.add_argument("--paths", default=None,
-                        help="comma-separated subset of: torch for-loop, torch foreach, "
-                        "torch fused, optimlab, optimlab plain")
+    parser.add_argument(
+        "--optimizers", default="adamw,sgd_momentum", help="adamw and/or sgd_momentum"
+    )
+    parser.add_argument(
+        "--paths",
+        default=None,
+        help="comma-separated subset of: torch for-loop, torch foreach, "
+        "torch fused, optimlab, optimlab plain",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
 
 
@@ -25,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
     from optimlab.optim import bench
 
     paths = bench.PATHS if args.paths is None else [p.strip() for p in args.paths.split(",")]
-    bench.main(args.sizes, args.repeats, [o.strip() for o in args.optimizers.split(",")],
-               paths, args.threads, copy_numel=25_000_000)
+    bench.main(
+        args.sizes,
+        args.repeats,
+        [o.strip() for o in args.optimizers.split(",")],
+        paths,
+        args.threads,
+        copy_numel=25_000_000,
+    )
     return 0

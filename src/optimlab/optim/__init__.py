@@ -29,9 +29,11 @@ __all__ = ["RuleOptimizer", "create_optimizer", "optimizer_class", "CLASSES"]
 
 def _class_doc(spec: OptimizerSpec, adapter: Adapter) -> str:
     rule = spec.rule
-    ref = f"Same algorithm and signature as ``{spec.torch_reference}``." if (
-        spec.torch_reference
-    ) else "torch has no equivalent."
+    ref = (
+        f"Same algorithm and signature as ``{spec.torch_reference}``."
+        if (spec.torch_reference)
+        else "torch has no equivalent."
+    )
     lines = [f"{rule.summary}", "", f"Generated from the ``{rule.name}`` rule. {ref}", ""]
     lines.append("Arguments (torch name -> rule hyperparameter):")
     for arg in adapter.args:

@@ -167,8 +167,10 @@ def build_adapter(spec: OptimizerSpec) -> Adapter:
                 flags.append(ref.name)
                 default = TORCH_FLAGS[ref.name]
             elif targets is not None:
-                default = tuple(defaults[t] for t in targets) if len(targets) > 1 else (
-                    defaults[targets[0]]
+                default = (
+                    tuple(defaults[t] for t in targets)
+                    if len(targets) > 1
+                    else (defaults[targets[0]])
                 )
                 args.append(Arg(ref.name, targets, default))
                 used.update(targets)

@@ -51,8 +51,10 @@ def _key(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any]) -> tupl
     numel = param.numel()
     for name, value in state.items():
         if isinstance(value, torch.Tensor):
-            if value.numel() != numel or not value.is_contiguous() or (
-                value.device != param.device
+            if (
+                value.numel() != numel
+                or not value.is_contiguous()
+                or (value.device != param.device)
             ):
                 return None
             key.append((name, value.dtype))
@@ -117,7 +119,7 @@ class _Bucket:
         flat = torch.empty(self.total, dtype=dtype, device=device)
         views = []
         for i, state in enumerate(self.states):
-            view = flat[self.offsets[i]:self.offsets[i + 1]].view(self.shapes[i])
+            view = flat[self.offsets[i] : self.offsets[i + 1]].view(self.shapes[i])
             old = state.get(name)
             if isinstance(old, torch.Tensor):
                 view.copy_(old)
@@ -196,13 +198,13 @@ class _Bucket:
                 g, p = self.g_buf[:n], self.p_buf[:n]
             if maximize:
                 g = -g if pack.chunk is not None else g.neg_()  # the pack buffer is ours
-            slots = {k: flat[pack.start:pack.stop] for k, flat in flat_before.items()}
+            slots = {k: flat[pack.start : pack.stop] for k, flat in flat_before.items()}
             delta, new = rule.update(g, state_cls(**base, **slots), p, **hp)
             for key, value in new._asdict().items():
                 if isinstance(value, torch.Tensor):
                     if value is not slots.get(key):  # an unchanged slot needs no copy
                         dtype = value.dtype if state_dtype is None else state_dtype
-                        self._slot(key, dtype)[pack.start:pack.stop].copy_(value)
+                        self._slot(key, dtype)[pack.start : pack.stop].copy_(value)
                 else:
                     new_scalars[key] = value
             p.add_(delta)

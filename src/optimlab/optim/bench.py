@@ -196,6 +196,11 @@ def main(
     bandwidth = copy_bandwidth(copy_numel)
     header = format_table([], bandwidth)
     echo(header)
-    rows = run(layouts, optimizers, paths, repeats,
-               report=lambda r: echo(format_table([r], bandwidth).splitlines()[-1]))
+    rows = run(
+        layouts,
+        optimizers,
+        paths,
+        repeats,
+        report=lambda r: echo(format_table([r], bandwidth).splitlines()[-1]),
+    )
     return rows
