@@ -405,3 +405,24 @@ def test_one_cycle_cycles_betas_and_momentum_like_torch(name: str) -> None:
     assert seen_ours == seen_theirs and len(set(seen_ours)) > 5
     for x, y in zip(ours, theirs, strict=True):
         torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)
+
+
+def test_missing_torch_reference_falls_back_to_the_rule_order() -> None:
+    """Older torch lacks some classes (Adafactor is 2.5+): the class still builds."""
+    import dataclasses
+
+    from optimlab.optim._adapter import build_adapter
+
+    spec = dataclasses.replace(get_spec("adafactor"), torch_reference="torch.optim.NoSuch")
+    params = list(build_adapter(spec).signature.parameters)
+    assert params == [
+        "params",
+        "lr",
+        "beta2_decay",
+        "eps",
+        "d",
+        "weight_decay",
+        "maximize",
+        "foreach",
+        "state_dtype",
+    ]

@@ -144,9 +144,15 @@ def _pairs(rule_names: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _reference_parameters(reference: str) -> list[inspect.Parameter]:
+def _reference_parameters(reference: str | None) -> list[inspect.Parameter] | None:
+    """The reference class's constructor arguments; None if there is no such class (this
+    torch predates it: torch.optim.Adafactor is 2.5+), so the rule's order is used."""
+    if reference is None:
+        return None
     module_name, _, cls_name = reference.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    cls = getattr(importlib.import_module(module_name), cls_name, None)
+    if cls is None:
+        return None
     params = list(inspect.signature(cls.__init__).parameters.values())
     return [p for p in params if p.name not in ("self", "params")]
 
@@ -160,8 +166,9 @@ def build_adapter(spec: OptimizerSpec) -> Adapter:
     frozen: dict[str, Any] = {}
     sig: list[inspect.Parameter] = [P("params", P.POSITIONAL_OR_KEYWORD)]
     used: set[str] = set()
-    if spec.torch_reference is not None:
-        for ref in _reference_parameters(spec.torch_reference):
+    reference = _reference_parameters(spec.torch_reference)
+    if reference is not None:
+        for ref in reference:
             targets = _targets(ref.name, names)
             if ref.name in TORCH_FLAGS:
                 flags.append(ref.name)
@@ -199,7 +206,7 @@ def build_adapter(spec: OptimizerSpec) -> Adapter:
             args.append(Arg(name, (name,), defaults[name]))
             used.add(name)
             extra.append(P(name, kind, default=defaults[name]))
-    if spec.torch_reference is None:
+    if reference is None:
         for flag in ALWAYS_FLAGS:
             flags.append(flag)
             extra.append(P(flag, P.KEYWORD_ONLY, default=TORCH_FLAGS[flag]))
