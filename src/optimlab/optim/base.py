@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..registry import OptimizerSpec
 from . import _fast, _state
 from ._adapter import Adapter
 
@@ -39,6 +40,15 @@ class RuleOptimizer(torch.optim.Optimizer):
             )
         self._adapter.validate(defaults)
         super().__init__(params, defaults)
+
+    @property
+    def spec(self) -> OptimizerSpec:
+        """The registry row this optimizer runs."""
+        return self._adapter.spec
+
+    def rule_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
+        """A param group's values under the rule's names (``betas`` -> ``beta1, beta2``)."""
+        return self._adapter.rule_kwargs(group)
 
     # -- construction -------------------------------------------------------------------
 

@@ -55,8 +55,10 @@ def update(
         if ema:
             buf = (1 - momentum) * grad if buf is None else momentum * buf + (1 - momentum) * grad
         else:
-            # `* 1.0`: a new array, so the buffer never aliases the caller's gradient
-            buf = grad * 1.0 if buf is None else momentum * buf + (1 - dampening) * grad
+            # `* 1.0`: a new array, so the buffer never aliases the caller's gradient;
+            # `(1 - dampening) *` only when on: a multiply by 1.0 is exact but a full pass
+            damped = (1 - dampening) * grad if is_on(dampening) else grad
+            buf = grad * 1.0 if buf is None else momentum * buf + damped
         direction = grad + momentum * buf if nesterov else buf
         if getattr(momentum, "ndim", 0) > 0:
             # settings with momentum 0 in a batch step on the plain gradient, as alone

@@ -232,9 +232,9 @@ def _live(optimizer: Any, model: Any, extra_hp: Mapping[str, Any]) -> MemoryRepo
 
 def _spec_of(optimizer: Any) -> OptimizerSpec | None:
     """The registry row of a live optimizer: ours by class, torch's by reference name."""
-    adapter = getattr(type(optimizer), "_adapter", None)
-    if adapter is not None and getattr(adapter, "spec", None) in REGISTRY:
-        return adapter.spec
+    spec = getattr(optimizer, "spec", None)  # optimlab.optim classes expose their row
+    if isinstance(spec, OptimizerSpec):
+        return spec
     reference = f"torch.optim.{type(optimizer).__name__}"
     if type(optimizer).__module__.startswith("torch.optim"):
         for spec in REGISTRY:
@@ -244,9 +244,8 @@ def _spec_of(optimizer: Any) -> OptimizerSpec | None:
 
 
 def _group_hp(optimizer: Any, spec: OptimizerSpec, group: Mapping[str, Any]) -> dict[str, Any]:
-    adapter = getattr(type(optimizer), "_adapter", None)
-    if adapter is not None:
-        raw = adapter.rule_kwargs(group)
+    if hasattr(optimizer, "rule_hyperparams"):
+        raw = optimizer.rule_hyperparams(group)
     else:  # torch names: the rule's own, or a pair such as betas -> beta1, beta2
         raw = {k: v for k, v in group.items() if k in spec.rule.names}
         for key, value in group.items():
