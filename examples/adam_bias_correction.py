@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-from pathlib import Path
 
 from optimlab.functional import adam_step
 
@@ -36,22 +34,6 @@ def run(steps: int, bias_correction: bool, theta: float = 10.0) -> list[float]:
                                 bias_correction=bias_correction)
         trajectory.append(theta)
     return trajectory
-
-
-def save_figure(fig, path: str) -> None:
-    """Write the figure to a temporary file next to ``path``, then rename it into place."""
-    target = Path(path)
-    fmt = target.suffix[1:] or "png"
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            fig.savefig(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_title("Adam on theta^2, lr 0.1")
         ax.legend()
         fig.tight_layout()
-        save_figure(fig, args.plot)
+        fig.savefig(args.plot)
         plt.close(fig)
         print(f"plot written to {args.plot}")
     return 0

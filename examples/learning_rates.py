@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -48,22 +46,6 @@ def verdict(loss: float, start: float, floor: float) -> str:
     if loss - floor > 0.01 * (start - floor):
         return "too small (slow)"
     return "good"
-
-
-def save_figure(fig, path: str) -> None:
-    """Write the figure to a temporary file next to ``path``, then rename it into place."""
-    target = Path(path)
-    fmt = target.suffix[1:] or "png"
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            fig.savefig(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_ylabel(f"loss after {args.epochs} epochs (capped at 1e6)")
         ax.legend()
         fig.tight_layout()
-        save_figure(fig, args.plot)
+        fig.savefig(args.plot)
         plt.close(fig)
         print(f"plot written to {args.plot}")
     return 0

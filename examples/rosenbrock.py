@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -66,22 +64,6 @@ def run(name: str, lr: float, steps: int) -> np.ndarray:
     return np.array(path)
 
 
-def save_figure(fig, path: str) -> None:
-    """Write the figure to a temporary file next to ``path``, then rename it into place."""
-    target = Path(path)
-    fmt = target.suffix[1:] or "png"
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            fig.savefig(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
@@ -127,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.legend(fontsize=7, loc="lower left")
         ax.set_title(f"Rosenbrock, {args.steps} steps from {START}")
         fig.tight_layout()
-        save_figure(fig, args.plot)
+        fig.savefig(args.plot)
         plt.close(fig)
         print(f"plot written to {args.plot}")
     return 0

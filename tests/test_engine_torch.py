@@ -18,12 +18,7 @@ from optimlab.lab.engine import Setting, Trace, run
 RTOL = 1e-10
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only contend on the shared machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _small(name: str) -> problems.Problem:

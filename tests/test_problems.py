@@ -16,12 +16,7 @@ FUNCTION_CASES = [
 MODEL_NAMES = ["logistic", "mlp", "least_squares", "shapes", "adding"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only contend on the shared machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _points(p: problems.TestFunction, k: int, seed: int) -> np.ndarray:
