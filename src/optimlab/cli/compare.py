@@ -174,8 +174,9 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
     print_tables(console, results)
     c = results.counts
     if c is not None:
-        console.print(f"runs: {c.requested} requested, {c.computed} computed, {c.skipped} "
-                      f"already finished (skipped), {c.diverged} diverged, {c.failed} failed"
+        console.print(f"runs: {c.requested} requested, {c.computed} computed "
+                      f"({c.diverged} of them diverged), {c.skipped} already in the store "
+                      f"(skipped), {c.failed} failed"
                       + (f", {c.by_others} by another process" if c.by_others else ""))
         for err in dict.fromkeys(c.errors):
             console.print(f"[red]failed:[/red] {err}")
