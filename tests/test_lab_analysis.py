@@ -112,3 +112,22 @@ def test_table_states_budget_and_seeds(tmp_path: Path) -> None:
     assert "adam lr=0.01" in text
     assert res.filter(optimizer="adam").records == res.records
     assert len(res.filter(optimizer="sgd")) == 0
+
+
+def test_best_lr_at_the_grid_edge_is_flagged() -> None:
+    import optimlab.lab as lab
+
+    # SGD on the ravine keeps improving up to the largest of these small LRs
+    res = lab.compare("ravine", ["sgd"], lrs=[1e-4, 1e-3, 1e-2], steps=50, seeds=[0])
+    (study,) = res.studies()
+    with res.curves() as curves:
+        rows = analysis.best_table(study, curves)
+    assert rows[0]["lr"] == 1e-2 and rows[0]["grid_edge"] == "high"
+    (note,) = analysis.edge_notes(rows)
+    assert "sgd" in note and "largest" in note
+    # an interior best is not flagged
+    res = lab.compare("ravine", ["sgd"], lrs=[1e-4, 1e-2, 10.0], steps=50, seeds=[0])
+    (study,) = res.studies()
+    with res.curves() as curves:
+        rows = analysis.best_table(study, curves)
+    assert rows[0]["lr"] == 1e-2 and rows[0]["grid_edge"] == "" and not analysis.edge_notes(rows)

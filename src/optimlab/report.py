@@ -175,7 +175,9 @@ def render(folder: str | os.PathLike[str], *, criterion: str = "final_loss",
             if not study.settings:
                 parts.append("<p>No finished or diverged runs in this study yet.</p>")
                 continue
-            parts.append("<h3>Best setting per optimizer</h3>" + _best_html(study, rows))
+            parts.append("<h3>Best setting per optimizer</h3>" + _best_html(study, rows)
+                         + "".join(f"<p class='note'>Note: {_esc(n)}</p>"
+                                   for n in analysis.edge_notes(rows)))
             parts.append("<h3>Figures</h3><div class='figs'>"
                          + "".join(_figures(study, curves)) + "</div>")
             parts.append("<h3>Learning-rate sensitivity</h3>" + _sensitivity_html(study))

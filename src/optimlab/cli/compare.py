@@ -222,6 +222,8 @@ def print_tables(console: Any, results: Any) -> None:
             rule = "stated" if study.explicit_target else analysis.TARGET_RULE
             console.print(f"target: loss <= {fmt(study.target, '.4g')} ({rule}); LR decades: "
                           f"LR range reaching it", style="dim")
+            for note in analysis.edge_notes(rows):
+                console.print(f"note: {note}", style="yellow")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -279,8 +279,28 @@ def best_table(study: Study, curves: Curves) -> list[dict[str, Any]]:
             "lr_hi": lr_range[1] if lr_range else math.nan,
             "lr_decades": math.log10(lr_range[1] / lr_range[0]) if lr_range else math.nan,
             "evals": _median_evals(s.runs),
+            "grid_edge": grid_edge(study, s),
         })
     return rows
+
+
+def grid_edge(study: Study, s: SettingStats) -> str:
+    """``"low"``/``"high"`` when ``s`` has the smallest/largest LR tried for its variant
+    (its optimum may lie beyond the grid), else ``""``."""
+    lrs = [x.lr for x in study.sensitivity(s.variant)]
+    if len(lrs) < 2:
+        return ""
+    return "low" if s.lr == lrs[0] else "high" if s.lr == lrs[-1] else ""
+
+
+def edge_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A warning per best setting found at the edge of its LR grid."""
+    words = {"low": ("smallest", "lower"), "high": ("largest", "higher")}
+    return [
+        f"{r['optimizer']}: its best lr={r['lr']:.3g} is the {words[r['grid_edge']][0]} tried; "
+        f"the optimum may be {words[r['grid_edge']][1]} (widen the LR range)"
+        for r in rows if r["grid_edge"]
+    ]
 
 
 def _median_evals(runs: list[Record]) -> dict[str, float]:
