@@ -20,7 +20,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "optim": ("optimlab.optim", None),
     "create_optimizer": ("optimlab.optim", "create_optimizer"),
     "schedules": ("optimlab.schedules", None),
-    "lr_find": ("optimlab.lr_find", "lr_find"),
+    "lr_find": ("optimlab.lr_range_test", "lr_find"),
     "problems": ("optimlab.problems", None),
     "lab": ("optimlab.lab", None),
     "train": ("optimlab.train", None),

@@ -46,7 +46,7 @@ def parse_hp(items: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from optimlab import problems
-    from optimlab.lr_find import lr_find_task
+    from optimlab.lr_range_test import lr_find_task
     from optimlab.registry import get_spec
 
     get_spec(args.optimizer)  # an unknown optimizer fails before the problem is built
