@@ -359,3 +359,11 @@ def test_bad_objects() -> None:
         lr_find(model, 3, [(x, y)], opt)
     with pytest.raises(ValueError, match="batches must be iterable"):
         lr_find(model, mse, 3, opt)
+
+
+def test_task_helper_names_a_bad_start_lr() -> None:
+    from optimlab import problems
+    from optimlab.lr_range_test import lr_find_task
+
+    with pytest.raises(ValueError, match=r"start_lr must be > 0, got -1"):
+        lr_find_task(problems.get("least_squares").torch_task(0), "sgd", start_lr=-1.0)

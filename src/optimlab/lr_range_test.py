@@ -328,7 +328,8 @@ def lr_find_task(
         raise ValueError("hyperparams must not set lr: the range test drives it")
     if use_val_batch and task.val_batch is None:
         raise ValueError("use_val_batch=True but the task has no val_batch")
-    opt = create_optimizer(optimizer, list(task.model.parameters()),
-                           lr=kwargs.get("start_lr", 1e-7), **hp)
+    # checked here too, so a bad start_lr is named before it reaches the optimizer as lr
+    start_lr = _number("start_lr", kwargs.get("start_lr", 1e-7), lambda x: x > 0, "> 0")
+    opt = create_optimizer(optimizer, list(task.model.parameters()), lr=start_lr, **hp)
     return lr_find(task.model, task.loss, task.batches, opt,
                    val_batch=task.val_batch if use_val_batch else None, **kwargs)
