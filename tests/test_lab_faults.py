@@ -59,7 +59,7 @@ def _wait_for(out: Path, proc: subprocess.Popen[str], n: int, timeout: float = 1
 
 
 def _counts(stdout: str) -> tuple[int, int, int]:
-    m = re.search(r"runs: (\d+) requested, (\d+) computed, (\d+) already finished", stdout)
+    m = re.search(r"runs: (\d+) requested, (\d+) computed .*?, (\d+) already in the store", stdout)
     assert m, stdout
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
