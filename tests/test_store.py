@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -189,3 +190,33 @@ def test_rows_under_this_pid_but_no_live_owner_are_stale(tmp_path: Path) -> None
             c.execute("UPDATE runs SET owner = 'previous-process' WHERE run_id = ?", (ids[0],))
         assert b.requeue_stale() == 1  # a is open in this process: its run stays running
         assert b.status_of(ids) == {ids[0]: "queued", ids[1]: "running"}
+
+
+def _open_store(folder: str, barrier: Any, queue: Any) -> None:
+    barrier.wait()
+    try:
+        with Store(folder):
+            queue.put("ok")
+    except Exception as exc:  # reported to the parent, which asserts on it
+        queue.put(repr(exc))
+
+
+def test_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """F10's start: several processes opening a new results folder at the same instant.
+
+    Switching a new database to WAL can fail with "database is locked" at once, without
+    waiting on the busy timeout; that must be retried, never reported as a foreign store.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    for trial in range(20):
+        folder = str(tmp_path / f"t{trial}")
+        barrier, queue = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_open_store, args=(folder, barrier, queue))
+                 for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [queue.get(timeout=5) for _ in procs] == ["ok"] * 6

@@ -121,6 +121,10 @@ def _num(x: Any) -> float | None:
     return x if not math.isnan(x) else None
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class Store:
     """The SQLite store of a results folder (created if missing)."""
 
@@ -142,13 +146,23 @@ class Store:
         self.owner = uuid.uuid4().hex
         _LIVE_OWNERS.add(self.owner)
         self.host = socket.gethostname()
+        self.timeout = timeout
         self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                     check_same_thread=False)
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            # switching the journal mode can report "locked" at once, without waiting on
+            # the busy timeout, while another process is creating the same store: retry
+            self._execute_retry("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self._init_schema()
+        except sqlite3.OperationalError as exc:
+            self.close()
+            if _is_busy(exc):
+                raise StoreError(f"{str(self.path)!r} stayed locked by another process for "
+                                 f"{timeout:g} s ({exc})") from None
+            raise StoreError(
+                f"{str(self.path)!r} is not an optimlab results store ({exc})") from None
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StoreError(
@@ -194,15 +208,19 @@ class Store:
             raise
         self.conn.execute("COMMIT")
 
-    def _execute_retry(self, sql: str, tries: int = 20) -> None:
-        for i in range(tries):
+    def _execute_retry(self, sql: str) -> None:
+        """Run ``sql``, retrying while the database is busy, for up to ``timeout`` seconds."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while True:
             try:
                 self.conn.execute(sql)
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or i == tries - 1:
+                if not _is_busy(exc) or time.monotonic() > deadline:
                     raise
-                time.sleep(0.05 * (i + 1))
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def close(self) -> None:
         _LIVE_OWNERS.discard(self.owner)
