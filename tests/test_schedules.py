@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -381,3 +382,37 @@ BAD = [
 def test_bad_input_raises_clear_value_error(make, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# --- review: odd numbers where numbers are expected ------------------------------------------
+
+ODD = [
+    (lambda: S.get("cosine", total_steps=10**400), "total_steps must be"),
+    (lambda: S.get("cosine", total_steps=10, lr=10**400), "lr must be"),
+    (lambda: S.Constant()(10**400), "step must be an integer >= 0"),
+    (lambda: S.get("cosine", total_steps=10, lr=np.array([[1 + 1j]])), "lr must be a number"),
+    (lambda: S.get("cosine", total_steps=10, lr=1j), "lr must be a number"),
+    (lambda: S.Constant()(np.array([1 + 0j])), "step must be an integer >= 0"),
+    (lambda: S.get("multistep", milestones=np.int64(5), total_steps=9), "sequence of integers"),
+    (lambda: S.get("multistep", milestones=1j, total_steps=9), "sequence of integers"),
+]
+
+
+@pytest.mark.parametrize("make, message", ODD, ids=[str(i) for i in range(len(ODD))])
+def test_huge_complex_and_scalar_numpy_inputs_raise_value_error(make, message: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a ComplexWarning must not stand in for the error
+        with pytest.raises(ValueError, match=message):
+            make()
+
+
+def test_cosine_restarts_far_past_many_cycles_warns_nothing() -> None:
+    """T_mult=1 must not overflow the (unused) geometric branch after ~1024 cycles."""
+    s = S.CosineWarmRestarts(T_0=10)
+    steps = np.array([10_250, 123_456, 10**9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = s(steps)
+        assert s(10_250) == S.CosineWarmRestarts(T_0=10)(0)
+    expected = [0.5 * (1 + math.cos(math.pi * (t % 10) / 10)) for t in steps]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)

@@ -21,9 +21,13 @@ def _array(name: str, value: Any) -> np.ndarray:
         raise ValueError(f"{name} must be a number, got {value!r}")
     if type(value).__module__.startswith("torch"):
         raise ValueError(f"{name} must be a number or a NumPy array, got a torch tensor")
+    if isinstance(value, complex | np.complexfloating) or (
+        isinstance(value, np.ndarray) and np.iscomplexobj(value)
+    ):
+        raise ValueError(f"{name} must be a number, got {value!r}")
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float64
         raise ValueError(f"{name} must be a number, got {value!r}") from None
     if arr.size == 0:
         raise ValueError(f"{name} must not be an empty array")

@@ -33,12 +33,14 @@ def as_steps(step: Any) -> np.ndarray:
     torch tensors (such as an optimizer's ``state["step"]``) are accepted."""
     if type(step).__module__.startswith("torch") and not step.is_floating_point():
         step = step.detach().cpu().numpy()
-    if (isinstance(step, bool | np.bool_ | str) or type(step).__module__.startswith("torch")
-            or (isinstance(step, np.ndarray) and step.dtype == np.bool_)):
+    if (isinstance(step, bool | np.bool_ | str | complex | np.complexfloating)
+            or type(step).__module__.startswith("torch")
+            or (isinstance(step, np.ndarray)
+                and (step.dtype == np.bool_ or np.iscomplexobj(step)))):
         raise ValueError(f"step must be an integer >= 0, got {step!r}")
     try:
         arr = np.asarray(step, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"step must be an integer >= 0, got {step!r}") from None
     if not (np.isfinite(arr).all() and (arr == np.floor(arr)).all() and (arr >= 0).all()):
         raise ValueError(f"step must be an integer >= 0, got {_check.show(step)}")

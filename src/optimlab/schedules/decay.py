@@ -101,7 +101,7 @@ class MultiStepDecay(Schedule):
             if total is None:
                 raise ValueError("multistep needs milestones or total_steps")
             marks = sorted({m for m in (round(0.5 * total), round(0.75 * total)) if 1 <= m < total})
-        if isinstance(marks, int | float | str | np.ndarray):
+        if isinstance(marks, int | float | complex | str | np.ndarray | np.generic):
             raise ValueError(f"milestones must be a sequence of integers, got {marks!r}")
         marks = tuple(_check.integer("milestones", m, low=1) for m in marks)
         if any(isinstance(m, np.ndarray) for m in marks):
@@ -300,11 +300,13 @@ class CosineWarmRestarts(Schedule):
         guess = np.floor(np.log(t / t0 * (safe - 1) + 1) / np.log(safe))
 
         def start(n: np.ndarray) -> np.ndarray:
-            return np.where(geometric, t0 * (safe**n - 1) / (safe - 1), t0 * n)
+            # the power only where T_mult > 1: with T_mult = 1, 2.0**n overflows past ~1024 cycles
+            power = safe ** np.where(geometric, n, 0.0)
+            return np.where(geometric, t0 * (power - 1) / (safe - 1), t0 * n)
 
         n = np.where(geometric, guess, np.floor(t / t0))
         n = np.where(start(n) > t, n - 1, n)
         n = np.where(start(n + 1) <= t, n + 1, n)
         t_cur = t - start(n)
-        t_i = np.where(geometric, t0 * safe**n, t0)
+        t_i = np.where(geometric, t0 * safe ** np.where(geometric, n, 0.0), t0)
         return cosine(self.lr, self.eta_min, t_cur / t_i)
