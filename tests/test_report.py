@@ -113,3 +113,25 @@ def test_report_lists_failed_runs_and_escapes_text(tmp_path: Path) -> None:
     assert "<h2>Failed runs</h2>" in html
     assert "RuntimeError: &lt;b&gt;bad&lt;/b&gt; &amp; worse" in html
     assert "<b>bad</b>" not in html
+
+
+def test_report_when_every_loss_is_nan(tmp_path: Path) -> None:
+    # a problem whose loss is NaN from the start: every run diverges at step 0 with no
+    # finite loss at all; the report must still be written (no log axis without data)
+    import numpy as np
+
+    from optimlab.lab.config import expand_grid
+    from optimlab.lab.store import RunResult, Store
+
+    configs = expand_grid("ravine", ["adam", "sgd"], [0.01, 0.1], 5, 2)
+    nan = np.array([np.nan])
+    with Store(tmp_path) as store:
+        store.add(configs)
+        store.claim([c.run_id for c in configs])
+        store.finish([RunResult(run_id=c.run_id, status="diverged", loss=nan, lr=np.array([0.1]),
+                                grad_norm=nan, update_norm=nan, time=np.zeros(1),
+                                trajectory=np.full((1, 2), np.nan), diverged_step=0)
+                      for c in configs])
+    html = render(tmp_path)
+    assert "Best setting per optimizer" in html
+    assert len(_images(html)) >= 2

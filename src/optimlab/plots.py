@@ -86,15 +86,17 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
     fig, ax = (plt.subplots(figsize=(6.4, 4.0)) if ax is None else (ax.figure, ax))
     best = study.best()
     colors = _colors(list(best))
-    positive = True
+    positive, any_finite = True, False  # log scale only with some data, all of it > 0
     for opt, s in best.items():
         steps, med, lo, hi = _band(s.runs, curves)
         positive = positive and bool(np.all(lo[np.isfinite(lo)] > 0))
+        any_finite = any_finite or bool(np.isfinite(lo).any())
         ax.plot(steps, med, color=colors[opt], lw=1.6, label=s.label)
         if s.n_seeds > 1:
             ax.fill_between(steps, lo, hi, color=colors[opt], alpha=0.12, lw=0)
     if math.isfinite(study.target):
         ax.axhline(study.target, color="0.4", ls=":", lw=1, label="target")
+    positive = positive and any_finite
     if positive:
         ax.set_yscale("log")
     ax.set_xlabel("step")
