@@ -416,3 +416,15 @@ def test_cosine_restarts_far_past_many_cycles_warns_nothing() -> None:
         assert s(10_250) == S.CosineWarmRestarts(T_0=10)(0)
     expected = [0.5 * (1 + math.cos(math.pi * (t % 10) / 10)) for t in steps]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("cosine:total_steps={[1]: 2}", "total_steps must be a number"),
+    ("cosine:eta_min={{}: 1}", "eta_min must be a number"),
+    ("cosine:lr=0.1,lr=0.2", "lr is given twice"),
+    (None, "schedule spec must be a string"),
+    (b"cosine", "schedule spec must be a string"),
+])
+def test_from_spec_odd_text_raises_value_error(spec, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        S.from_spec(spec, total_steps=10)

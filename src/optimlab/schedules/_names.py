@@ -104,8 +104,8 @@ def _split_top(text: str) -> list[str]:
 def _literal(text: str) -> Any:
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word such as cosine or exp_range
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text  # a bare word such as cosine or exp_range (TypeError: "{[1]: 2}")
 
 
 def from_spec(spec: str, **defaults: Any) -> Schedule:
@@ -116,12 +116,18 @@ def from_spec(spec: str, **defaults: Any) -> Schedule:
     >>> from_spec("cosine:eta_min=0.1", total_steps=10)(10)
     0.1
     """
+    if not isinstance(spec, str):
+        raise ValueError(f"schedule spec must be a string, got {spec!r}")
     name, _, rest = spec.partition(":")
     kwargs: dict[str, Any] = dict(defaults)
+    given: set[str] = set()
     for item in _split_top(rest):
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise ValueError(f"schedule options must look like key=value, got {item!r} in {spec!r}")
+        if key.strip() in given:
+            raise ValueError(f"{key.strip()} is given twice in {spec!r}")
+        given.add(key.strip())
         kwargs[key.strip()] = _literal(value.strip())
     return get(name, **kwargs)
 
