@@ -426,3 +426,36 @@ def test_a_component_refusing_its_state_rolls_back_the_others(tmp_path: Path) ->
     with pytest.raises(CheckpointMismatchError, match="the scheduler refused its saved state"):
         manager2.restore()
     assert trainer2.step_count == 0 and same(model2.state_dict(), before)
+
+
+def test_kill_between_the_two_renames_of_a_same_step_save_keeps_that_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keep=1, step 1 saved again: a kill after the old step-1 was moved aside but before the
+    new one took its name must not lose step 1 (it is the only checkpoint)."""
+    run = Run(tmp_path, keep=1)
+    run.manager.save(1)
+    saved = run.params()
+    real_rename = os.rename
+    calls: list[object] = []
+
+    class Killed(BaseException):
+        pass
+
+    def rename_then_die(src: object, dst: object) -> None:
+        calls.append(src)
+        if len(calls) >= 2:  # only the first rename (old step-1 aside) goes through
+            raise Killed
+        real_rename(src, dst)
+
+    run.train(1)
+    with monkeypatch.context() as m:
+        m.setattr(os, "rename", rename_then_die)
+        m.setattr(ckpt_module.shutil, "rmtree", lambda *a, **k: None)  # a kill cleans nothing
+        with pytest.raises(Killed):
+            run.manager.save(1)
+    fresh = Run(tmp_path, seed=4, keep=1)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    restored = fresh.manager.restore()
+    assert restored is not None and restored.step == 1
+    assert same(fresh.params(), saved)

@@ -45,6 +45,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^step-(\d{8,})$")
 _TMP = ".tmp-"
+_ASIDE = re.compile(r"^\.tmp-old-(step-\d{8,})-\d+-[0-9a-f]{8}$")
 
 
 class CheckpointError(RuntimeError):
@@ -130,11 +131,21 @@ class CheckpointManager:
         return [p for _, p in sorted(found)]
 
     def clean_stale(self) -> list[Path]:
-        """Remove temporary directories left by interrupted saves; return what was removed."""
+        """Remove temporary directories left by interrupted saves; return what was removed.
+
+        A checkpoint moved aside by a save of the same step (``.tmp-old-step-N-*``) whose
+        replacement never took the name ``step-N`` is renamed back instead: it is complete.
+        """
         stale = [p for p in self.directory.iterdir() if p.name.startswith(_TMP)]
+        removed = []
         for p in stale:
+            match = _ASIDE.match(p.name)
+            if match and p.is_dir() and not (self.directory / match.group(1)).exists():
+                os.rename(p, self.directory / match.group(1))
+                continue
             shutil.rmtree(p) if p.is_dir() else p.unlink()
-        return stale
+            removed.append(p)
+        return removed
 
     # -- saving ------------------------------------------------------------------------------
     def save(self, step: int | None = None, *, extra: Mapping[str, Any] | None = None) -> Path:
@@ -196,6 +207,8 @@ class CheckpointManager:
             ) from e
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            if aside.exists() and not final.exists():
+                os.rename(aside, final)
             raise
         shutil.rmtree(aside, ignore_errors=True)
         try:
