@@ -64,6 +64,23 @@ def test_measured_equals_theory_for_our_optimizers() -> None:
         assert row.measured_bytes == row.state_bytes, row.optimizer
 
 
+@pytest.mark.parametrize("name", optimlab.list_optimizers())
+def test_live_theory_honours_state_dtype(name: str) -> None:
+    """bf16 parameters with state_dtype=float32 hold 4-byte state: theory must say so."""
+    from optimlab.optim import optimizer_class
+
+    m = model().to(torch.bfloat16)
+    kwargs = {"momentum": 0.9} if name == "sgd" else {}
+    opt = optimizer_class(name)(m.parameters(), state_dtype=torch.float32, **kwargs)
+    for p in m.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    r = optimlab.memory(opt, m)
+    assert r.measured_bytes > 0
+    assert r.state_bytes == r.measured_bytes
+    assert r.param_bytes == 2 * sum(p.numel() for p in m.parameters())
+
+
 def test_hyperparameters_and_dtype_change_the_count() -> None:
     assert optimlab.memory("sgd", 100, momentum=0.9).state_bytes == 400
     assert optimlab.memory("adam", 100, amsgrad=True).state_bytes == 1200

@@ -172,12 +172,16 @@ def format_table(reports: Iterable[MemoryReport]) -> str:
 
 
 def _param(name: str, shape: tuple[int, ...], dtype: str, spec: OptimizerSpec | None,
-           hp: Mapping[str, Any] | None, measured: int | None) -> ParamMemory:
+           hp: Mapping[str, Any] | None, measured: int | None,
+           state_dtype: Any = None) -> ParamMemory:
+    """``state_dtype``: the state's element type when it differs from the parameter's
+    (an optimlab optimizer's ``state_dtype`` option)."""
     numel = math.prod(shape)
     size = _itemsize(dtype)
+    state_size = size if state_dtype is None else _itemsize(state_dtype)
     state = None if spec is None or hp is None else int(spec.rule.state_numel(shape, hp))
     return ParamMemory(name, shape, dtype, numel, numel * size, state,
-                       None if state is None else state * size, measured)
+                       None if state is None else state * state_size, measured)
 
 
 def _itemsize(dtype: Any) -> int:
@@ -221,11 +225,12 @@ def _live(optimizer: Any, model: Any, extra_hp: Mapping[str, Any]) -> MemoryRepo
     params = []
     for gi, group in enumerate(optimizer.param_groups):
         hp = None if spec is None else _group_hp(optimizer, spec, group)
+        state_dtype = group.get("state_dtype")  # optimlab's option: state in this dtype
         for i, p in enumerate(group["params"]):
             name = names.get(id(p), f"group{gi}.{i}")
             measured = _nbytes(optimizer.state.get(p, {}))
             dtype = str(p.dtype).removeprefix("torch.")
-            params.append(_param(name, tuple(p.shape), dtype, spec, hp, measured))
+            params.append(_param(name, tuple(p.shape), dtype, spec, hp, measured, state_dtype))
     label = spec.name if spec is not None else type(optimizer).__name__
     return MemoryReport(label, tuple(params))
 
