@@ -219,3 +219,36 @@ def test_lab_imports_stay_light() -> None:
             "assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("seeds = 2.5", "seeds must be a count or a list of integers, got 2.5"),
+    ('seeds = [1, "a"]', "seeds must be a count or a list of integers"),
+    ("problem = 5", "problem must be a name"),
+    ("schedules = 5", "schedules must be"),
+    ('[grid.adam]\nlr = true', "lrs must be"),
+])
+def test_config_file_mistakes_are_one_line_exit_2(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  text: str, needle: str) -> None:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("steps = 3\n" + text + "\n")
+    code, out, err = _run(capsys, "sweep", str(cfg), "--out", str(tmp_path / "o"), "-q",
+                          "--no-report")
+    assert code == 2, err
+    assert needle in err
+    assert err.startswith("optimlab: error: ") and err.count("\n") == 1
+    assert "Traceback" not in err + out
+
+
+def test_config_file_single_schedule_string(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # `schedules = "cosine"` is one schedule, not the schedules 'c', 'o', 's', ...
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('steps = 3\nseeds = 1\nschedules = "cosine"\n[grid.adam]\nlr = [0.1]\n')
+    code, out, err = _run(capsys, "sweep", str(cfg), "--out", str(tmp_path / "o"), "-q",
+                          "--no-report")
+    assert code == 0, err
+    from optimlab.lab.results import Results
+
+    assert [r["schedule"] for r in Results.load(tmp_path / "o")] == ["cosine"]

@@ -75,7 +75,12 @@ def check_schedule(sched: tuple[str | None, Mapping[str, Any]], steps: int) -> N
 def _problems(problem: ProblemSpec | Sequence[ProblemSpec]) -> list[tuple[str, dict[str, Any]]]:
     if isinstance(problem, str | tuple):
         return [parse_problem(problem)]
-    specs = [parse_problem(p) for p in problem]
+    try:
+        items = list(problem)
+    except TypeError:
+        raise ValueError(f"problem must be a name, (name, kwargs) or a list of them, "
+                         f"got {problem!r}") from None
+    specs = [parse_problem(p) for p in items]
     if not specs:
         raise ValueError("problem must name at least one problem, got none")
     return specs
@@ -163,7 +168,14 @@ def sweep(
             raise ValueError(f"grid[{opt!r}] needs an 'lr' entry (a list or 'lo:hi:n')")
         lrs[opt] = hp.pop("lr")
         axes[opt] = hp
-    scheds = [parse_schedule(s) for s in (schedules or (None,))]
+    if schedules is None or isinstance(schedules, str):  # one schedule, not its letters
+        schedules = [schedules]
+    try:
+        items = list(schedules) or [None]
+    except TypeError:
+        raise ValueError(f"schedules must be a list of schedule specs, got {schedules!r}") \
+            from None
+    scheds = [parse_schedule(s) for s in items]
     for sched in scheds:
         check_schedule(sched, steps)
     configs: list[RunConfig] = []

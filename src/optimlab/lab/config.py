@@ -126,7 +126,11 @@ def parse_lrs(spec: LrSpec) -> list[float]:
     elif isinstance(spec, int | float) and not isinstance(spec, bool):
         values = [float(spec)]
     else:
-        values = [_number("lrs", v, spec) for v in spec]
+        try:
+            items = list(spec)
+        except TypeError:
+            raise ValueError(f"lrs must be a number, a list or 'lo:hi:n', got {spec!r}") from None
+        values = [_number("lrs", v, spec) for v in items]
     if not values:
         raise ValueError(f"lrs must name at least one learning rate, got {spec!r}")
     for v in values:
@@ -156,10 +160,10 @@ def parse_seeds(spec: int | str | Sequence[int]) -> list[int]:
     """Seeds from a count (``3`` -> 0, 1, 2), ``"0,5,7"`` or a list."""
     if isinstance(spec, bool):
         raise ValueError(f"seeds must be a count or a list of integers, got {spec!r}")
-    if isinstance(spec, int):
+    if isinstance(spec, int | np.integer):
         if spec < 1:
             raise ValueError(f"seeds must be >= 1, got {spec}")
-        return list(range(spec))
+        return list(range(int(spec)))
     if isinstance(spec, str):
         parts = [p.strip() for p in spec.split(",") if p.strip()]
         try:
@@ -169,10 +173,20 @@ def parse_seeds(spec: int | str | Sequence[int]) -> list[int]:
         if len(values) == 1 and "," not in spec:
             return parse_seeds(values[0])
     else:
-        values = [int(v) for v in spec]
+        try:
+            values = [_seed(v) for v in spec]
+        except (TypeError, ValueError):
+            raise ValueError(f"seeds must be a count or a list of integers, got {spec!r}") \
+                from None
     if not values or any(v < 0 for v in values):
         raise ValueError(f"seeds must be non-negative integers, got {spec!r}")
     return sorted(set(values))
+
+
+def _seed(v: Any) -> int:
+    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+        raise TypeError(v)
+    return int(v)
 
 
 def parse_kwargs(text: str, what: str = "argument") -> tuple[str, dict[str, Any]]:
