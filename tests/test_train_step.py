@@ -199,3 +199,18 @@ def test_state_dict_round_trip() -> None:
     assert other.step_count == 1 and other.skipped_count == 0
     with pytest.raises(ValueError, match="step_count must be an integer >= 0, got -1"):
         other.load_state_dict({**trainer.state_dict(), "step_count": -1})
+
+
+def test_a_scheduler_whose_step_needs_a_metric_is_refused_up_front() -> None:
+    """ReduceLROnPlateau.step(metrics) cannot be called by TrainStep: refused at construction,
+    not with a TypeError after the optimizer has already stepped (step_count left behind)."""
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match="ReduceLROnPlateau.*metric"):
+        TrainStep(model, opt, mse, scheduler=plateau)
+    with pytest.raises(ValueError, match="scheduler must have a step"):
+        TrainStep(model, opt, mse, scheduler=object())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])

@@ -21,6 +21,7 @@ had not happened.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,25 @@ def split_batch(batch: Any, n: int) -> list[Any]:
     return [p for p in parts if sample_count(p) > 0]
 
 
+def _check_scheduler(scheduler: Any) -> None:
+    """Refuse a scheduler ``TrainStep`` cannot step (before any optimizer step, not after)."""
+    step = getattr(scheduler, "step", None)
+    if not callable(step):
+        raise ValueError(f"scheduler must have a step() method, got {scheduler!r}")
+    try:
+        params = inspect.signature(step).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return
+    required = [p.name for p in params if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if required:
+        raise ValueError(
+            f"scheduler {type(scheduler).__name__}.step() needs {', '.join(required)} (a metric, "
+            "as ReduceLROnPlateau does); TrainStep calls step() with no arguments: pass "
+            "scheduler=None and call scheduler.step(metric) yourself after each step"
+        )
+
+
 class TrainStep:
     """A full optimizer step over micro-batches; see the module docstring for the order.
 
@@ -154,6 +174,8 @@ class TrainStep:
             _check_positive("clip_value", clip_value)
         check_precision(precision)
         check_policy(nonfinite)
+        if scheduler is not None:
+            _check_scheduler(scheduler)
         if scaler is not None and precision != "fp16":
             raise ValueError(
                 f"scaler is only used with precision='fp16', got precision={precision!r}"
