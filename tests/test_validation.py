@@ -120,3 +120,40 @@ def test_hyper_accepts_exactly_its_range(low, width, low_open, high_open, x) -> 
     else:
         with pytest.raises(ValueError, match=r"^x must be (in|>|<|>=|<=) .*, got "):
             h.check(x)
+
+
+# --- review: values that looked like numbers but broke the rule later -------------------------
+
+@pytest.mark.parametrize("bad", [
+    [0.1, 0.2], (0.5,), 10**400, 1j, np.array([[1 + 1j]]), np.complex128(0.5),
+    np.array([True]), torch.tensor(True), torch.tensor([0.1 + 0.1j]), np.array(["0.1"]),
+], ids=lambda v: type(v).__name__ + "-" + str(getattr(v, "dtype", "")))
+@pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop"])
+def test_non_real_values_are_refused_at_validation(name: str, bad) -> None:
+    """A list, a complex, a bool array or an int too big for a float is not silently taken
+    (a list used to pass and fail in the update with a TypeError; complex lost its
+    imaginary part with only a warning)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="^lr must be a number, got"):
+            get_rule(name).validate(lr=bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("scalar", [np.float64, np.float32, lambda x: np.array(x)])
+def test_numpy_scalar_hyperparameters_keep_the_param_dtype(dtype, scalar) -> None:
+    """np.float64(0.1) (what np.logspace yields) behaves like the Python float 0.1: under
+    NumPy 2's promotion rules it would otherwise turn float32/float16 params into float64."""
+    import optimlab
+    from optimlab.functional import adam_step
+
+    hp = get_rule("adam").validate(lr=scalar(0.1), beta1=scalar(0.9), eps=scalar(1e-8))
+    assert all(type(v) in (float, int, bool) for v in hp.values())
+    w, g = np.ones(3, dtype), np.full(3, 0.5, dtype)
+    opt = optimlab.numpy_optimizer("adam", lr=scalar(0.1), beta1=scalar(0.9))
+    out = opt.update(w, g)
+    assert out.dtype == dtype and opt.state_dict()["state/0/m"].dtype == dtype
+    p, m, v = adam_step(w, g, None, None, lr=scalar(0.1), beta1=scalar(0.9), beta2=0.999, t=1)
+    assert p.dtype == m.dtype == v.dtype == dtype

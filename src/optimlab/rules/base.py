@@ -65,8 +65,10 @@ class Hyper:
             if not isinstance(value, bool | np.bool_):
                 raise ValueError(f"{self.name} must be True or False, got {value!r}")
             return bool(value)
-        if isinstance(value, bool | np.bool_ | str | bytes):
-            raise ValueError(f"{self.name} must be a number, got {value!r}")
+        if isinstance(value, bool | np.bool_ | str | bytes) or not _is_real(value):
+            hint = " (use a NumPy array for one value per setting)" if isinstance(
+                value, list | tuple) else ""
+            raise ValueError(f"{self.name} must be a number, got {value!r}{hint}")
         if self.kind == "int" and not (
             isinstance(value, int | np.integer) or (isinstance(value, float) and value.is_integer())
         ):
@@ -79,7 +81,24 @@ class Hyper:
             )
             if not ok:
                 raise ValueError(f"{self.name} must be {self.range_text()}, got {_show(value)}")
-        return int(value) if self.kind == "int" else value
+        if self.kind == "int":
+            return int(value)
+        if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+            # a Python number, so that (NumPy 2) np.float64(0.1) does not turn float32
+            # params into float64 the way a NumPy scalar or 0-d array would
+            return value.item()
+        return value
+
+
+def _is_real(value: Any) -> bool:
+    """A real number, a NumPy array or scalar of them, or a real torch tensor; not a list,
+    a complex or a bool array (NumPy would cast those without complaint)."""
+    if type(value).__module__.startswith("torch"):
+        return not (value.is_complex() or str(value.dtype) == "torch.bool")
+    if isinstance(value, np.ndarray | np.generic):
+        return bool(np.issubdtype(value.dtype, np.integer)
+                    or np.issubdtype(value.dtype, np.floating))
+    return isinstance(value, int | float)
 
 
 def _as_float_array(name: str, value: Any) -> np.ndarray:
@@ -87,7 +106,7 @@ def _as_float_array(name: str, value: Any) -> np.ndarray:
         value = value.detach().cpu().double().numpy()
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float64
         raise ValueError(f"{name} must be a number, got {value!r}") from None
     return arr
 
