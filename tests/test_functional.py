@@ -365,6 +365,18 @@ def test_float32_stays_float32():
     assert out.dtype == m.dtype == v.dtype == np.float32
 
 
+def test_nadam_numpy_scalar_mu_product_keeps_float32():
+    """mu_product given as np.float64 (e.g. saved with np.savez) must act like a Python float."""
+    p = np.ones(3, dtype=np.float32)
+    out, m, v, mu = F.nadam_step(p, p, None, None, np.float64(1.0), 0.1, 0.9, 0.999, t=1)
+    assert out.dtype == m.dtype == v.dtype == np.float32 and type(mu) is float
+    again = F.nadam_step(out, p, m, v, np.float64(mu), 0.1, 0.9, 0.999, t=2)
+    expected = F.nadam_step(out, p, m, v, mu, 0.1, 0.9, 0.999, t=2)
+    assert again[0].dtype == np.float32 and type(again[3]) is float
+    for a, b in zip(again, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---- bad input ---------------------------------------------------------------------------
 ONE = np.ones(2)
 BAD = [

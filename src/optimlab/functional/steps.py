@@ -231,7 +231,7 @@ def nadam_step(
          "momentum_decay": momentum_decay},
     )
     count = _adapt.check_step(t) - 1
-    _adapt.MU_PRODUCT.check(mu_product)
+    mu_product = _adapt.MU_PRODUCT.check(mu_product)  # np.float64 -> float (keeps float32)
     new_params, slots, shared = _adapt.apply(
         "nadam", params, grads, {"m": m, "v": v}, hp, count=count,
         shared={"mu_product": mu_product},
