@@ -214,3 +214,19 @@ def test_a_scheduler_whose_step_needs_a_metric_is_refused_up_front() -> None:
         TrainStep(model, opt, mse, scheduler=object())
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+def test_named_tuple_batches_are_split_into_named_tuples() -> None:
+    from collections import namedtuple
+
+    Batch = namedtuple("Batch", "x y")
+    x, y = data()
+    for n in (1, 3):
+        parts = split_batch(Batch(x, y), n)
+        assert all(type(p) is Batch for p in parts)
+        assert torch.equal(torch.cat([p.x for p in parts]), x)
+        assert torch.equal(torch.cat([p.y for p in parts]), y)
+    model = make_model()
+    trainer = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.1), mse,
+                        accumulation_steps=2)
+    assert trainer.step(Batch(x, y)).samples == N

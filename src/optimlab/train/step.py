@@ -76,7 +76,7 @@ def sample_count(batch: Any) -> int:
 
 
 def split_batch(batch: Any, n: int) -> list[Any]:
-    """Split a batch (tensor, tuple/list or dict of tensors) into ``n`` micro-batches.
+    """Split a batch (tensor, tuple/named tuple/list or dict of tensors) into ``n`` micro-batches.
 
     Sizes differ by at most one (``torch.tensor_split``); empty ones are dropped.
     """
@@ -91,7 +91,10 @@ def split_batch(batch: Any, n: int) -> list[Any]:
         parts = [{k: v[i] for k, v in split.items()} for i in range(n)]
     elif isinstance(batch, Sequence):
         cols = [torch.tensor_split(v, n) for v in batch]
-        parts = [type(batch)(c[i] for c in cols) for i in range(n)]
+        if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a named tuple
+            parts = [type(batch)(*(c[i] for c in cols)) for i in range(n)]
+        else:
+            parts = [type(batch)(c[i] for c in cols) for i in range(n)]
     else:
         raise ValueError(f"cannot split a batch of type {type(batch).__name__}")
     return [p for p in parts if sample_count(p) > 0]
