@@ -252,3 +252,20 @@ def test_config_file_single_schedule_string(tmp_path: Path,
     from optimlab.lab.results import Results
 
     assert [r["schedule"] for r in Results.load(tmp_path / "o")] == ["cosine"]
+
+
+@pytest.mark.parametrize("option", ["--out", "--csv", "--json"])
+def test_report_to_an_unwritable_path_is_one_line_exit_2(tmp_path: Path, option: str,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    assert main(["compare", "--problem", "beale", "--optimizer", "adam", "--lrs", "0.1",
+                 "--steps", "3", "--seeds", "1", "--out", str(tmp_path / "res"), "-q",
+                 "--no-report"]) == 0
+    capsys.readouterr()
+    (tmp_path / "adir").mkdir()
+    code, out, err = _run(capsys, "report", str(tmp_path / "res"), option, str(tmp_path / "adir"))
+    assert code == 2, err
+    assert err.startswith("optimlab: error: cannot write") and err.count("\n") == 1
+    assert "adir" in err
+    assert "Traceback" not in out + err
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import UsageError
@@ -32,14 +34,25 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"results folder not found: {args.folder!r}")
     if args.target is not None and not math.isfinite(args.target):
         raise UsageError(f"--target must be a finite number, got {args.target}")
-    path = write_report(folder, args.out, criterion=args.criterion, target=args.target)
+    results = Results.load(folder)  # a folder without a store: FileNotFoundError, one line
+    with _writing(args.out or folder / "report.html"):
+        path = write_report(folder, args.out, criterion=args.criterion, target=args.target)
     print(f"report: {path}")
-    if args.csv or args.json:
-        results = Results.load(folder)
-        if args.csv:
+    if args.csv:
+        with _writing(args.csv):
             results.to_csv(args.csv)
-            print(f"csv: {args.csv} ({len(results)} runs)")
-        if args.json:
+        print(f"csv: {args.csv} ({len(results)} runs)")
+    if args.json:
+        with _writing(args.json):
             results.to_json(args.json, with_curves=True)
-            print(f"json: {args.json} ({len(results)} runs)")
+        print(f"json: {args.json} ({len(results)} runs)")
     return 0
+
+
+@contextlib.contextmanager
+def _writing(path: str | Path) -> Iterator[None]:
+    """An unwritable output path is the user's mistake: one line, exit code 2."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
