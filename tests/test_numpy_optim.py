@@ -380,3 +380,39 @@ def test_json_keeps_state_dtypes_that_differ_from_the_weights(name, rng):
     _assert_same_state(resumed.state_dict(), ref.state_dict())
     for k, v in ref.state_dict().items():
         assert np.asarray(resumed.state_dict()[k]).dtype == np.asarray(v).dtype, k
+
+
+# ---- review: tampered state dicts are refused at load, not at the next update ------------
+@pytest.mark.parametrize(
+    "name,hp,edit,message",
+    [
+        ("adam", {}, {"state/0/count": "abc"}, "state/0/count must be an integer >= 0"),
+        ("adam", {}, {"state/0/count": -4}, "state/0/count must be an integer >= 0"),
+        ("adam", {}, {"state/0/count": 2.5}, "state/0/count must be an integer >= 0"),
+        ("adam", {}, {"state/0/count": np.array(True)}, "state/0/count must be an integer"),
+        ("adam", {}, {"state/0/count": np.array([1, 2])}, "state/0/count must be an integer"),
+        ("adam", {}, {"state/0/m": np.array(["a", "b", "c"])}, "state/0/m must hold floats"),
+        ("adam", {}, {"state/0/m": np.array([1, 2, 3])}, "state/0/m must hold floats"),
+        ("adam", {}, {"state/0/m": np.array([1 + 1j, 2, 3])}, "state/0/m must hold floats"),
+        ("adam", {"amsgrad": True}, {"state/0/v_max": np.zeros(1)}, "state/0/v_max has shape (1,)"),
+        ("momentum", {}, {"state/0/momentum_buffer": np.zeros((2, 3))},
+         "state/0/momentum_buffer has shape (2, 3)"),
+        ("nadam", {}, {"state/0/mu_product": "x"}, "state/0/mu_product must be a finite number"),
+        ("nadam", {}, {"state/0/mu_product": np.nan}, "state/0/mu_product must be a finite"),
+        ("adam", {}, {"param/0/dtype": "complex128"}, "must be a float dtype"),
+        ("adam", {}, {"n_params": "abc"}, "state_dict n_params must be an integer >= 0"),
+        ("adam", {}, {"n_params": -1}, "state_dict n_params must be an integer >= 0"),
+        ("adam", {}, {"n_params": 2.7}, "state_dict n_params must be an integer >= 0"),
+        ("adam", {}, {"state/7/m": np.zeros(3)}, "unexpected key 'state/7/m'"),
+    ],
+)
+def test_tampered_state_dict_is_refused_at_load(name, hp, edit, message):
+    src = optimlab.numpy_optimizer(name, **hp)
+    src.update(np.ones(3), np.ones(3))
+    sd = src.state_dict()
+    sd.update(edit)
+    target = optimlab.numpy_optimizer(name, **hp)
+    with pytest.raises(ValueError) as info:
+        target.load_state_dict(sd)
+    assert message in str(info.value)
+    assert target.step == 0 and not any(k.startswith("state/") for k in target.state_dict())

@@ -173,7 +173,9 @@ class NumpyOptimizer:
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise ValueError(f"state_dict step must be an integer >= 0, got {step!r}")
         kind = _scalar(sd.get("layout", "none"))
-        n = int(_scalar(sd.get("n_params", 0)))
+        n = _scalar(sd.get("n_params", 0))
+        if not _is_count(n):
+            raise ValueError(f"state_dict n_params must be an integer >= 0, got {n!r}")
         if kind == "dict":
             keys: tuple[Any, ...] = tuple(_strings(sd.get("keys", [])))
             if len(keys) != n:
@@ -190,8 +192,9 @@ class NumpyOptimizer:
             if state is not None:
                 states[key] = state
         known = {"format", "optimizer", "step", "hp_none", "layout", "n_params", "keys"}
+        indexed = {f"{p}/{i}/" for p in ("param", "state", "dtype") for i in range(n)}
         for k in sd:
-            if not (k in known or k.startswith(("hp/", "param/", "state/", "dtype/"))):
+            if not (k in known or k.startswith("hp/") or k[:k.rfind("/") + 1] in indexed):
                 raise ValueError(f"unexpected key {k!r} in state_dict")
         self._hp, self.step = hyperparams, step
         self._kind = None if kind == "none" else kind
@@ -216,18 +219,38 @@ class NumpyOptimizer:
             if field not in given:
                 continue
             value = given[field]
-            if field == "count" or (default is not None and not isinstance(default, np.ndarray)):
-                arr = np.asarray(value)
+            if field == "count":
+                count = _scalar(value)
+                if not _is_count(count):
+                    raise ValueError(f"state_dict {prefix}count must be an integer >= 0, "
+                                     f"got {value!r}")
+                values[field] = count
+                continue
+            if default is not None and not isinstance(default, np.ndarray):
+                arr = np.asarray(value)  # a number such as NAdam's mu_product (or an array)
+                if not (arr.dtype.kind in "iuf" and np.isfinite(arr).all()):
+                    raise ValueError(f"state_dict {prefix}{field} must be a finite number, "
+                                     f"got {value!r}")
                 values[field] = arr.item() if arr.ndim == 0 else np.array(arr, copy=True)
                 continue
             like = sd.get(f"dtype/{i}/{field}", default.dtype if isinstance(
                 default, np.ndarray) else dtype)
             like = _dtype_named(_scalar(like), f"dtype/{i}/{field}")
             plain = not isinstance(value, np.ndarray | np.generic)  # JSON: lists and floats
-            arr = np.array(value, dtype=like if plain else None, copy=True)
-            if isinstance(default, np.ndarray) and arr.shape != default.shape:
+            try:
+                arr = np.array(value, dtype=like if plain else None, copy=True)
+            except (TypeError, ValueError):
+                raise ValueError(f"state_dict {prefix}{field} must hold floats, "
+                                 f"got {value!r}") from None
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise ValueError(f"state_dict {prefix}{field} must hold floats, "
+                                 f"got dtype {arr.dtype}")
+            # slots created on first use (None in the template) have the parameter's shape
+            expected = default.shape if isinstance(default, np.ndarray) else (
+                shape if self.rule.elementwise else None)
+            if expected is not None and arr.shape != expected:
                 raise ValueError(f"state_dict {prefix}{field} has shape {arr.shape}, "
-                                 f"expected {default.shape} for a parameter of shape {shape}")
+                                 f"expected {expected} for a parameter of shape {shape}")
             values[field] = arr
         return template._replace(**values)
 
@@ -283,6 +306,11 @@ def _hp_value(value: Any) -> Any:
     return np.array(value, copy=True) if isinstance(value, np.ndarray) else value
 
 
+def _is_count(value: Any) -> bool:
+    """A whole number >= 0 (not a bool), as ``_scalar`` gives it back."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _strings(value: Any) -> list[str]:
     return [str(x) for x in np.asarray(value, dtype=str).reshape(-1)]
 
@@ -303,7 +331,7 @@ def _dtype_named(name: Any, key: str) -> np.dtype:
         dtype = np.dtype(str(name))
     except TypeError:
         raise ValueError(f"state_dict {key} is not a dtype: {name!r}") from None
-    if not np.issubdtype(dtype, np.inexact):
+    if not np.issubdtype(dtype, np.floating):
         raise ValueError(f"state_dict {key} must be a float dtype, got {name!r}")
     return dtype
 
