@@ -367,3 +367,28 @@ def test_task_helper_names_a_bad_start_lr() -> None:
 
     with pytest.raises(ValueError, match=r"start_lr must be > 0, got -1"):
         lr_find_task(problems.get("least_squares").torch_task(0), "sgd", start_lr=-1.0)
+
+
+def test_tensor_hyperparameters_inside_tuples_keep_their_identity() -> None:
+    """Adam(betas=(tensor, tensor)): the same tensor objects, with their values, come back
+    (they used to be replaced by deep copies, cutting links the caller holds to them)."""
+    model, x, y, _ = least_squares()
+    b0, b1 = torch.tensor(0.9, dtype=torch.float64), torch.tensor(0.999, dtype=torch.float64)
+    lr = torch.tensor(0.01, dtype=torch.float64)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(b0, b1))
+    opt.param_groups[0]["extra"] = [torch.tensor([1.0, 2.0]), "plain"]  # a list value too
+    extra = opt.param_groups[0]["extra"]
+    first = extra[0]
+
+    def loss(m, b):
+        b0.add_(0.01)  # changed in place during the test: must be put back
+        extra[0] = torch.zeros(2)
+        return mse(m, b)
+
+    lr_find(model, loss, [(x, y)], opt, num_iter=5)
+    g = opt.param_groups[0]
+    assert g["lr"] is lr and g["betas"][0] is b0 and g["betas"][1] is b1
+    assert float(b0) == 0.9 and float(b1) == 0.999
+    assert type(g["betas"]) is tuple
+    assert g["extra"] is extra and extra[0] is first and extra[1] == "plain"
+    assert torch.equal(first, torch.tensor([1.0, 2.0]))

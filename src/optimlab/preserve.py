@@ -25,6 +25,9 @@ def _snap(value: Any) -> Any:
 
     if isinstance(value, torch.Tensor):
         return ("tensor", value, value.detach().clone())
+    if type(value) in (tuple, list) and any(isinstance(v, torch.Tensor) for v in value):
+        # Adam's betas as tensors: keep the very tensor objects (deepcopy would replace them)
+        return ("sequence", value, [_snap(v) for v in value])
     return ("value", copy.deepcopy(value))
 
 
@@ -35,6 +38,13 @@ def _unsnap(snap: Any) -> Any:
         _, original, saved = snap
         original.detach().copy_(saved)
         return original
+    if snap[0] == "sequence":
+        _, original, items = snap
+        values = [_unsnap(item) for item in items]
+        if isinstance(original, list):
+            original[:] = values  # the same list object, with its items put back
+            return original
+        return tuple(values)
     return copy.deepcopy(snap[1])
 
 
