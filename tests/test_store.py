@@ -220,3 +220,35 @@ def test_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> Non
         for p in procs:
             p.join(60)
         assert [queue.get(timeout=5) for _ in procs] == ["ok"] * 6
+
+
+def test_interrupt_right_after_begin_still_gives_runs_back(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl+C (or SIGTERM) can land just after BEGIN IMMEDIATE returned, before the
+    # transaction's body: the transaction must still be rolled back, so that giving the
+    # claimed runs back works and the interrupt (not a sqlite error) reaches the caller
+    from optimlab.lab import runner
+
+    configs = _configs(3)
+    run_ids = [c.run_id for c in configs]
+    orig_retry, orig_finish = Store._execute_retry, Store.finish
+    armed: list[bool] = []
+
+    def retry(self: Store, sql: str) -> None:
+        orig_retry(self, sql)
+        if sql == "BEGIN IMMEDIATE" and armed:
+            armed.clear()
+            raise KeyboardInterrupt
+
+    def finish(self: Store, results: Any) -> list[str]:
+        armed.append(True)
+        return orig_finish(self, results)
+
+    monkeypatch.setattr(Store, "_execute_retry", retry)
+    monkeypatch.setattr(Store, "finish", finish)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(configs, str(tmp_path))
+    monkeypatch.undo()
+    with Store(tmp_path) as store:
+        assert set(store.status_of(run_ids).values()) == {"queued"}
+        assert store.integrity_ok()

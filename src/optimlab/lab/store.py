@@ -200,11 +200,12 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error); waits while busy."""
-        self._execute_retry("BEGIN IMMEDIATE")
-        try:
+        try:  # an interrupt landing just after BEGIN returned must roll back too
+            self._execute_retry("BEGIN IMMEDIATE")
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 
