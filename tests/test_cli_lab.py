@@ -269,3 +269,20 @@ def test_report_to_an_unwritable_path_is_one_line_exit_2(tmp_path: Path, option:
     assert "adir" in err
     assert "Traceback" not in out + err
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["compare", "--optimizer", "adam", "--hp", "sgd.momentum=0.5"], "not compared"),
+    (["compare", "--optimizer", "adam", "--lrs", "sgd=0.1"], "not compared"),
+    (["sweep", "--optimizer", "adam", "--lrs", "sgd=0.1"], "not in the sweep"),
+    (["compare", "--optimizer", "adam", "--lrs", "0.1", "--lrs", "0.01"], "twice"),
+    (["compare", "--optimizer", "adam", "--lrs", "adam=0.1", "--lrs", "adam=0.01"], "twice"),
+])
+def test_options_that_would_be_silently_ignored_are_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+        needle: str) -> None:
+    code, out, err = _run(capsys, *argv, "--steps", "3", "--seeds", "1", "--problem", "ravine",
+                          "--out", str(tmp_path / "o"), "-q", "--no-report")
+    assert code == 2, out + err
+    assert needle in err and err.startswith("optimlab: error: ") and err.count("\n") == 1
+    assert not (tmp_path / "o" / "optimlab.sqlite").exists()

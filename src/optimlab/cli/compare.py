@@ -82,12 +82,13 @@ def parse_lrs_options(values: list[str] | None, default: str = DEFAULT_LRS) -> A
     per_opt: dict[str, str] = {}
     for v in values:
         opt, eq, spec = v.partition("=")
-        if eq:
-            parse_lrs(spec)
-            per_opt[opt.strip()] = spec
-        else:
-            parse_lrs(v)
-            per_opt["default"] = v
+        key = opt.strip() if eq else "default"
+        parse_lrs(spec if eq else v)
+        if key in per_opt:  # the later one would silently replace the earlier one
+            raise UsageError(f"--lrs gives {'the default range' if key == 'default' else key!r} "
+                             f"twice ({per_opt[key]!r} and {spec if eq else v!r}); "
+                             f"give one range or list")
+        per_opt[key] = spec if eq else v
     if list(per_opt) == ["default"]:
         return per_opt["default"]
     per_opt.setdefault("default", default)
@@ -114,6 +115,14 @@ def check_max_batch(n: int | None) -> int | None:
     if n is not None and n < 1:
         raise UsageError(f"--max-batch must be >= 1, got {n}")
     return n
+
+
+def check_named(option: str, names: Any, optimizers: list[str], where: str) -> None:
+    """Every optimizer ``option`` names (other than ``default``/``*``) must be run."""
+    for name in names:
+        if name not in ("default", "*") and check_optimizers([name])[0] not in optimizers:
+            raise UsageError(f"{option} names optimizer {name!r} that is {where} "
+                             f"({', '.join(optimizers)})")
 
 
 def check_optimizers(names: list[str]) -> list[str]:
@@ -235,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
     problems = args.problem or list(DEFAULT_PROBLEMS)  # no comma split: kwargs use commas
     lrs = parse_lrs_options(args.lrs)
     hp = parse_hp_options(args.hp)
+    check_named("--lrs", lrs if isinstance(lrs, dict) else (), optimizers, "not compared")
+    check_named("--hp", hp, optimizers, "not compared")
     for opt, values in hp.items():
         if any(isinstance(v, list) for v in values.values()):
             raise UsageError(f"--hp takes one value per name in compare (use sweep for grids), "

@@ -28,6 +28,7 @@ from .compare import (
     DEFAULT_STEPS,
     add_run_options,
     check_max_batch,
+    check_named,
     check_optimizers,
     finish,
     interruptible,
@@ -87,6 +88,7 @@ def build_grid(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, di
         opts = check_optimizers(split_list(args.optimizer, ("adam",)))
         grid = {o: grid.get(o, {}) for o in opts}
     lrs = parse_lrs_options(args.lrs, default="")
+    check_named("--lrs", lrs if isinstance(lrs, dict) else (), list(grid), "not in the sweep")
     for opt, axes in grid.items():
         if isinstance(lrs, dict):
             axes["lr"] = lrs.get(opt, lrs["default"] or axes.get("lr", DEFAULT_LRS))
