@@ -286,3 +286,10 @@ def test_options_that_would_be_silently_ignored_are_errors(
     assert code == 2, out + err
     assert needle in err and err.startswith("optimlab: error: ") and err.count("\n") == 1
     assert not (tmp_path / "o" / "optimlab.sqlite").exists()
+
+
+def test_report_help_states_the_default_target(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "weakest optimizer's best median final loss" in text

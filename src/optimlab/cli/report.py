@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="also export runs (with per-step curves) as JSON")
     parser.add_argument("--target", type=float, default=None, metavar="LOSS",
-                        help="state the loss to reach (default: 99%% of each run's gap to the "
-                             "best final loss)")
+                        help="state the loss to reach (default: the weakest optimizer's best "
+                             "median final loss, per study)")
     parser.add_argument("--criterion", default="final_loss", choices=("final_loss", "min_loss"),
                         help="what ranks the settings (default final_loss)")
 
