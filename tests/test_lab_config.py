@@ -106,3 +106,14 @@ def test_expand_grid_rejects_bad_input() -> None:
         expand_grid("rosenbrock", ["adam"], "0.1", 10, 1, hyperparams={"adam": {"beta1": 1.5}})
     with pytest.raises(ValueError, match="no entry for optimizer 'sgd'"):
         expand_grid("rosenbrock", ["sgd"], {"adam": "0.1"}, 10, 1)
+
+
+def test_an_integer_for_a_float_hyperparameter_is_the_same_run() -> None:
+    # `--hp weight_decay=0` parses as the int 0: the same configuration as the default 0.0,
+    # so it must map to the same run (not a duplicate setting with an identical label)
+    plain = expand_grid("ravine", ["adam", "sgd"], [0.1], 5, 2)
+    given = expand_grid("ravine", ["adam", "sgd"], [0.1], 5, 2,
+                        hyperparams={"*": {"weight_decay": 0}})
+    assert [c.run_id for c in given] == [c.run_id for c in plain]
+    assert full_hyperparams("sgd", {"lr": 1, "momentum": 1})["momentum"] == 1.0
+    assert isinstance(full_hyperparams("sgd", {"lr": 1, "momentum": 1})["momentum"], float)

@@ -222,7 +222,12 @@ def full_hyperparams(optimizer: str, hp: Mapping[str, Any]) -> dict[str, Any]:
     """Every hyperparameter of ``optimizer`` (defaults filled in), validated."""
     rule = get_rule(optimizer)
     full = rule.validate(**hp)
-    return {k: (float(v) if isinstance(v, float) else v) for k, v in full.items()}
+    # a float hyperparameter given as an int (``--hp weight_decay=0``) is the same run as
+    # the float: store (and hash) it as a float
+    floats = {h.name for h in rule.hyperparams if h.kind == "float"}
+    return {k: (float(v) if isinstance(v, float) or (k in floats and isinstance(v, int)
+                                                    and not isinstance(v, bool)) else v)
+            for k, v in full.items()}
 
 
 def expand_grid(
