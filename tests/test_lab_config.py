@@ -117,3 +117,8 @@ def test_an_integer_for_a_float_hyperparameter_is_the_same_run() -> None:
     assert [c.run_id for c in given] == [c.run_id for c in plain]
     assert full_hyperparams("sgd", {"lr": 1, "momentum": 1})["momentum"] == 1.0
     assert isinstance(full_hyperparams("sgd", {"lr": 1, "momentum": 1})["momentum"], float)
+
+
+def test_an_empty_hyperparameter_axis_is_named() -> None:
+    with pytest.raises(ValueError, match="beta2 must list at least one value"):
+        expand_grid("ravine", ["adam"], [0.1], 5, 1, hyperparams={"adam": {"beta2": []}})

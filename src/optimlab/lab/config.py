@@ -261,6 +261,10 @@ def expand_grid(
         axes = {k: (list(v) if isinstance(v, list | tuple) else [v]) for k, v in axes.items()}
         if "lr" in axes:
             raise ValueError("hyperparams must not contain 'lr'; give learning rates as lrs")
+        for k, values in axes.items():
+            if not values:  # an empty axis would make an empty grid
+                raise ValueError(f"hyperparams for {opt_name}: {k} must list at least one "
+                                 f"value, got []")
         names = sorted(axes)
         for lr in parse_lrs(spec):
             for combo in itertools.product(*(axes[n] for n in names)):
