@@ -227,6 +227,7 @@ def test_lab_imports_stay_light() -> None:
     ("problem = 5", "problem must be a name"),
     ("schedules = 5", "schedules must be"),
     ('[grid.adam]\nlr = true', "lrs must be"),
+    ("problem = []", "problem must name at least one problem"),
 ])
 def test_config_file_mistakes_are_one_line_exit_2(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str],

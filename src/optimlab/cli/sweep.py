@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config) if args.config else {}
     grid = build_grid(args, config)
-    problem = args.problem or config.get("problem") or "rosenbrock"
+    problem = args.problem or config.get("problem", "rosenbrock")  # [] is a mistake, not a default
     steps = args.steps if args.steps is not None else config.get("steps", DEFAULT_STEPS)
     seeds = parse_seeds(args.seeds if args.seeds is not None
                         else config.get("seeds", DEFAULT_SEEDS))
