@@ -157,3 +157,12 @@ def test_numpy_scalar_hyperparameters_keep_the_param_dtype(dtype, scalar) -> Non
     assert out.dtype == dtype and opt.state_dict()["state/0/m"].dtype == dtype
     p, m, v = adam_step(w, g, None, None, lr=scalar(0.1), beta1=scalar(0.9), beta2=0.999, t=1)
     assert p.dtype == m.dtype == v.dtype == dtype
+
+
+def test_array_hyperparameters_of_different_k_are_refused_naming_them() -> None:
+    adam = get_rule("adam")
+    adam.validate(lr=np.full((2, 1), 0.1), beta1=np.full((2, 1), 0.9), eps=np.full((1, 1), 1e-8))
+    with pytest.raises(ValueError, match=r"lr \(2, 1\), beta1 \(3, 1\)"):
+        adam.validate(lr=np.full((2, 1), 0.1), beta1=np.full((3, 1), 0.9))
+    with pytest.raises(ValueError, match=r"lr \(2, 1\), beta2 \(3, 1\)"):
+        adam.validate(lr=torch.full((2, 1), 0.1), beta2=np.full((3, 1), 0.99))

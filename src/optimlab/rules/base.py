@@ -174,6 +174,15 @@ class Rule:
         full = {
             h.name: h.check(hp[h.name]) if h.name in hp else h.default for h in self.hyperparams
         }
+        shapes = {k: tuple(v.shape) for k, v in full.items() if getattr(v, "ndim", 0) > 0}
+        try:
+            np.broadcast_shapes(*shapes.values())
+        except ValueError:
+            listed = ", ".join(f"{k} {s}" for k, s in shapes.items())
+            raise ValueError(
+                f"{self.name} hyperparameter arrays must broadcast together (one value per "
+                f"setting on the leading axes), got shapes {listed}"
+            ) from None
         for check in self.checks:
             check(full)
         return full
