@@ -428,3 +428,13 @@ def test_cosine_restarts_far_past_many_cycles_warns_nothing() -> None:
 def test_from_spec_odd_text_raises_value_error(spec, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         S.from_spec(spec, total_steps=10)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: S.Join((S.Constant(), S.Constant()), 10), "boundaries must be a sequence"),
+    (lambda: S.Join(S.Constant(), (5,)), "schedules must be a sequence"),
+    (lambda: S.Product(S.Constant()), "factors must be a sequence"),
+])
+def test_join_and_product_given_one_item_instead_of_a_sequence(make, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -74,6 +74,13 @@ def _hashable(v: Any) -> Any:
     return v
 
 
+def _sequence(name: str, value: Any) -> tuple[Any, ...]:
+    """``tuple(value)``, or a ValueError naming ``name`` for one item (or a string)."""
+    if isinstance(value, str | bytes | Schedule) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name} must be a sequence, got {value!r}")
+    return tuple(value)
+
+
 @dataclass(frozen=True, eq=False)
 class Schedule:
     """Base class: subclasses define ``_value(t)`` on a float64 array of 0-based steps."""
@@ -146,10 +153,11 @@ class Join(Schedule):
     boundaries: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        schedules = tuple(self.schedules)
+        schedules = _sequence("schedules", self.schedules)
         if not schedules or not all(isinstance(s, Schedule) for s in schedules):
             raise ValueError(f"schedules must be a non-empty sequence of schedules: {schedules}")
-        bounds = tuple(_check.integer("boundaries", b, low=1) for b in self.boundaries)
+        bounds = tuple(_check.integer("boundaries", b, low=1)
+                       for b in _sequence("boundaries", self.boundaries))
         if any(isinstance(b, np.ndarray) for b in bounds):
             raise ValueError("boundaries must be Python integers, not arrays")
         if len(bounds) != len(schedules) - 1:
@@ -180,7 +188,7 @@ class Product(Schedule):
 
     def __post_init__(self) -> None:
         flat: list[Schedule] = []
-        for f in self.factors:
+        for f in _sequence("factors", self.factors):
             if not isinstance(f, Schedule):
                 raise ValueError(f"factors must be schedules, got {f!r}")
             flat.extend(f.factors if isinstance(f, Product) else (f,))
