@@ -438,3 +438,14 @@ def test_from_spec_odd_text_raises_value_error(spec, message: str) -> None:
 def test_join_and_product_given_one_item_instead_of_a_sequence(make, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_triangular2_after_a_thousand_cycles_warns_nothing() -> None:
+    """2.0 ** (cycle - 1) overflowed (RuntimeWarning) after ~1025 cycles; the amplitude is 0."""
+    s = S.Cyclic(step_size_up=10, mode="triangular2", lr=1.0, min_lr=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert s(25_005) == 0.1
+        np.testing.assert_array_equal(s(np.array([25_000, 10**9])), [0.1, 0.1])
+        assert s.momentum()(25_005) == 0.9
+    assert s(25) == 0.1 + 0.9 * 0.5 * 0.5  # cycle 2, halfway up: unchanged

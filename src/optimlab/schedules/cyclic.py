@@ -78,7 +78,7 @@ class Cyclic(Schedule):
         x = 1.0 + t / size - cycle
         h = np.where(x <= ratio, x / ratio, (x - 1) / (ratio - 1))
         if self.mode == "triangular2":
-            return h * (1 / (2.0 ** (cycle - 1)))
+            return h * 0.5 ** (cycle - 1)  # == 1 / 2**(cycle - 1) exactly, without overflow
         if self.mode == "exp_range":
             return h * self.gamma**t
         return h
