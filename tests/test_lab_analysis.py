@@ -131,3 +131,11 @@ def test_best_lr_at_the_grid_edge_is_flagged() -> None:
     with res.curves() as curves:
         rows = analysis.best_table(study, curves)
     assert rows[0]["lr"] == 1e-2 and rows[0]["grid_edge"] == "" and not analysis.edge_notes(rows)
+
+
+def test_an_unknown_criterion_or_a_bad_target_is_refused() -> None:
+    # a misspelt criterion scored every run +inf and ranked nothing, silently
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        analysis.studies([], "final-loss")
+    with pytest.raises(ValueError, match="target must be a finite number"):
+        analysis.studies([], target=math.nan)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ Record = dict[str, Any]
 Curves = Callable[[str], Mapping[str, np.ndarray]]
 
 TARGET_RULE = "the weakest optimizer's best median final loss"
+CRITERIA = ("final_loss", "min_loss")
 
 
 def study_key(r: Record) -> tuple[str, str, int]:
@@ -213,6 +215,12 @@ class Study:
 def studies(records: Sequence[Record], criterion: str = "final_loss",
             target: float | Mapping[str, float] | None = None) -> list[Study]:
     """Split records into studies (problem x budget) and analyse each."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
+    for t in (target.values() if isinstance(target, Mapping) else [target]):
+        if t is not None and (isinstance(t, bool) or not isinstance(t, numbers.Real)
+                              or not math.isfinite(t)):
+            raise ValueError(f"target must be a finite number (or None), got {t!r}")
     groups: dict[tuple[str, str, int], list[Record]] = {}
     for r in records:
         groups.setdefault(study_key(r), []).append(r)
