@@ -137,3 +137,14 @@ def test_bad_problem_and_optimizer_names_suggest(tmp_path: Path) -> None:
         api.compare("rosenbrock", ["adan"], [0.1], 10, 1, out=str(tmp_path))
     with pytest.raises(ValueError, match="use sweep for grids"):
         api.compare("rosenbrock", ["adam"], [0.1], 10, 1, hyperparams={"adam": {"beta1": [0.8]}})
+
+
+def test_api_bad_shapes_of_arguments_are_clear_errors(tmp_path: Path) -> None:
+    out = str(tmp_path)
+    # one optimizer name as a string is that optimizer, not its letters 'a', 'd', ...
+    res = api.compare("ravine", "adam", [0.1], 3, seeds=1, out=out)
+    assert {r["optimizer"] for r in res.records} == {"adam"}
+    with pytest.raises(ValueError, match=r"hyperparams\['adam'\] must be a mapping"):
+        api.compare("ravine", ["adam"], [0.1], 3, seeds=1, hyperparams={"adam": 0.9}, out=out)
+    with pytest.raises(ValueError, match=r"grid\['adam'\] must be a mapping"):
+        api.sweep("ravine", {"adam": [0.1]}, 3, seeds=1, out=out)

@@ -123,6 +123,10 @@ def compare(
     >>> res.best()[0]["optimizer"]  # doctest: +SKIP
     'adam'
     """
+    for opt, hp in (hyperparams or {}).items():
+        if not isinstance(hp, Mapping):
+            raise ValueError(f"hyperparams[{opt!r}] must be a mapping of names to values, "
+                             f"got {hp!r}")
     fixed = {opt: {k: v for k, v in hp.items()} for opt, hp in (hyperparams or {}).items()}
     for opt, hp in fixed.items():
         for k, v in hp.items():
@@ -163,6 +167,9 @@ def sweep(
     lrs: dict[str, LrSpec] = {}
     axes: dict[str, dict[str, Any]] = {}
     for opt, hp in grid.items():
+        if not isinstance(hp, Mapping):
+            raise ValueError(f"grid[{opt!r}] must be a mapping of hyperparameter names to "
+                             f"values (with 'lr'), got {hp!r}")
         hp = dict(hp)
         if "lr" not in hp:
             raise ValueError(f"grid[{opt!r}] needs an 'lr' entry (a list or 'lo:hi:n')")

@@ -250,6 +250,8 @@ def expand_grid(
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     seed_list = parse_seeds(seeds)
+    if isinstance(optimizers, str):  # one name, not its letters
+        optimizers = [optimizers]
     hyperparams = {_opt_key(k): v for k, v in (hyperparams or {}).items()}
     if isinstance(lrs, Mapping):
         lrs = {_opt_key(k) if k != "default" else k: v for k, v in lrs.items()}
