@@ -294,3 +294,12 @@ def test_report_help_states_the_default_target(capsys: pytest.CaptureFixture[str
         main(["report", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "weakest optimizer's best median final loss" in text
+
+
+def test_config_file_out_must_be_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.toml").write_text("steps = 3\nseeds = 1\nout = 5\n[grid.adam]\nlr = [0.1]\n")
+    code, out, err = _run(capsys, "sweep", "s.toml", "-q", "--no-report")
+    assert code == 2 and "config 'out' must be a folder path" in err and err.count("\n") == 1
+    assert "Traceback" not in out + err

@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
                         else config.get("seeds", DEFAULT_SEEDS))
     schedules = args.schedule or config.get("schedules") or [None]
     out = args.out or config.get("out") or DEFAULT_OUT
+    if not isinstance(out, str):
+        raise UsageError(f"config 'out' must be a folder path (a string), got {out!r}")
     eval_every = args.eval_every if args.eval_every is not None else config.get("eval_every")
     with interruptible(out), progress_bar(not args.quiet, "sweep") as progress:
         results = sweep(problem, grid, steps, seeds, schedules=schedules, out=out,
