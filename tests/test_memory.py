@@ -149,3 +149,9 @@ def test_unknown_optimizer_class_has_measured_only() -> None:
 def test_invalid_input(args: tuple, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         optimlab.memory(*args, **kwargs)
+
+
+def test_table_with_an_empty_name_list_is_empty() -> None:
+    """names=[] selects no optimizer (it used to mean every one, like names=None)."""
+    assert mem.table(model(), []) == []
+    assert [r.optimizer for r in mem.table(model(), ["lion"])] == ["lion"]

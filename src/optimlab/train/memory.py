@@ -122,7 +122,7 @@ def table(
     tensors of the same shapes, takes one step with zero gradients and measures its state.
     """
     reports = []
-    for name in names or list_optimizers():
+    for name in list_optimizers() if names is None else names:
         theory = memory(name, model_or_n_params, dtype=dtype)
         if measure:
             measured = _measure(name, theory)
