@@ -148,3 +148,42 @@ def test_api_bad_shapes_of_arguments_are_clear_errors(tmp_path: Path) -> None:
         api.compare("ravine", ["adam"], [0.1], 3, seeds=1, hyperparams={"adam": 0.9}, out=out)
     with pytest.raises(ValueError, match=r"grid\['adam'\] must be a mapping"):
         api.sweep("ravine", {"adam": [0.1]}, 3, seeds=1, out=out)
+
+
+def _dropout_net(seed: int = 0):  # noqa: ANN202
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.5),
+                                torch.nn.Linear(16, 1))
+    x, y = torch.randn(32, 4), torch.randn(32, 1)
+
+    def loss_fn(m, b):  # noqa: ANN001, ANN202
+        return ((m(b[0]) - b[1]) ** 2).mean()
+
+    return model, loss_fn, (x, y)
+
+
+def test_evaluations_do_not_change_training_of_a_dropout_model() -> None:
+    # eval_every is not part of a run's identity, so evaluating must not perturb training:
+    # metrics are taken in eval mode and draw nothing from the training RNG
+    pytest.importorskip("torch")
+    from optimlab.lab.engine import Setting, run
+    from optimlab.problems.user import from_callable
+
+    problem = from_callable(_dropout_net, "dropout_net")
+    settings = [Setting("adam", {"lr": 0.01}, seed=s) for s in (0, 1)]
+    with pytest.warns(RuntimeWarning, match="vmap does not apply"):
+        plain = run(problem, settings, 12)
+    with pytest.warns(RuntimeWarning, match="vmap does not apply"):
+        evaluated = run(problem, settings, 12, eval_every=1)
+    for a, b in zip(plain, evaluated, strict=True):
+        np.testing.assert_array_equal(a.loss, b.loss)
+    assert len(evaluated[0].evals) == 13
+    # and a run's dropout draws come from its seed, not from what the process did before
+    import torch
+
+    torch.manual_seed(12345)
+    with pytest.warns(RuntimeWarning, match="vmap does not apply"):
+        again = run(problem, settings[::-1], 12)
+    np.testing.assert_array_equal(again[1].loss, plain[0].loss)
+    assert not np.array_equal(plain[0].loss, plain[1].loss)  # seeds differ

@@ -75,8 +75,14 @@ def run_group(problem: Any, group: Group, steps: int, *, batched: bool, eval_eve
                           "running one setting at a time", RuntimeWarning, stacklevel=3)
     rec = Recorder(steps, group.size)
     for j, one in enumerate(group.split()):
-        _run_sequential(problem, one, steps, rec, j, eval_every=eval_every,
-                        divergence_factor=divergence_factor, progress=progress)
+        # a model that draws random numbers in forward (dropout) draws them from torch's
+        # global RNG: seed it from the run's seed (a stream apart from the model's init),
+        # so a run's result does not depend on what the process ran before; fork_rng
+        # leaves the caller's RNG as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([one.seeds[0], 1]).generate_state(1)[0]))
+            _run_sequential(problem, one, steps, rec, j, eval_every=eval_every,
+                            divergence_factor=divergence_factor, progress=progress)
     return rec
 
 
@@ -206,10 +212,18 @@ def _run_sequential(problem: Any, group: Group, steps: int, rec: Recorder, row: 
     marks = eval_steps(steps, eval_every)
 
     def evaluate() -> dict[str, Any] | None:
+        # held-out metrics in eval mode (no dropout, batch norm's running statistics left
+        # alone) and on a forked RNG: evaluating must not change the training that follows
+        # (eval_every is not part of a run's identity)
         if task.metrics is None or task.val_batch is None:
             return None
-        with torch.no_grad():
-            return {k: float(v) for k, v in task.metrics(model, task.val_batch).items()}
+        was_training = model.training
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                model.eval()
+                return {k: float(v) for k, v in task.metrics(model, task.val_batch).items()}
+        finally:
+            model.train(was_training)
 
     if 0 in marks and eval_every and (m := evaluate()) is not None:
         rec.add_evals(0, rows, m)
