@@ -449,3 +449,11 @@ def test_triangular2_after_a_thousand_cycles_warns_nothing() -> None:
         np.testing.assert_array_equal(s(np.array([25_000, 10**9])), [0.1, 0.1])
         assert s.momentum()(25_005) == 0.9
     assert s(25) == 0.1 + 0.9 * 0.5 * 0.5  # cycle 2, halfway up: unchanged
+
+
+@pytest.mark.parametrize("name", ["cosine", "step", "one_cycle", "cyclic", "wsd", "polynomial"])
+def test_array_arguments_of_different_k_fail_at_construction_naming_them(name: str) -> None:
+    """total_steps for 2 settings and lr for 3 used to build, then fail at the first call
+    with NumPy's anonymous broadcast error."""
+    with pytest.raises(ValueError, match=r"total_steps \(2, 1\).*lr \(3, 1\)|lr \(3, 1\).*total"):
+        S.get(name, total_steps=np.array([[100], [200]]), lr=np.array([[1.0], [0.5], [0.1]]))

@@ -11,6 +11,7 @@ defaults and validates, and the formula goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -36,6 +37,14 @@ def part(total: Value, k: int) -> Value:
 def _set(obj: object, **fields: object) -> None:
     for name, value in fields.items():
         object.__setattr__(obj, name, value)
+    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}  # type: ignore
+    shapes = {k: v.shape for k, v in values.items() if isinstance(v, np.ndarray)}
+    try:
+        np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        listed = ", ".join(f"{k} {v}" for k, v in shapes.items())
+        raise ValueError(f"array arguments must broadcast together (one value per setting on "
+                         f"the leading axis), got shapes {listed}") from None
 
 
 @dataclass(frozen=True, eq=False)
