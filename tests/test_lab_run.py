@@ -187,3 +187,32 @@ def test_evaluations_do_not_change_training_of_a_dropout_model() -> None:
         again = run(problem, settings[::-1], 12)
     np.testing.assert_array_equal(again[1].loss, plain[0].loss)
     assert not np.array_equal(plain[0].loss, plain[1].loss)  # seeds differ
+
+
+def _shuffled_loader_net(seed: int = 0):  # noqa: ANN202
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = torch.nn.Linear(4, 1)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+
+    def loss_fn(m, b):  # noqa: ANN001, ANN202
+        return ((m(b[0]) - b[1]) ** 2).mean()
+
+    return model, loss_fn, DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)
+
+
+def test_a_shuffling_data_loader_is_reproducible_batched_and_alone() -> None:
+    # the loader shuffles with torch's global RNG: each seed must get its own stream, so
+    # that a run does not depend on the process's history, and batched == one at a time
+    pytest.importorskip("torch")
+    from optimlab.lab.engine import Setting, run
+    from optimlab.problems.user import from_callable
+
+    problem = from_callable(_shuffled_loader_net, "shuffled")
+    settings = [Setting("adam", {"lr": 0.01}, seed=s) for s in (0, 1)]
+    first, second = run(problem, settings, 10), run(problem, settings, 10)
+    alone = run(problem, settings, 10, batched=False)
+    for a, b, c in zip(first, second, alone, strict=True):
+        np.testing.assert_array_equal(a.loss, b.loss)
+        np.testing.assert_allclose(a.loss, c.loss, rtol=1e-5)

@@ -80,7 +80,7 @@ def run_group(problem: Any, group: Group, steps: int, *, batched: bool, eval_eve
         # so a run's result does not depend on what the process ran before; fork_rng
         # leaves the caller's RNG as it was
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(np.random.SeedSequence([one.seeds[0], 1]).generate_state(1)[0]))
+            torch.manual_seed(_rng_seed(one.seeds[0]))
             _run_sequential(problem, one, steps, rec, j, eval_every=eval_every,
                             divergence_factor=divergence_factor, progress=progress)
     return rec
@@ -90,12 +90,26 @@ class _VmapUnsupported(Exception):
     pass
 
 
+def _rng_seed(seed: int) -> int:
+    """The seed of a run's torch RNG stream (dropout, shuffling data loaders): from the
+    run's seed, apart from the stream that initialised the model."""
+    return int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
+
+
 class _Stacked:
     """K parameter sets of one model, stacked per name, with vmapped loss, grads and metrics."""
 
     def __init__(self, problem: Any, group: Group) -> None:
         self.unique = sorted(set(group.seeds))
-        self.tasks = {s: problem.torch_task(s) for s in self.unique}
+        # each seed builds its task and draws its batches (a shuffling DataLoader uses
+        # torch's global RNG) from its own stream, the one it has when run alone: results
+        # do not depend on what the process ran before, and batched equals one at a time
+        self.tasks, self.rng = {}, {}
+        for s in self.unique:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(_rng_seed(s))
+                self.tasks[s] = problem.torch_task(s)
+                self.rng[s] = torch.get_rng_state()
         template = self.tasks[self.unique[0]]
         call = _Call(template.model, template.loss)
         self.names = [n for n, p in template.model.named_parameters() if p.requires_grad]
@@ -115,7 +129,12 @@ class _Stacked:
 
     def batch(self, rows: np.ndarray) -> Any:
         """The next batch: shared, or each row's seed's batch stacked (every seed advances)."""
-        batches = [next(self.tasks[s].batches) for s in self.unique]
+        batches = []
+        for s in self.unique:
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self.rng[s])
+                batches.append(next(self.tasks[s].batches))
+                self.rng[s] = torch.get_rng_state()
         return batches[0] if self.shared else _stack_batches(batches, [self.which[r] for r in rows])
 
 
