@@ -216,3 +216,25 @@ def test_a_shuffling_data_loader_is_reproducible_batched_and_alone() -> None:
     for a, b, c in zip(first, second, alone, strict=True):
         np.testing.assert_array_equal(a.loss, b.loss)
         np.testing.assert_allclose(a.loss, c.loss, rtol=1e-5)
+
+
+def test_runs_that_another_process_failed_are_counted(tmp_path: Path) -> None:
+    # while this call computes its first batch, "another process" claims the second
+    # batch and fails it: this call must not report "0 failed" (the CLI would exit 0)
+    from optimlab.lab import engine
+    from optimlab.lab.config import expand_grid
+
+    configs = expand_grid("ravine", ["adam", "sgd"], [0.1], 5, 1)
+    sgd_ids = [c.run_id for c in configs if c.optimizer == "sgd"]
+
+    def run(problem, settings, steps, **kw):  # noqa: ANN001, ANN202
+        if settings[0].optimizer == "adam":
+            with Store(tmp_path) as other:
+                assert other.claim(sgd_ids) == sgd_ids
+                other.fail(sgd_ids, "RuntimeError: elsewhere")
+        return engine.run(problem, settings, steps, **kw)
+
+    fake = types.SimpleNamespace(Setting=engine.Setting, run=run)
+    counts = runner.execute(configs, str(tmp_path), engine=fake)
+    assert counts.computed == 1 and counts.failed == 0
+    assert counts.failed_by_others == 1

@@ -186,7 +186,9 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
         console.print(f"runs: {c.requested} requested, {c.computed} computed "
                       f"({c.diverged} of them diverged), {c.skipped} already in the store "
                       f"(skipped), {c.failed} failed"
-                      + (f", {c.by_others} by another process" if c.by_others else ""))
+                      + (f", {c.by_others} by another process" if c.by_others else "")
+                      + (f", {c.failed_by_others} failed in another process"
+                         if c.failed_by_others else ""))
         for err in dict.fromkeys(c.errors):
             console.print(f"[red]failed:[/red] {err}")
     if not args.no_report:
@@ -199,7 +201,7 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
                 from None
         console.print(f"report: {path}")
     console.print(f"results: {out} (rerun the same command to reuse finished runs)")
-    return 1 if c is not None and c.failed else 0
+    return 1 if c is not None and (c.failed or c.failed_by_others) else 0
 
 
 def print_tables(console: Any, results: Any) -> None:

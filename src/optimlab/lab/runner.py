@@ -36,6 +36,7 @@ class RunCounts:
     diverged: int = 0  # of the computed ones
     failed: int = 0  # the engine raised
     by_others: int = 0  # finished meanwhile by another process sharing the folder
+    failed_by_others: int = 0  # requested runs another process sharing the folder failed
     requeued_stale: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -227,5 +228,6 @@ def _wait_for_others(store: Store, eng: ModuleType, by_id: dict[str, RunConfig],
     final = store.status_of(list(by_id))
     n_final = sum(s in FINAL for s in final.values())
     counts.by_others = max(0, n_final - counts.skipped - counts.computed)
+    counts.failed_by_others = max(0, sum(s == "failed" for s in final.values()) - counts.failed)
     if progress:
         progress(total, total)
