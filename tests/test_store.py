@@ -252,3 +252,31 @@ def test_interrupt_right_after_begin_still_gives_runs_back(tmp_path: Path,
     with Store(tmp_path) as store:
         assert set(store.status_of(run_ids).values()) == {"queued"}
         assert store.integrity_ok()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_rows_of_a_killed_but_unreaped_process_are_requeued(tmp_path: Path) -> None:
+    # a sweep killed by a parent that has not waited for it yet is a zombie: os.kill(pid, 0)
+    # still succeeds, but it will never finish its runs; waiting 10 min for it is wrong
+    import signal
+    import time
+
+    cfgs = _configs(1)
+    ids = [c.run_id for c in cfgs]
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        child.send_signal(signal.SIGKILL)
+        for _ in range(200):  # until the kernel has made it a zombie
+            state = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0]
+            if state == "Z":
+                break
+            time.sleep(0.01)
+        with Store(tmp_path) as a:
+            a.add(cfgs)
+            a.claim(ids)
+            with a.transaction() as c:
+                c.execute("UPDATE runs SET pid = ?, owner = 'killed' WHERE run_id = ?",
+                          (child.pid, ids[0]))
+            assert a.requeue_stale(stale_after=600) == 1
+    finally:
+        child.wait()
