@@ -303,3 +303,17 @@ def test_config_file_out_must_be_a_path(tmp_path: Path, capsys: pytest.CaptureFi
     code, out, err = _run(capsys, "sweep", "s.toml", "-q", "--no-report")
     assert code == 2 and "config 'out' must be a folder path" in err and err.count("\n") == 1
     assert "Traceback" not in out + err
+
+
+def test_unprefixed_hp_that_some_optimizers_lack_suggests_a_prefix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "compare", "--optimizer", "sgd,adam", "--hp", "beta1=0.8",
+                          "--out", str(tmp_path), "-q")
+    assert code == 2 and not out
+    assert err.strip().splitlines() == [
+        "optimlab: error: --hp beta1=... applies to every optimizer, but 'beta1' is not a "
+        "hyperparameter of sgd; write --hp adam.beta1=... to set it for adam only"]
+    assert not (tmp_path / "optimlab.sqlite").exists()  # refused before anything ran
+    code, _, err = _run(capsys, "sweep", "--optimizer", "sgd,momentum", "--hp", "beta1=0.8",
+                        "--out", str(tmp_path), "-q")
+    assert code == 2 and "none of sgd, momentum has it" in err

@@ -111,6 +111,20 @@ def parse_hp_options(values: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def check_unprefixed(hp: dict[str, dict[str, Any]], optimizers: list[str]) -> None:
+    """An ``--hp NAME=V`` without ``OPT.`` applies to every optimizer: each must have NAME."""
+    from ..registry import get_rule
+
+    for name in hp.get("*", {}):
+        lacking = [o for o in optimizers if name not in get_rule(o).names]
+        if lacking:
+            owners = [o for o in optimizers if o not in lacking]
+            hint = f"write --hp {owners[0]}.{name}=... to set it for {owners[0]} only" if owners \
+                else f"none of {', '.join(optimizers)} has it"
+            raise UsageError(f"--hp {name}=... applies to every optimizer, but {name!r} is not "
+                             f"a hyperparameter of {', '.join(lacking)}; {hint}")
+
+
 def check_max_batch(n: int | None) -> int | None:
     if n is not None and n < 1:
         raise UsageError(f"--max-batch must be >= 1, got {n}")
@@ -248,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
     hp = parse_hp_options(args.hp)
     check_named("--lrs", lrs if isinstance(lrs, dict) else (), optimizers, "not compared")
     check_named("--hp", hp, optimizers, "not compared")
+    check_unprefixed(hp, optimizers)
     for opt, values in hp.items():
         if any(isinstance(v, list) for v in values.values()):
             raise UsageError(f"--hp takes one value per name in compare (use sweep for grids), "

@@ -30,6 +30,7 @@ from .compare import (
     check_max_batch,
     check_named,
     check_optimizers,
+    check_unprefixed,
     finish,
     interruptible,
     parse_hp_options,
@@ -95,7 +96,9 @@ def build_grid(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, di
         elif lrs:
             axes["lr"] = lrs
         axes.setdefault("lr", DEFAULT_LRS)
-    for opt, values in parse_hp_options(args.hp).items():
+    hp = parse_hp_options(args.hp)
+    check_unprefixed(hp, list(grid))
+    for opt, values in hp.items():
         for target in (grid if opt == "*" else [opt]):
             target = check_optimizers([target])[0]
             if target not in grid:
