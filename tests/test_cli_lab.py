@@ -317,3 +317,11 @@ def test_unprefixed_hp_that_some_optimizers_lack_suggests_a_prefix(
     code, _, err = _run(capsys, "sweep", "--optimizer", "sgd,momentum", "--hp", "beta1=0.8",
                         "--out", str(tmp_path), "-q")
     assert code == 2 and "none of sgd, momentum has it" in err
+
+
+def test_optimlab_debug_shows_the_traceback_instead_of_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--optimizer", "adamm"]) == 2
+    monkeypatch.setenv("OPTIMLAB_DEBUG", "1")
+    with pytest.raises(ValueError, match="unknown optimizer 'adamm'"):
+        main(["compare", "--optimizer", "adamm"])

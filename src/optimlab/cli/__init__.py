@@ -2,7 +2,8 @@
 
 Each command lives in its own module ``optimlab.cli.<name>`` with
 ``add_arguments(parser)`` and ``run(args) -> int``. User mistakes raise ``UsageError``
-(or ``ValueError``) and become one line on stderr and exit code 2, never a traceback.
+(or ``ValueError``) and become one line on stderr and exit code 2, never a traceback
+(set ``OPTIMLAB_DEBUG=1`` to see the traceback instead).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -66,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return int(args._run(args) or 0)
     except (UsageError, ValueError, FileNotFoundError) as exc:
+        if os.environ.get("OPTIMLAB_DEBUG"):  # the full traceback, to tell a bug from a mistake
+            raise
         print(f"optimlab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
