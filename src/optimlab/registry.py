@@ -9,12 +9,12 @@ class to compare against. Adding an optimizer is one rule file and one row here.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._names import unknown_name
 from .rules import adafactor, adagrad, adam, lion, nadam, radam, rmsprop, sgd
 from .rules.base import Rule
 
@@ -119,11 +119,7 @@ def get_spec(name: str) -> OptimizerSpec:
     try:
         return _BY_NAME[key]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name).lower(), list(_BY_NAME), n=3)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(
-            f"unknown optimizer {name!r}{hint} (known: {', '.join(list_optimizers())})"
-        ) from None
+        raise unknown_name("optimizer", name, _BY_NAME, match=str(name).lower()) from None
 
 
 def get_rule(name: str) -> Rule:

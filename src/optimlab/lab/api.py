@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,10 +25,8 @@ def parse_problem(spec: ProblemSpec) -> tuple[str, dict[str, Any]]:
         name, kwargs = parse_kwargs(spec, "problem")
     else:
         raise ValueError(f"problem must be a name or (name, kwargs), got {spec!r}")
-    try:
-        problems = importlib.import_module("optimlab.problems")
-    except ImportError:
-        return name, kwargs
+    from .. import problems
+
     problem = problems.get(name, **kwargs)  # raises ValueError naming the mistake
     if ":" in name:  # a user problem is stored and reloaded by the spec it was given
         return name, kwargs
@@ -47,15 +43,12 @@ def parse_schedule(spec: ScheduleSpec) -> tuple[str | None, dict[str, Any]]:
         name, kwargs = parse_kwargs(spec, "schedule")
     else:
         raise ValueError(f"schedule must be a name or (name, kwargs), got {spec!r}")
-    try:
-        schedules = importlib.import_module("optimlab.schedules")
-        known = list(schedules.list())
-    except (ImportError, AttributeError):
-        return name, kwargs
+    from .. import schedules
+    from .._names import unknown_name
+
+    known = schedules.list()
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown schedule {name!r}{hint} (known: {', '.join(sorted(known))})")
+        raise unknown_name("schedule", name, known)
     return name, kwargs
 
 
@@ -64,10 +57,8 @@ def check_schedule(sched: tuple[str | None, Mapping[str, Any]], steps: int) -> N
     name, kwargs = sched
     if name is None:
         return
-    try:
-        schedules = importlib.import_module("optimlab.schedules")
-    except ImportError:
-        return
+    from .. import schedules
+
     if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1:
         schedules.get(name, total_steps=steps, **kwargs)  # ValueError names the option
 

@@ -15,10 +15,10 @@ Importing this package does not import torch.
 from __future__ import annotations
 
 import builtins
-import difflib
 import inspect
 from typing import Any
 
+from .._names import unknown_name
 from .base import Problem
 from .functions import (
     FUNCTIONS,
@@ -63,9 +63,7 @@ def get(name: str, **kwargs: Any) -> Problem:
         return load(name)
     cls = _BUILTIN.get(name.lower().replace("-", "_"))
     if cls is None:
-        close = difflib.get_close_matches(name.lower(), builtins.list(_BUILTIN), n=3)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown problem {name!r}{hint} (known: {', '.join(list())})")
+        raise unknown_name("problem", name, _BUILTIN, match=name.lower())
     known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(kwargs) - set(known))
     if unknown:

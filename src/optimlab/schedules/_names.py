@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 from typing import Any
 
+from .._names import unknown_name
 from .base import Constant, Schedule
 from .cyclic import Cyclic, OneCycle
 from .decay import (
@@ -51,9 +51,7 @@ def _key(name: Any) -> str:
         raise ValueError(f"schedule name must be a string, got {name!r}")
     key = name.strip().lower().replace("-", "_")
     if key not in _TABLE:
-        close = difflib.get_close_matches(key, list(_TABLE), n=3)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown schedule {name!r}{hint} (known: {', '.join(names())})")
+        raise unknown_name("schedule", name, _TABLE, match=key)
     return key
 
 
