@@ -376,8 +376,7 @@ def test_rng_states_round_trip_as_plain_data(tmp_path: Path) -> None:
 
 
 def test_optimlab_optimizer_and_schedule(tmp_path: Path) -> None:
-    optim = pytest.importorskip("optimlab.optim")
-    schedules = pytest.importorskip("optimlab.schedules")
+    from optimlab import optim, schedules
 
     def build(seed: int) -> tuple:
         torch.manual_seed(seed)
@@ -406,7 +405,7 @@ def test_optimlab_optimizer_and_schedule(tmp_path: Path) -> None:
 
 
 def test_a_component_refusing_its_state_rolls_back_the_others(tmp_path: Path) -> None:
-    schedules = pytest.importorskip("optimlab.schedules")
+    from optimlab import schedules
 
     def build(total: int, seed: int) -> tuple:
         torch.manual_seed(seed)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import optimlab
 from optimlab.lr_range_test import LRFindResult, lr_find, lr_range
 
 # --- a least-squares problem with known curvature ------------------------------------------
@@ -214,8 +215,7 @@ def _make(kind: str):
     elif kind == "torch_sgd":
         opt = torch.optim.SGD(groups, lr=0.003, momentum=0.9, nesterov=True)
     else:
-        optim = pytest.importorskip("optimlab.optim")
-        opt = optim.create_optimizer("adam", groups, lr=0.003)
+        opt = optimlab.create_optimizer("adam", groups, lr=0.003)
     g = torch.Generator().manual_seed(3)
     data = [(torch.randn(16, 6, generator=g, dtype=torch.float64),
              torch.randn(16, 1, generator=g, dtype=torch.float64)) for _ in range(4)]
@@ -292,8 +292,7 @@ def test_package_attribute_is_the_function() -> None:
 
 
 def test_task_helper_with_registry_optimizer() -> None:
-    pytest.importorskip("optimlab.optim")
-    problems = pytest.importorskip("optimlab.problems")
+    from optimlab import problems
     from optimlab.lr_range_test import lr_find_task
 
     task = problems.get("least_squares").torch_task(0)

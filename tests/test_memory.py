@@ -59,7 +59,6 @@ def test_table_covers_every_optimizer_and_formats() -> None:
 
 
 def test_measured_equals_theory_for_our_optimizers() -> None:
-    pytest.importorskip("optimlab.optim")
     for row in mem.table(model(), measure=True):
         assert row.measured_bytes == row.state_bytes, row.optimizer
 

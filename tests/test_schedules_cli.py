@@ -81,8 +81,6 @@ def test_cli_schedules_writes_png(tmp_path, capsys) -> None:
     (["lr-find", "--problem", "least_squares", "--hp", "beta9=0.1"], "beta9"),
 ])
 def test_cli_mistakes_are_one_line_exit_2(tmp_path, capsys, argv, message) -> None:
-    if argv[0] == "lr-find":
-        pytest.importorskip("optimlab.problems")
     rc = main([*argv, *([] if "--out" in argv or argv[0] == "lr-find" else
                         ["--out", str(tmp_path / "x.png")])])
     err = capsys.readouterr().err
@@ -91,9 +89,6 @@ def test_cli_mistakes_are_one_line_exit_2(tmp_path, capsys, argv, message) -> No
 
 
 def test_cli_lr_find(tmp_path, capsys) -> None:
-    problems = pytest.importorskip("optimlab.problems")
-    if not hasattr(problems, "get"):
-        pytest.skip("optimlab.problems.get is not available yet")
     out = tmp_path / "lr.png"
     rc = main(["lr-find", "--problem", "least_squares", "--optimizer", "sgd", "--num-iter", "40",
                "--start-lr", "1e-5", "--end-lr", "10", "--out", str(out),

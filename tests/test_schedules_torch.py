@@ -162,7 +162,7 @@ def test_adapter_equals_pure_schedule_and_drives_momentum(kind: str) -> None:
 
 
 def test_adapter_per_group_schedules_and_our_optimizers() -> None:
-    optim = pytest.importorskip("optimlab.optim")
+    from optimlab import optim
     a = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     opt = optim.Adam([{"params": [a]}, {"params": [b], "lr": 0.01}], lr=0.1)

@@ -27,7 +27,6 @@ def load_example():
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_example_trains_and_resumes(tmp_path: Path, precision: str, capsys) -> None:
-    pytest.importorskip("optimlab.optim")
     example = load_example()
     args = ["--precision", precision, "--steps", "50", "--batch", "64",
             "--checkpoint-dir", str(tmp_path)]

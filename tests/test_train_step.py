@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+import optimlab
 from optimlab.train import StepReport, TrainStep, sample_count, split_batch
 
 N, D_IN, D_OUT = 10, 3, 2
@@ -37,13 +38,8 @@ def optimizers() -> dict[str, object]:
         "torch.SGD": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
         "torch.AdamW": lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.1),
     }
-    try:
-        import optimlab
-
-        out["optimlab.sgd"] = lambda p: optimlab.create_optimizer("momentum", p, lr=0.1)
-        out["optimlab.adamw"] = lambda p: optimlab.create_optimizer("adamw", p, lr=0.05)
-    except ImportError:  # pragma: no cover - optimlab.optim is built concurrently
-        pass
+    out["optimlab.sgd"] = lambda p: optimlab.create_optimizer("momentum", p, lr=0.1)
+    out["optimlab.adamw"] = lambda p: optimlab.create_optimizer("adamw", p, lr=0.05)
     return out
 
 
@@ -117,7 +113,7 @@ def test_scheduler_and_counter_advance_once_per_optimizer_step() -> None:
 
 
 def test_optimlab_schedule_adapter() -> None:
-    schedules = pytest.importorskip("optimlab.schedules")
+    from optimlab import schedules
     model = make_model()
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
     sched_fn = schedules.get("warmup_cosine", lr=0.1, warmup_steps=2, total_steps=8)
