@@ -111,6 +111,10 @@ def check_args(steps: Any, eval_every: Any, divergence_factor: Any) -> None:
     if eval_every is not None and (isinstance(eval_every, bool) or
                                    not isinstance(eval_every, int | np.integer) or eval_every < 1):
         raise ValueError(f"eval_every must be None or an integer >= 1, got {eval_every!r}")
+    check_divergence_factor(divergence_factor)
+
+
+def check_divergence_factor(divergence_factor: Any) -> None:
     if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, int | float) or \
             not (math.isfinite(divergence_factor) and divergence_factor > 1):
         raise ValueError(

@@ -13,13 +13,13 @@ import contextlib
 import functools
 import importlib
 import json
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from ._plan import check_divergence_factor
 from .config import RunConfig
 from .store import FINAL, RunResult, Store
 
@@ -87,10 +87,7 @@ def execute(
     oversubscription that makes tiny matmuls several times slower on a busy machine.
     """
     _check_args(torch_threads=torch_threads, max_batch=max_batch, eval_every=eval_every)
-    if not (isinstance(divergence_factor, int | float) and not isinstance(divergence_factor, bool)
-            and math.isfinite(divergence_factor) and divergence_factor > 1):
-        raise ValueError(
-            f"divergence_factor must be a finite number > 1, got {divergence_factor!r}")
+    check_divergence_factor(divergence_factor)
     eng = _load_engine(engine)
     counts = RunCounts(requested=len(configs))
     by_id = {c.run_id: c for c in configs}
