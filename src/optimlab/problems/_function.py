@@ -12,14 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from ..rules._xp import is_torch
 from .base import Problem, check_int, check_seed
 from .task import TorchTask
 
 Array = Any  # a NumPy array or a torch tensor
 
-
-def is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
 
 
 def cos_sin(x: Array) -> tuple[Array, Array]:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 
-def _is_torch(x: Any) -> bool:
+def is_torch(x: Any) -> bool:
+    """Whether ``x`` is a torch object (checked without importing torch)."""
     return type(x).__module__.startswith("torch")
 
 
@@ -88,7 +89,7 @@ _NAMESPACES: dict[str, SimpleNamespace] = {}
 
 def namespace(x: Any) -> SimpleNamespace:
     """The namespace for ``x``'s array library (NumPy for arrays and Python numbers)."""
-    key = "torch" if _is_torch(x) else "numpy"
+    key = "torch" if is_torch(x) else "numpy"
     ns = _NAMESPACES.get(key)
     if ns is None:
         ns = _NAMESPACES[key] = _torch_namespace() if key == "torch" else _numpy_namespace()

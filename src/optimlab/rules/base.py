@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._xp import is_torch
+
 Array = Any  # a NumPy array or a torch tensor
 State = NamedTuple
 
@@ -93,7 +95,7 @@ class Hyper:
 def _is_real(value: Any) -> bool:
     """A real number, a NumPy array or scalar of them, or a real torch tensor; not a list,
     a complex or a bool array (NumPy would cast those without complaint)."""
-    if type(value).__module__.startswith("torch"):
+    if is_torch(value):
         return not (value.is_complex() or str(value.dtype) == "torch.bool")
     if isinstance(value, np.ndarray | np.generic):
         return bool(np.issubdtype(value.dtype, np.integer)
@@ -102,7 +104,7 @@ def _is_real(value: Any) -> bool:
 
 
 def _as_float_array(name: str, value: Any) -> np.ndarray:
-    if type(value).__module__.startswith("torch"):
+    if is_torch(value):
         value = value.detach().cpu().double().numpy()
     try:
         arr = np.asarray(value, dtype=np.float64)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..rules._xp import is_torch
+
 Value = Any  # a Python number or a NumPy array of numbers
 
 
@@ -19,7 +21,7 @@ def _array(name: str, value: Any) -> np.ndarray:
         isinstance(value, np.ndarray) and value.dtype == np.bool_
     ):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    if type(value).__module__.startswith("torch"):
+    if is_torch(value):
         raise ValueError(f"{name} must be a number or a NumPy array, got a torch tensor")
     if isinstance(value, complex | np.complexfloating) or (
         isinstance(value, np.ndarray) and np.iscomplexobj(value)

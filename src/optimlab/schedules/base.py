@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..rules._xp import is_torch
 from . import _check
 
 Value = Any  # a Python float, or a NumPy array when arguments or steps are arrays
@@ -31,10 +32,10 @@ Value = Any  # a Python float, or a NumPy array when arguments or steps are arra
 def as_steps(step: Any) -> np.ndarray:
     """``step`` as a float64 array of whole numbers >= 0 (ValueError otherwise); integer
     torch tensors (such as an optimizer's ``state["step"]``) are accepted."""
-    if type(step).__module__.startswith("torch") and not step.is_floating_point():
+    if is_torch(step) and not step.is_floating_point():
         step = step.detach().cpu().numpy()
     if (isinstance(step, bool | np.bool_ | str | complex | np.complexfloating)
-            or type(step).__module__.startswith("torch")
+            or is_torch(step)
             or (isinstance(step, np.ndarray)
                 and (step.dtype == np.bool_ or np.iscomplexobj(step)))):
         raise ValueError(f"step must be an integer >= 0, got {step!r}")
