@@ -36,8 +36,7 @@ def best_of(repeats: int, fn: Callable[[], object]) -> float:
     return 1e3 * min(times)
 
 
-def torch_optim_loop(problem: problems.Problem, lrs: np.ndarray, steps: int, seed: int = 0
-                     ) -> None:
+def torch_optim_loop(problem: problems.Problem, lrs: np.ndarray, steps: int, seed: int = 0) -> None:
     """One ``torch.optim.Adam`` run per learning rate on the problem's torch task."""
     for lr in lrs:
         task = problem.torch_task(seed)
@@ -71,15 +70,21 @@ def rosenbrock(steps: int, k: int, repeats: int, subset: int) -> None:
     sub = min(subset, k)
     rows = {
         f"torch.optim.Adam, one run per lr ({k} runs)": per_setting(
-            repeats, sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps)),
+            repeats, sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps)
+        ),
         "engine, one setting at a time (NumPy)": per_setting(
-            repeats, sub, k, lambda n: run(p, settings[:n], steps, batched=False)),
+            repeats, sub, k, lambda n: run(p, settings[:n], steps, batched=False)
+        ),
         "engine batched, NumPy": best_of(repeats, lambda: run(p, settings, steps)),
         "engine batched loop on torch tensors": best_of(
-            repeats, lambda: _func_batch.run_group(p, group, steps, backend="torch", **kw)),
+            repeats, lambda: _func_batch.run_group(p, group, steps, backend="torch", **kw)
+        ),
     }
-    report(f"Adam x {k} learning rates on Rosenbrock, {steps} steps", rows,
-           f"torch.optim.Adam, one run per lr ({k} runs)")
+    report(
+        f"Adam x {k} learning rates on Rosenbrock, {steps} steps",
+        rows,
+        f"torch.optim.Adam, one run per lr ({k} runs)",
+    )
 
 
 def mlp(steps: int, k: int, repeats: int, subset: int) -> None:
@@ -90,14 +95,20 @@ def mlp(steps: int, k: int, repeats: int, subset: int) -> None:
     sub = min(subset, k)
     rows = {
         f"torch.optim.Adam, {k} sequential runs": per_setting(
-            repeats, sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps)),
+            repeats, sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps)
+        ),
         "engine, one setting at a time": per_setting(
-            repeats, sub, k, lambda n: run(p, settings[:n], steps, batched=False)),
+            repeats, sub, k, lambda n: run(p, settings[:n], steps, batched=False)
+        ),
         "engine batched (vmap over stacked params)": best_of(
-            repeats, lambda: run(p, settings, steps)),
+            repeats, lambda: run(p, settings, steps)
+        ),
     }
-    report(f"Adam x {k} learning rates on the MLP (20-64-5, batch 128), {steps} steps", rows,
-           f"torch.optim.Adam, {k} sequential runs")
+    report(
+        f"Adam x {k} learning rates on the MLP (20-64-5, batch 128), {steps} steps",
+        rows,
+        f"torch.optim.Adam, {k} sequential runs",
+    )
 
 
 def main() -> None:
@@ -105,15 +116,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tenth of the steps")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--repeats", type=int, default=3, help="best of N")
-    parser.add_argument("--subset", type=int, default=8,
-                        help="one-run-per-setting loops: time this many settings, scale up")
+    parser.add_argument(
+        "--subset",
+        type=int,
+        default=8,
+        help="one-run-per-setting loops: time this many settings, scale up",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     scale = 10 if args.quick else 1
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}")
-    print(f"one-run-per-setting rows: best of {args.repeats} over {args.subset} settings, "
-          "scaled to all of them")
+    print(
+        f"one-run-per-setting rows: best of {args.repeats} over {args.subset} settings, "
+        "scaled to all of them"
+    )
     rosenbrock(1000 // scale, 64, args.repeats, args.subset)
     mlp(300 // scale, 32, args.repeats, args.subset)
 

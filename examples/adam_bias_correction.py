@@ -30,8 +30,9 @@ def run(steps: int, bias_correction: bool, theta: float = 10.0) -> list[float]:
     m = v = 0.0
     trajectory = [theta]
     for t in range(1, steps + 1):
-        theta, m, v = adam_step(theta, 2 * theta, m, v, LR, BETA1, BETA2, t,
-                                bias_correction=bias_correction)
+        theta, m, v = adam_step(
+            theta, 2 * theta, m, v, LR, BETA1, BETA2, t, bias_correction=bias_correction
+        )
         trajectory.append(theta)
     return trajectory
 
@@ -57,14 +58,17 @@ def main(argv: list[str] | None = None) -> int:
 
     first_c, first_r = corrected[0] - corrected[1], raw[0] - raw[1]
     factor = (1 - BETA1) / math.sqrt(1 - BETA2)
-    print(f"first step: corrected {first_c:.4f}, uncorrected {first_r:.4f} "
-          f"(ratio {first_r / first_c:.3f}; (1-beta1)/sqrt(1-beta2) = {factor:.3f})")
-    print(f"final |theta|: corrected {abs(corrected[-1]):.4f}, "
-          f"uncorrected {abs(raw[-1]):.4f}")
+    print(
+        f"first step: corrected {first_c:.4f}, uncorrected {first_r:.4f} "
+        f"(ratio {first_r / first_c:.3f}; (1-beta1)/sqrt(1-beta2) = {factor:.3f})"
+    )
+    print(f"final |theta|: corrected {abs(corrected[-1]):.4f}, uncorrected {abs(raw[-1]):.4f}")
     crossed = next((t for t, x in enumerate(raw) if x < 0), None)
-    print("Without correction the second moment is under-estimated far more than the first,"
-          " so the early steps are too large"
-          + (f"; it overshoots theta = 0 at step {crossed}." if crossed else "."))
+    print(
+        "Without correction the second moment is under-estimated far more than the first,"
+        " so the early steps are too large"
+        + (f"; it overshoots theta = 0 at step {crossed}." if crossed else ".")
+    )
     print("With correction every early step has size ~lr: slower here, but predictable.")
 
     if args.plot:

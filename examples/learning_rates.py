@@ -59,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     w0, loss_and_grads, floor, eig = make_problem()
     start = loss_and_grads(w0)[0]
     print(f"least squares, 200 x 5; loss at w=0: {start:.4f}; best possible: {floor:.6f}")
-    print(f"Hessian eigenvalues {eig.min():.3f} .. {eig.max():.3f}: "
-          f"fastest lr 2/(lambda_min+lambda_max) = {2 / (eig.min() + eig.max()):.3f}, "
-          f"divergence above 2/lambda_max = {2 / eig.max():.3f}")
+    print(
+        f"Hessian eigenvalues {eig.min():.3f} .. {eig.max():.3f}: "
+        f"fastest lr 2/(lambda_min+lambda_max) = {2 / (eig.min() + eig.max()):.3f}, "
+        f"divergence above 2/lambda_max = {2 / eig.max():.3f}"
+    )
     results = experiment_learning_rates(w0, loss_and_grads, LRS, epochs=args.epochs)
     print(f"{'lr':>8} {'final loss':>12}  verdict   ({args.epochs} epochs of gradient descent)")
     for lr, loss in results.items():

@@ -44,32 +44,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accumulation", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--checkpoint-dir", default=None)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (a model this small runs fastest on one)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (a model this small runs fastest on one)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     x, y = make_data()
     model = torch.nn.Sequential(
-        torch.nn.Linear(16, 128), torch.nn.GELU(), torch.nn.Dropout(0.05),
-        torch.nn.Linear(128, 128), torch.nn.GELU(), torch.nn.Linear(128, 1),
+        torch.nn.Linear(16, 128),
+        torch.nn.GELU(),
+        torch.nn.Dropout(0.05),
+        torch.nn.Linear(128, 128),
+        torch.nn.GELU(),
+        torch.nn.Linear(128, 1),
     )
     optimizer = optimlab.create_optimizer(args.optimizer, model.parameters(), lr=args.lr)
-    lr = schedules.get("warmup_cosine", lr=args.lr, warmup_steps=args.steps // 10,
-                       total_steps=args.steps)
+    lr = schedules.get(
+        "warmup_cosine", lr=args.lr, warmup_steps=args.steps // 10, total_steps=args.steps
+    )
     scheduler = schedules.to_torch(lr, optimizer)
-    train_step = TrainStep(model, optimizer, loss_fn, scheduler=scheduler,
-                           accumulation_steps=args.accumulation, clip_norm=1.0,
-                           precision=args.precision,
-                           # a short growth interval, to watch the scale adapt in 200 steps
-                           scaler=LossScaler(2.0**16, growth_interval=25)
-                           if args.precision == "fp16" else None)
+    train_step = TrainStep(
+        model,
+        optimizer,
+        loss_fn,
+        scheduler=scheduler,
+        accumulation_steps=args.accumulation,
+        clip_norm=1.0,
+        precision=args.precision,
+        # a short growth interval, to watch the scale adapt in 200 steps
+        scaler=LossScaler(2.0**16, growth_interval=25) if args.precision == "fp16" else None,
+    )
     directory = args.checkpoint_dir or tempfile.mkdtemp(prefix="optimlab-ckpt-")
-    config = {"optimizer": args.optimizer, "lr": args.lr, "steps": args.steps,
-              "batch": args.batch, "accumulation": args.accumulation}
-    checkpoints = CheckpointManager(directory, model=model, optimizer=optimizer,
-                                    scheduler=scheduler, trainer=train_step, config=config)
+    config = {
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "steps": args.steps,
+        "batch": args.batch,
+        "accumulation": args.accumulation,
+    }
+    checkpoints = CheckpointManager(
+        directory,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        trainer=train_step,
+        config=config,
+    )
     restored = checkpoints.restore()
     if restored is not None:
         print(f"resumed from {restored.path} at step {restored.step}")
@@ -82,16 +107,20 @@ def main(argv: list[str] | None = None) -> int:
         report = train_step.step((x[idx], y[idx]))
         if report.skipped or report.step % 20 == 0:
             scale = "-" if report.scale is None else f"{report.scale:g}"
-            print(f"{report.step:5d} {report.loss:9.5f} {report.grad_norm:10.4f} "
-                  f"{report.lr:9.2e} {scale:>8} {'yes' if report.skipped else ''}")
+            print(
+                f"{report.step:5d} {report.loss:9.5f} {report.grad_norm:10.4f} "
+                f"{report.lr:9.2e} {scale:>8} {'yes' if report.skipped else ''}"
+            )
         if report.step % 50 == 0 and not report.skipped:
             checkpoints.save()
     model.eval()
     with torch.no_grad():
         final = float(loss_fn(model, (x, y)))
-    print(f"final full-data loss {final:.5f} after {train_step.step_count} steps "
-          f"({train_step.skipped_count} skipped) in {time.perf_counter() - start:.1f} s; "
-          f"checkpoints in {directory}")
+    print(
+        f"final full-data loss {final:.5f} after {train_step.step_count} steps "
+        f"({train_step.skipped_count} skipped) in {time.perf_counter() - start:.1f} s; "
+        f"checkpoints in {directory}"
+    )
     return 0
 
 

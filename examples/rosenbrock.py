@@ -67,9 +67,11 @@ def run(name: str, lr: float, steps: int) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--optimizers", default=",".join(
-        n for n in LEARNING_RATES if n in optimlab.list_optimizers()),
-        help="comma-separated registered names (default: %(default)s)")
+    parser.add_argument(
+        "--optimizers",
+        default=",".join(n for n in LEARNING_RATES if n in optimlab.list_optimizers()),
+        help="comma-separated registered names (default: %(default)s)",
+    )
     parser.add_argument("--plot", metavar="FILE", help="save the paths over a contour plot")
     args = parser.parse_args(argv)
     if args.steps < 1:
@@ -77,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
 
     start_dist = math.dist(START, MINIMUM)
-    print(f"Rosenbrock from {START}, {args.steps} steps; "
-          f"distance to the minimum {MINIMUM} at the start: {start_dist:.4f}")
+    print(
+        f"Rosenbrock from {START}, {args.steps} steps; "
+        f"distance to the minimum {MINIMUM} at the start: {start_dist:.4f}"
+    )
     print(f"{'optimizer':<10} {'lr':>8} {'x':>9} {'y':>9} {'loss':>11} {'distance':>10}")
     paths = {}
     for name in names:
@@ -86,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         path = paths[name] = run(name, lr, args.steps)
         end = path[-1]
         dist = math.dist(end, MINIMUM)
-        print(f"{name:<10} {lr:>8.1e} {end[0]:>9.5f} {end[1]:>9.5f} "
-              f"{rosenbrock(end)[0]:>11.3e} {dist:>10.3e}")
+        print(
+            f"{name:<10} {lr:>8.1e} {end[0]:>9.5f} {end[1]:>9.5f} "
+            f"{rosenbrock(end)[0]:>11.3e} {dist:>10.3e}"
+        )
     best = min(paths, key=lambda n: math.dist(paths[n][-1], MINIMUM))
     print(f"closest: {best} ({math.dist(paths[best][-1], MINIMUM):.2e} from the minimum)")
 

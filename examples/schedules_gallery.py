@@ -23,15 +23,16 @@ def gallery(path: Path) -> None:
     names = schedules.list()
     cols = 4
     rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(14, 2.6 * rows), layout="constrained",
-                             sharex=True)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(14, 2.6 * rows), layout="constrained", sharex=True
+    )
     for ax, name in zip(axes.flat, names, strict=False):
         schedules.plot(name, STEPS, ax=ax)
         ax.get_legend().remove()
         ax.set_title(name, fontsize=11)
         ax.set_xlabel("")
         ax.set_ylabel("")
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.supxlabel("step (of 1000, each built with get(name, total_steps=1000))")
     fig.supylabel("multiple of the base learning rate")

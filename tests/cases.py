@@ -81,8 +81,10 @@ _ADAM_LIKE = [
     ({"lr": 0.01, "weight_decay": 0.1}, "wd"),
     ({"lr": 0.01, "amsgrad": True, "weight_decay": 0.05}, "amsgrad"),
     ({"lr": 0.01, "bias_correction": False}, "no-bias-correction"),
-    ({"lr": 0.01, "beta1": 0.0, "beta2": 0.5, "amsgrad": True, "bias_correction": False},
-     "extreme"),
+    (
+        {"lr": 0.01, "beta1": 0.0, "beta2": 0.5, "amsgrad": True, "bias_correction": False},
+        "extreme",
+    ),
 ]
 
 _TABLE: dict[str, list[tuple[dict[str, Any], str]]] = {
@@ -94,8 +96,10 @@ _TABLE: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"nesterov": False, "dampening": 0.2}, "off-dampening"),
         ({"lr": 0.05, "ema": True}, "ema"),
     ],
-    "adam": [*_ADAM_LIKE, ({"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
-                           "decoupled")],
+    "adam": [
+        *_ADAM_LIKE,
+        ({"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}, "decoupled"),
+    ],
     "adamw": [*_ADAM_LIKE, ({"lr": 0.01, "weight_decay": 0.0}, "no-wd")],
     "adagrad": [
         ({}, "defaults"),
@@ -112,8 +116,7 @@ _TABLE: dict[str, list[tuple[dict[str, Any], str]]] = {
     ],
     "nadam": [
         ({}, "defaults"),
-        ({"lr": 0.01, "beta1": 0.85, "beta2": 0.99, "eps": 1e-6, "momentum_decay": 0.01},
-         "betas"),
+        ({"lr": 0.01, "beta1": 0.85, "beta2": 0.99, "eps": 1e-6, "momentum_decay": 0.01}, "betas"),
         ({"lr": 0.01, "weight_decay": 0.1}, "wd"),
         ({"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}, "decoupled"),
         ({"lr": 0.01, "momentum_decay": 0.0}, "no-momentum-decay"),
@@ -186,13 +189,17 @@ def _generated_invalid(name: str) -> list[Invalid]:
     out = []
     for h in get_rule(name).hyperparams:
         if h.kind == "bool":
-            out += [Invalid(name, {h.name: 1}, f"{h.name} must be True or False, got 1"),
-                    Invalid(name, {h.name: "yes"}, f"{h.name} must be True or False")]
+            out += [
+                Invalid(name, {h.name: 1}, f"{h.name} must be True or False, got 1"),
+                Invalid(name, {h.name: "yes"}, f"{h.name} must be True or False"),
+            ]
             continue
-        out += [Invalid(name, {h.name: math.nan}, f"{h.name} must be"),
-                Invalid(name, {h.name: math.inf}, f"{h.name} must be"),
-                Invalid(name, {h.name: True}, f"{h.name} must be a number, got True"),
-                Invalid(name, {h.name: "0.1"}, f"{h.name} must be a number, got '0.1'")]
+        out += [
+            Invalid(name, {h.name: math.nan}, f"{h.name} must be"),
+            Invalid(name, {h.name: math.inf}, f"{h.name} must be"),
+            Invalid(name, {h.name: True}, f"{h.name} must be a number, got True"),
+            Invalid(name, {h.name: "0.1"}, f"{h.name} must be a number, got '0.1'"),
+        ]
         if not h.optional:
             out.append(Invalid(name, {h.name: None}, f"{h.name} must be a number, got None"))
         if math.isfinite(h.low):
@@ -209,20 +216,31 @@ def _generated_invalid(name: str) -> list[Invalid]:
 # Exact messages for the common mistakes, written out (not derived from the specs).
 _EXPLICIT: list[Invalid] = [
     *(Invalid(spec.name, {"lr": -1.0}, "lr must be >= 0, got -1.0") for spec in REGISTRY),
-    *(Invalid(n, {"beta1": 1.0}, "beta1 must be in [0, 1), got 1.0")
-      for n in ("adam", "adamw", "nadam", "radam", "lion")),
-    *(Invalid(n, {"beta2": -0.1}, "beta2 must be in [0, 1), got -0.1")
-      for n in ("adam", "adamw", "nadam", "radam", "lion")),
-    *(Invalid(n, {"eps": 0.0}, "eps must be > 0, got 0.0")
-      for n in ("adam", "adamw", "adagrad", "rmsprop", "nadam", "radam")),
-    *(Invalid(spec.name, {"weight_decay": -0.01}, "weight_decay must be >= 0, got -0.01")
-      for spec in REGISTRY),
+    *(
+        Invalid(n, {"beta1": 1.0}, "beta1 must be in [0, 1), got 1.0")
+        for n in ("adam", "adamw", "nadam", "radam", "lion")
+    ),
+    *(
+        Invalid(n, {"beta2": -0.1}, "beta2 must be in [0, 1), got -0.1")
+        for n in ("adam", "adamw", "nadam", "radam", "lion")
+    ),
+    *(
+        Invalid(n, {"eps": 0.0}, "eps must be > 0, got 0.0")
+        for n in ("adam", "adamw", "adagrad", "rmsprop", "nadam", "radam")
+    ),
+    *(
+        Invalid(spec.name, {"weight_decay": -0.01}, "weight_decay must be >= 0, got -0.01")
+        for spec in REGISTRY
+    ),
     Invalid("sgd", {"momentum": -0.5}, "momentum must be in [0, 1], got -0.5"),
     Invalid("rmsprop", {"momentum": 1.5}, "momentum must be in [0, 1], got 1.5"),
     Invalid("rmsprop", {"alpha": -0.1}, "alpha must be in [0, 1], got -0.1"),
     Invalid("adagrad", {"lr_decay": -1.0}, "lr_decay must be >= 0, got -1.0"),
-    Invalid("adagrad", {"initial_accumulator_value": -0.1},
-            "initial_accumulator_value must be >= 0, got -0.1"),
+    Invalid(
+        "adagrad",
+        {"initial_accumulator_value": -0.1},
+        "initial_accumulator_value must be >= 0, got -0.1",
+    ),
     Invalid("nadam", {"momentum_decay": -0.004}, "momentum_decay must be >= 0, got -0.004"),
     Invalid("adafactor", {"beta2_decay": 0.5}, "beta2_decay must be <= 0, got 0.5"),
     Invalid("adafactor", {"eps1": 0.0}, "eps1 must be None or > 0, got 0.0"),
@@ -232,11 +250,17 @@ _EXPLICIT: list[Invalid] = [
     Invalid("adam", {"amsgrad": "False"}, "amsgrad must be True or False, got 'False'"),
     # cross-field
     Invalid("sgd", {"nesterov": True}, "nesterov requires momentum > 0 and dampening == 0"),
-    Invalid("sgd", {"nesterov": True, "momentum": 0.9, "dampening": 0.1},
-            "nesterov requires momentum > 0 and dampening == 0"),
+    Invalid(
+        "sgd",
+        {"nesterov": True, "momentum": 0.9, "dampening": 0.1},
+        "nesterov requires momentum > 0 and dampening == 0",
+    ),
     Invalid("nesterov", {"momentum": 0.0}, "nesterov requires momentum > 0"),
-    Invalid("momentum", {"ema": True, "dampening": 0.2},
-            "ema momentum takes no dampening, got dampening=0.2"),
+    Invalid(
+        "momentum",
+        {"ema": True, "dampening": 0.2},
+        "ema momentum takes no dampening, got dampening=0.2",
+    ),
     # a setting the row fixes cannot be passed
     Invalid("adamw", {"decoupled_weight_decay": False}, "unknown hyperparameter"),
 ]
@@ -287,8 +311,9 @@ def _sgd(p, grads, lr, momentum, dampening, weight_decay, nesterov, ema):
     return out
 
 
-def _adam(p, grads, lr, beta1, beta2, eps, weight_decay, amsgrad, bias_correction,
-          decoupled_weight_decay):
+def _adam(
+    p, grads, lr, beta1, beta2, eps, weight_decay, amsgrad, bias_correction, decoupled_weight_decay
+):
     m, v, v_max, out = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p), []
     for t, g in enumerate(grads, start=1):
         if decoupled_weight_decay:
@@ -334,8 +359,7 @@ def _rmsprop(p, grads, lr, alpha, eps, weight_decay, momentum, centered):
     return out
 
 
-def _nadam(p, grads, lr, beta1, beta2, eps, weight_decay, momentum_decay,
-           decoupled_weight_decay):
+def _nadam(p, grads, lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay):
     m, v, mu_prod, out = np.zeros_like(p), np.zeros_like(p), 1.0, []
 
     def mu_at(t):
@@ -350,9 +374,7 @@ def _nadam(p, grads, lr, beta1, beta2, eps, weight_decay, momentum_decay,
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g**2
         v_hat = v / (1 - beta2**t)
-        m_bar = mu_at(t + 1) * m / (1 - mu_prod * mu_at(t + 1)) + (1 - mu_at(t)) * g / (
-            1 - mu_prod
-        )
+        m_bar = mu_at(t + 1) * m / (1 - mu_prod * mu_at(t + 1)) + (1 - mu_at(t)) * g / (1 - mu_prod)
         p = p - lr * m_bar / (np.sqrt(v_hat) + eps)
         out.append(p)
     return out
@@ -371,8 +393,9 @@ def _radam(p, grads, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay
         m_hat = m / (1 - beta1**t)
         rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)
         if rho_t > 5:
-            r = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
-                          / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            r = math.sqrt(
+                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            )
             # torch's eps sits on sqrt(v), before the sqrt(1 - beta2^t) correction
             p = p - lr * r * m_hat * math.sqrt(1 - beta2**t) / (np.sqrt(v) + eps)
         else:

@@ -48,24 +48,50 @@ def same(a: object, b: object) -> bool:
 class Run:
     """A small run with dropout, AdamW, a scheduler and a TrainStep; data from the global RNGs."""
 
-    def __init__(self, directory: Path, seed: int = 0, *, hidden: int = 6, precision: str = "fp32",
-                 optimizer: str = "adamw", config: dict | None = None, keep: int = 3,
-                 scheduler: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        seed: int = 0,
+        *,
+        hidden: int = 6,
+        precision: str = "fp32",
+        optimizer: str = "adamw",
+        config: dict | None = None,
+        keep: int = 3,
+        scheduler: bool = True,
+    ) -> None:
         torch.manual_seed(seed)
         self.model = torch.nn.Sequential(
-            torch.nn.Linear(3, hidden), torch.nn.Tanh(), torch.nn.Dropout(0.2),
+            torch.nn.Linear(3, hidden),
+            torch.nn.Tanh(),
+            torch.nn.Dropout(0.2),
             torch.nn.Linear(hidden, 1),
         )
         params = self.model.parameters()
-        self.opt = (torch.optim.AdamW(params, lr=0.01) if optimizer == "adamw"
-                    else torch.optim.SGD(params, lr=0.01, momentum=0.9))
+        self.opt = (
+            torch.optim.AdamW(params, lr=0.01)
+            if optimizer == "adamw"
+            else torch.optim.SGD(params, lr=0.01, momentum=0.9)
+        )
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, 3, 0.5) if scheduler else None
         loss = lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1])  # noqa: E731
-        self.trainer = TrainStep(self.model, self.opt, loss, scheduler=self.sched,
-                                 precision=precision, accumulation_steps=2)
-        self.manager = CheckpointManager(directory, model=self.model, optimizer=self.opt,
-                                         scheduler=self.sched, trainer=self.trainer, keep=keep,
-                                         config=config or {"lr": 0.01})
+        self.trainer = TrainStep(
+            self.model,
+            self.opt,
+            loss,
+            scheduler=self.sched,
+            precision=precision,
+            accumulation_steps=2,
+        )
+        self.manager = CheckpointManager(
+            directory,
+            model=self.model,
+            optimizer=self.opt,
+            scheduler=self.sched,
+            trainer=self.trainer,
+            keep=keep,
+            config=config or {"lr": 0.01},
+        )
 
     def train(self, steps: int) -> None:
         for _ in range(steps):
@@ -114,8 +140,14 @@ def test_files_are_plain_data_with_a_verified_manifest(tmp_path: Path) -> None:
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["format_version"] == 1 and manifest["step"] == 2
     assert manifest["config"] == {"lr": 0.01}
-    assert set(manifest["files"]) == {"model.pt", "optimizer.pt", "scheduler.pt",
-                                      "trainer.pt", "rng.pt", "extra.pt"}
+    assert set(manifest["files"]) == {
+        "model.pt",
+        "optimizer.pt",
+        "scheduler.pt",
+        "trainer.pt",
+        "rng.pt",
+        "extra.pt",
+    }
     import hashlib
 
     for name, info in manifest["files"].items():
@@ -141,7 +173,7 @@ def corrupt(path: Path, how: str) -> Path:
         file.write_bytes(data[: len(data) // 2])
     elif how.endswith("flip"):
         i = len(data) // 2
-        file.write_bytes(data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:])
+        file.write_bytes(data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :])
     elif how.endswith("empty"):
         file.write_bytes(b"")
     elif how == "missing":
@@ -193,11 +225,15 @@ def test_no_valid_checkpoint(tmp_path: Path) -> None:
     ("kwargs", "message"),
     [
         ({"hidden": 7}, r"parameter '0.weight' shape/dtype is \[\[6, 3\], 'torch.float32'\]"),
-        ({"optimizer": "sgd"}, "optimizer is torch.optim.adamw.AdamW in the checkpoint but "
-                               "torch.optim.sgd.SGD here"),
+        (
+            {"optimizer": "sgd"},
+            "optimizer is torch.optim.adamw.AdamW in the checkpoint but torch.optim.sgd.SGD here",
+        ),
         ({"config": {"lr": 0.02}}, "config 'lr' value is 0.01 in the checkpoint but 0.02 here"),
-        ({"scheduler": False}, "scheduler is torch.optim.lr_scheduler.StepLR in the checkpoint "
-                               "but absent here"),
+        (
+            {"scheduler": False},
+            "scheduler is torch.optim.lr_scheduler.StepLR in the checkpoint but absent here",
+        ),
         ({"precision": "fp16"}, "precision is 'fp32' in the checkpoint but 'fp16' here"),
     ],
 )
@@ -217,8 +253,14 @@ def test_renamed_parameter_is_refused(tmp_path: Path) -> None:
     model.add_module("first", run.model[0])
     model.add_module("act", run.model[1])
     model.add_module("last", run.model[3])
-    manager = CheckpointManager(tmp_path, model=model, optimizer=run.opt, scheduler=run.sched,
-                                trainer=run.trainer, config={"lr": 0.01})
+    manager = CheckpointManager(
+        tmp_path,
+        model=model,
+        optimizer=run.opt,
+        scheduler=run.sched,
+        trainer=run.trainer,
+        config={"lr": 0.01},
+    )
     with pytest.raises(CheckpointMismatchError, match="parameter '0.weight' is in the checkpoint"):
         manager.restore()
 
@@ -247,8 +289,11 @@ def test_disk_full_leaves_the_previous_checkpoint_latest(
         enospc()
         return 0
 
-    target = {"write": ("write", enospc), "fsync": ("fsync", enospc),
-              "partial-write": ("write", partial)}[where]
+    target = {
+        "write": ("write", enospc),
+        "fsync": ("fsync", enospc),
+        "partial-write": ("write", partial),
+    }[where]
     with monkeypatch.context() as m:
         m.setattr(os, *target)
         with pytest.raises(CheckpointError, match="No space left on device") as err:
@@ -349,14 +394,16 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
 def test_invalid_manager_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
     model = torch.nn.Linear(2, 1)
     with pytest.raises(ValueError, match=message):
-        CheckpointManager(tmp_path, model=model, optimizer=torch.optim.SGD(model.parameters()),
-                          **kwargs)
+        CheckpointManager(
+            tmp_path, model=model, optimizer=torch.optim.SGD(model.parameters()), **kwargs
+        )
 
 
 def test_invalid_step(tmp_path: Path) -> None:
     model = torch.nn.Linear(2, 1)
-    manager = CheckpointManager(tmp_path, model=model,
-                                optimizer=torch.optim.SGD(model.parameters()))
+    manager = CheckpointManager(
+        tmp_path, model=model, optimizer=torch.optim.SGD(model.parameters())
+    )
     with pytest.raises(ValueError, match="step is required"):
         manager.save()
     with pytest.raises(ValueError, match="step must be an integer >= 0, got -1"):
@@ -382,11 +429,13 @@ def test_optimlab_optimizer_and_schedule(tmp_path: Path) -> None:
         torch.manual_seed(seed)
         model = torch.nn.Linear(4, 2)
         opt = optim.create_optimizer("adamw", model.parameters(), lr=0.1)
-        sched = schedules.to_torch(schedules.get("warmup_cosine", lr=0.1, warmup_steps=2,
-                                                 total_steps=10), opt)
+        sched = schedules.to_torch(
+            schedules.get("warmup_cosine", lr=0.1, warmup_steps=2, total_steps=10), opt
+        )
         trainer = TrainStep(model, opt, lambda m, b: m(b).pow(2).mean(), scheduler=sched)
-        manager = CheckpointManager(tmp_path, model=model, optimizer=opt, scheduler=sched,
-                                    trainer=trainer)
+        manager = CheckpointManager(
+            tmp_path, model=model, optimizer=opt, scheduler=sched, trainer=trainer
+        )
         return model, opt, trainer, manager
 
     x = torch.randn(5, 4)
@@ -413,8 +462,9 @@ def test_a_component_refusing_its_state_rolls_back_the_others(tmp_path: Path) ->
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         sched = schedules.to_torch(schedules.get("cosine", lr=0.1, total_steps=total), opt)
         trainer = TrainStep(model, opt, lambda m, b: m(b).pow(2).mean(), scheduler=sched)
-        manager = CheckpointManager(tmp_path, model=model, optimizer=opt, scheduler=sched,
-                                    trainer=trainer)
+        manager = CheckpointManager(
+            tmp_path, model=model, optimizer=opt, scheduler=sched, trainer=trainer
+        )
         return model, trainer, manager
 
     model, trainer, manager = build(10, 0)

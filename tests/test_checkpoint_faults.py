@@ -15,7 +15,7 @@ import torch
 pytestmark = pytest.mark.slow
 
 WORKER = textwrap.dedent(
-    '''
+    """
     import os, random, signal, sys, time
     import numpy as np
     import torch
@@ -67,16 +67,30 @@ WORKER = textwrap.dedent(
                 time.sleep(0.05)  # leaves the parent time to send its signal mid-run
     torch.save(model.state_dict(), out)
     print("done", trainer.step_count, trainer.skipped_count, flush=True)
-    '''
+    """
 )
 
 
-def run_worker(tmp: Path, directory: str, out: str, kill_after: int, precision: str = "fp32",
-               mode: str = "train") -> subprocess.CompletedProcess[str]:
+def run_worker(
+    tmp: Path,
+    directory: str,
+    out: str,
+    kill_after: int,
+    precision: str = "fp32",
+    mode: str = "train",
+) -> subprocess.CompletedProcess[str]:
     script = tmp / "worker.py"
     script.write_text(WORKER)
-    args = [sys.executable, str(script), str(tmp / directory), str(tmp / out), "100",
-            str(kill_after), precision, mode]
+    args = [
+        sys.executable,
+        str(script),
+        str(tmp / directory),
+        str(tmp / out),
+        "100",
+        str(kill_after),
+        precision,
+        mode,
+    ]
     return subprocess.run(args, capture_output=True, text=True, timeout=300)
 
 
@@ -124,8 +138,16 @@ def test_sigterm_finishes_the_step_saves_and_resumes(tmp_path: Path) -> None:
     straight = run_worker(tmp_path, "s", "s.pt", -1)
     assert straight.returncode == 0, straight.stderr
     script = tmp_path / "worker.py"
-    args = [sys.executable, str(script), str(tmp_path / "t"), str(tmp_path / "t.pt"), "100",
-            "-1", "fp32", "slow"]
+    args = [
+        sys.executable,
+        str(script),
+        str(tmp_path / "t"),
+        str(tmp_path / "t.pt"),
+        "100",
+        "-1",
+        "fp32",
+        "slow",
+    ]
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
         for line in p.stdout:
             if line.strip() == "step 5":

@@ -72,8 +72,10 @@ def test_batched_equals_sequential_bitwise_on_test_functions(name):
         Setting("adam", {"lr": 1e-2, "amsgrad": True}),
     ]
     p = problems.get(name, start="random")
-    settings = [Setting(s.optimizer, s.hyperparams, s.schedule, s.schedule_kwargs, seed=i % 3)
-                for i, s in enumerate(settings)]
+    settings = [
+        Setting(s.optimizer, s.hyperparams, s.schedule, s.schedule_kwargs, seed=i % 3)
+        for i, s in enumerate(settings)
+    ]
     batched = run(p, settings, 60, eval_every=20)
     alone = run(p, settings, 60, eval_every=20, batched=False)
     for a, b, s in zip(batched, alone, settings, strict=True):
@@ -96,15 +98,20 @@ def test_every_optimizer_runs_on_every_test_function(opt):
 
 
 def test_schedules_are_applied_per_setting():
-    specs = [(None, {}), ("cosine", {}), ("warmup_linear", {"warmup_steps": 5}),
-             ("step", {"step_size": 7, "gamma": 0.3})]
+    specs = [
+        (None, {}),
+        ("cosine", {}),
+        ("warmup_linear", {"warmup_steps": 5}),
+        ("step", {"step_size": 7, "gamma": 0.3}),
+    ]
     settings = [Setting("sgd", {"lr": 1e-3 * (i + 1)}, s, kw) for i, (s, kw) in enumerate(specs)]
     steps = 30
     traces = run("ravine", settings, steps)
     for i, ((s, kw), tr) in enumerate(zip(specs, traces, strict=True)):
         sched = schedules.get(s, total_steps=steps, **kw) if s else (lambda t: 1.0)
-        np.testing.assert_allclose(tr.lr, [1e-3 * (i + 1) * float(sched(t)) for t in range(steps)],
-                                   rtol=1e-15)
+        np.testing.assert_allclose(
+            tr.lr, [1e-3 * (i + 1) * float(sched(t)) for t in range(steps)], rtol=1e-15
+        )
         _same(tr, run("ravine", [settings[i]], steps)[0])
     # SGD on a quadratic: x_{t+1} = (1 - lr_t lam) x_t, coordinate by coordinate
     p, tr = problems.get("ravine"), traces[2]
@@ -153,10 +160,16 @@ class _Storm(problems.Ravine):
 def test_nan_storm_in_one_setting_leaves_the_others_untouched():
     """F8: NaN gradients in one setting of a batch mark it diverged; others bitwise equal."""
     p = _Storm()
-    ok = [Setting("adam", {"lr": 1e-3}), Setting("sgd", {"lr": 1e-2}),
-          Setting("adam", {"lr": 1e-2}, seed=1)]
-    stormy = [Setting("sgd", {"lr": 0.025}), Setting("adam", {"lr": 1e300}),
-              Setting("adam", {"lr": 1.5})]
+    ok = [
+        Setting("adam", {"lr": 1e-3}),
+        Setting("sgd", {"lr": 1e-2}),
+        Setting("adam", {"lr": 1e-2}, seed=1),
+    ]
+    stormy = [
+        Setting("sgd", {"lr": 0.025}),
+        Setting("adam", {"lr": 1e300}),
+        Setting("adam", {"lr": 1.5}),
+    ]
     mixed = run(p, [ok[0], stormy[0], ok[1], stormy[1], ok[2], stormy[2]], 50)
     clean = run(p, ok, 50)
     for a, b in zip(mixed[0::2], clean, strict=True):
@@ -194,8 +207,10 @@ def test_evals_and_time():
 
 
 def test_flags_split_groups_and_keep_order():
-    settings = [Setting("adam", {"lr": 0.01, "amsgrad": a}, seed=i) for i, a in
-                enumerate([True, False, True, False])]
+    settings = [
+        Setting("adam", {"lr": 0.01, "amsgrad": a}, seed=i)
+        for i, a in enumerate([True, False, True, False])
+    ]
     batched = run("himmelblau", settings, 20)
     for tr, s in zip(batched, settings, strict=True):
         assert tr.setting is s
@@ -248,10 +263,16 @@ def test_torch_backend_of_test_functions_matches_numpy():
 
 @hyp_settings(max_examples=25, deadline=None)
 @given(
-    st.lists(st.tuples(st.sampled_from(optimlab.list_optimizers()),
-                       st.floats(-5, 1.5), st.integers(0, 2),
-                       st.sampled_from([None, "cosine", "warmup_linear"])),
-             min_size=1, max_size=6),
+    st.lists(
+        st.tuples(
+            st.sampled_from(optimlab.list_optimizers()),
+            st.floats(-5, 1.5),
+            st.integers(0, 2),
+            st.sampled_from([None, "cosine", "warmup_linear"]),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
     st.sampled_from(["rosenbrock", "beale", "himmelblau", "saddle"]),
 )
 def test_property_any_batch_equals_its_settings_alone(specs, name):
@@ -266,9 +287,13 @@ def test_property_any_batch_equals_its_settings_alone(specs, name):
 
 def test_reasonable_settings_reach_the_known_minima():
     """Contract 3 through the engine: each problem is solvable from its start."""
-    cases = {"rosenbrock": ("adam", 0.02, 1e-4), "beale": ("adam", 0.01, 0.05),
-             "himmelblau": ("adam", 0.05, 1e-8), "ravine": ("momentum", 0.005, 1e-8),
-             "saddle": ("sgd", 0.05, 1e-8)}
+    cases = {
+        "rosenbrock": ("adam", 0.02, 1e-4),
+        "beale": ("adam", 0.01, 0.05),
+        "himmelblau": ("adam", 0.05, 1e-8),
+        "ravine": ("momentum", 0.005, 1e-8),
+        "saddle": ("sgd", 0.05, 1e-8),
+    }
     for name, (opt, lr, tol) in cases.items():
         tr = run(name, [Setting(opt, {"lr": lr})], 3000)[0]
         assert tr.status == "finished" and tr.evals[-1][1]["distance"] < tol, name

@@ -29,8 +29,10 @@ def test_32_mlp_settings_vmap_equals_sequential_float64():
     torch.set_num_threads(1)
     try:
         p = problems.get("mlp", dtype="float64")
-        settings = [Setting("adam", {"lr": float(lr)}, seed=i % 4)
-                    for i, lr in enumerate(np.logspace(-4, -0.5, 32))]
+        settings = [
+            Setting("adam", {"lr": float(lr)}, seed=i % 4)
+            for i, lr in enumerate(np.logspace(-4, -0.5, 32))
+        ]
         batched = run(p, settings, 100, eval_every=50)
         alone = run(p, settings, 100, eval_every=50, batched=False)
     finally:

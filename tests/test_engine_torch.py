@@ -22,11 +22,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _small(name: str) -> problems.Problem:
-    kw = {"mlp": {"hidden": 16, "n_train": 256, "n_val": 64, "batch_size": 32},
-          "logistic": {"n_train": 256, "n_val": 64, "batch_size": 32},
-          "least_squares": {"features": 6, "n_train": 50},
-          "shapes": {"n_train": 128, "n_val": 64, "batch_size": 16},
-          "adding": {"length": 6, "hidden": 8, "n_train": 128, "n_val": 64, "batch_size": 16}}[name]
+    kw = {
+        "mlp": {"hidden": 16, "n_train": 256, "n_val": 64, "batch_size": 32},
+        "logistic": {"n_train": 256, "n_val": 64, "batch_size": 32},
+        "least_squares": {"features": 6, "n_train": 50},
+        "shapes": {"n_train": 128, "n_val": 64, "batch_size": 16},
+        "adding": {"length": 6, "hidden": 8, "n_train": 128, "n_val": 64, "batch_size": 16},
+    }[name]
     return problems.get(name, dtype="float64", **kw)
 
 
@@ -34,8 +36,9 @@ def _close(a: Trace, b: Trace, rtol: float = RTOL) -> None:
     assert a.status == b.status and a.diverged_step == b.diverged_step
     assert len(a.loss) == len(b.loss)
     for field in ("loss", "grad_norm", "update_norm"):
-        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=rtol, atol=0,
-                                   err_msg=field)
+        np.testing.assert_allclose(
+            getattr(a, field), getattr(b, field), rtol=rtol, atol=0, err_msg=field
+        )
     np.testing.assert_array_equal(a.lr, b.lr)
     assert [s for s, _ in a.evals] == [s for s, _ in b.evals]
     for (_, ma), (_, mb) in zip(a.evals, b.evals, strict=True):
@@ -47,8 +50,10 @@ def _close(a: Trace, b: Trace, rtol: float = RTOL) -> None:
 @pytest.mark.parametrize("name", ["mlp", "logistic", "least_squares", "shapes", "adding"])
 def test_vmap_equals_per_setting_runs(name):
     p = _small(name)
-    settings = [Setting("adam", {"lr": lr, "beta1": b1}, seed=s)
-                for lr, b1, s in [(1e-3, 0.9, 0), (1e-2, 0.8, 1), (3e-2, 0.9, 0), (1e-2, 0.9, 2)]]
+    settings = [
+        Setting("adam", {"lr": lr, "beta1": b1}, seed=s)
+        for lr, b1, s in [(1e-3, 0.9, 0), (1e-2, 0.8, 1), (3e-2, 0.9, 0), (1e-2, 0.9, 2)]
+    ]
     settings.append(Setting("adam", {"lr": 1e-2}, "warmup_cosine", seed=1))
     batched = run(p, settings, 12, eval_every=5)
     alone = run(p, settings, 12, eval_every=5, batched=False)
@@ -71,9 +76,15 @@ def test_shared_seed_batches_and_every_optimizer():
 def test_sequential_runs_match_torch_optim():
     """The per-setting loop (the rule on the model's parameters) == torch.optim on the task."""
     p = _small("mlp")
-    cases = [("adam", {"lr": 1e-2, "weight_decay": 0.01}, torch.optim.Adam,
-              {"lr": 1e-2, "weight_decay": 0.01}),
-             ("momentum", {"lr": 0.05}, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9})]
+    cases = [
+        (
+            "adam",
+            {"lr": 1e-2, "weight_decay": 0.01},
+            torch.optim.Adam,
+            {"lr": 1e-2, "weight_decay": 0.01},
+        ),
+        ("momentum", {"lr": 0.05}, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9}),
+    ]
     for name, hp, cls, torch_hp in cases:
         tr = run(p, [Setting(name, hp, seed=3)], 15, batched=False)[0]
         task = p.torch_task(3)
@@ -111,8 +122,12 @@ def test_divergence_in_a_vmapped_batch_leaves_the_others_untouched():
 
 def test_progress_on_torch():
     seen: list[int] = []
-    run(_small("logistic"), [Setting("adam", {"lr": 1e-2}, seed=s) for s in (0, 1)], 5,
-        progress=seen.append)
+    run(
+        _small("logistic"),
+        [Setting("adam", {"lr": 1e-2}, seed=s) for s in (0, 1)],
+        5,
+        progress=seen.append,
+    )
     assert seen == [2, 4, 6, 8, 10]
 
 

@@ -19,7 +19,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def run_example(name: str, *args: str) -> str:
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -27,8 +29,10 @@ def run_example(name: str, *args: str) -> str:
 
 def test_adam_bias_correction():
     out = run_example("adam_bias_correction.py")
-    rows = {int(m[1]): (float(m[2]), float(m[3]))
-            for m in re.finditer(r"^\s+(\d+)\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)\s", out, re.M)}
+    rows = {
+        int(m[1]): (float(m[2]), float(m[3]))
+        for m in re.finditer(r"^\s+(\d+)\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)\s", out, re.M)
+    }
     assert {1, 2, 3, 10, 50} <= set(rows)
     # corrected: with a gradient of constant sign, each early step has size ~lr = 0.1
     for t in (1, 2, 3):
@@ -43,9 +47,11 @@ def test_adam_bias_correction():
 
 
 def _rosenbrock_rows(out: str) -> dict[str, float]:
-    return {m[1]: float(m[2])
-            for m in re.finditer(r"^(\w+)\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+)$", out, re.M)
-            if m[1] != "optimizer"}
+    return {
+        m[1]: float(m[2])
+        for m in re.finditer(r"^(\w+)\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+)$", out, re.M)
+        if m[1] != "optimizer"
+    }
 
 
 def test_rosenbrock_gets_closer():
@@ -65,9 +71,10 @@ def test_learning_rates_small_good_divergent():
     bound = float(re.search(r"divergence above 2/lambda_max = ([\d.]+)", out)[1])
     start = float(re.search(r"loss at w=0: ([\d.]+)", out)[1])
     floor = float(re.search(r"best possible: ([\d.]+)", out)[1])
-    rows = [(float(m[1]), float(m[2]), m[3])
-            for m in re.finditer(r"^\s*([\d.e+-]+)\s+(\S+)\s+(good|too small|diverged)", out,
-                                 re.M)]
+    rows = [
+        (float(m[1]), float(m[2]), m[3])
+        for m in re.finditer(r"^\s*([\d.e+-]+)\s+(\S+)\s+(good|too small|diverged)", out, re.M)
+    ]
     assert len(rows) >= 6
     verdicts = [v for _, _, v in rows]
     assert verdicts[0] == "too small" and "good" in verdicts and verdicts[-1] == "diverged"
@@ -97,8 +104,12 @@ def test_plot_option_writes_a_png(script, args, tmp_path):
 
 @pytest.mark.parametrize("script", ["adam_bias_correction.py", "rosenbrock.py"])
 def test_bad_arguments_exit_2(script):
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script), "--steps", "0"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--steps", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "--steps must be >= 1" in proc.stderr
 
 

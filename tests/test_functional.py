@@ -120,8 +120,9 @@ CASES = {
     ),
     "adam_no_bias_correction": (
         lambda p, g, s, t: _pack(
-            F.adam_step(p, g, *s, HP["lr"], HP["beta1"], HP["beta2"], t, HP["eps"],
-                        bias_correction=False)
+            F.adam_step(
+                p, g, *s, HP["lr"], HP["beta1"], HP["beta2"], t, HP["eps"], bias_correction=False
+            )
         ),
         lambda p, g, s, t: _pack(
             ref_adam(p, g, *s, HP["lr"], HP["beta1"], HP["beta2"], t, HP["eps"], False)
@@ -208,8 +209,10 @@ def test_containers_equal_per_array_runs(name, rng):
 
     p_dict, s_dict = params, _start_state(name, n_slots, zeros_like_tree(params))
     p_list, s_list = listify(params), tuple(listify(s) for s in s_dict)
-    singles = {k: (params[k], _start_state(name, n_slots, lambda v, k=k: np.full(shapes[k], v)))
-               for k in shapes}
+    singles = {
+        k: (params[k], _start_state(name, n_slots, lambda v, k=k: np.full(shapes[k], v)))
+        for k in shapes
+    }
     for t, g in enumerate(grads, start=1):
         p_dict, s_dict = call(p_dict, g, s_dict, t)
         p_list, s_list = call(p_list, listify(g), s_list, t)
@@ -258,18 +261,42 @@ def test_each_step_equals_the_rule_it_wraps(rng):
     np.testing.assert_array_equal(got[0], exp)
     np.testing.assert_array_equal(got[1], st.square_avg)
     for bc in (True, False):
-        exp, st = rule_step("adam", {"m": m, "v": v}, count=6, lr=0.3, beta1=0.8, beta2=0.95,
-                            eps=1e-5, bias_correction=bc)
+        exp, st = rule_step(
+            "adam",
+            {"m": m, "v": v},
+            count=6,
+            lr=0.3,
+            beta1=0.8,
+            beta2=0.95,
+            eps=1e-5,
+            bias_correction=bc,
+        )
         got = F.adam_step(p, g, m, v, 0.3, 0.8, 0.95, 7, 1e-5, bias_correction=bc)
         for a, b in zip(got, (exp, st.m, st.v), strict=True):
             np.testing.assert_array_equal(a, b)
-    exp, st = rule_step("adamw", {"m": m, "v": v}, count=6, lr=0.3, beta1=0.8, beta2=0.95,
-                        eps=1e-5, weight_decay=0.2)
+    exp, st = rule_step(
+        "adamw",
+        {"m": m, "v": v},
+        count=6,
+        lr=0.3,
+        beta1=0.8,
+        beta2=0.95,
+        eps=1e-5,
+        weight_decay=0.2,
+    )
     got = F.adamw_step(p, g, m, v, 0.3, 0.8, 0.95, 7, 0.2, 1e-5)
     for a, b in zip(got, (exp, st.m, st.v), strict=True):
         np.testing.assert_array_equal(a, b)
-    exp, st = rule_step("nadam", {"m": m, "v": v, "mu_product": 0.4}, count=6, lr=0.3,
-                        beta1=0.8, beta2=0.95, eps=1e-5, momentum_decay=0.01)
+    exp, st = rule_step(
+        "nadam",
+        {"m": m, "v": v, "mu_product": 0.4},
+        count=6,
+        lr=0.3,
+        beta1=0.8,
+        beta2=0.95,
+        eps=1e-5,
+        momentum_decay=0.01,
+    )
     got = F.nadam_step(p, g, m, v, 0.4, 0.3, 0.8, 0.95, 7, 1e-5, momentum_decay=0.01)
     for a, b in zip(got, (exp, st.m, st.v, st.mu_product), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -342,12 +369,16 @@ def test_none_state_means_zeros(rng):
     z = np.zeros(3)
     for a, b in [
         (F.momentum_step(p, g, None, 0.1, 0.9), F.momentum_step(p, g, z, 0.1, 0.9)),
-        (F.momentum_step(p, g, None, 0.1, 0.9, ema=True),
-         F.momentum_step(p, g, z, 0.1, 0.9, ema=True)),
+        (
+            F.momentum_step(p, g, None, 0.1, 0.9, ema=True),
+            F.momentum_step(p, g, z, 0.1, 0.9, ema=True),
+        ),
         (F.rmsprop_step(p, g, None, 0.1, 0.9), F.rmsprop_step(p, g, z, 0.1, 0.9)),
         (F.adagrad_step(p, g, None, 0.1), F.adagrad_step(p, g, z, 0.1)),
-        (F.adam_step(p, g, None, None, 0.1, 0.9, 0.99, 1),
-         F.adam_step(p, g, z, z, 0.1, 0.9, 0.99, 1)),
+        (
+            F.adam_step(p, g, None, None, 0.1, 0.9, 0.99, 1),
+            F.adam_step(p, g, z, z, 0.1, 0.9, 0.99, 1),
+        ),
     ]:
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
@@ -397,8 +428,11 @@ BAD = [
     (lambda: F.adam_step(ONE, ONE, ONE, ONE, 0.1, 0.9, 0.999, 2, -1e-8), "epsilon", "-1e-08"),
     (lambda: F.adamw_step(ONE, ONE, ONE, ONE, 0.1, 0.9, 0.999, 1, -0.1), "weight_decay", "-0.1"),
     (lambda: F.nadam_step(ONE, ONE, ONE, ONE, 0.0, 0.1, 0.9, 0.999, 1), "mu_product", "0.0"),
-    (lambda: F.nadam_step(ONE, ONE, ONE, ONE, 1.0, 0.1, 0.9, 0.999, 1, momentum_decay=-1),
-     "momentum_decay", "-1"),
+    (
+        lambda: F.nadam_step(ONE, ONE, ONE, ONE, 1.0, 0.1, 0.9, 0.999, 1, momentum_decay=-1),
+        "momentum_decay",
+        "-1",
+    ),
 ]
 
 
@@ -446,8 +480,12 @@ def test_zero_d_arrays_stay_arrays():
 
 @pytest.mark.parametrize(
     "module",
-    ["optimlab.functional", "optimlab.functional.steps", "optimlab.functional.training",
-     "optimlab.numpy_optim"],
+    [
+        "optimlab.functional",
+        "optimlab.functional.steps",
+        "optimlab.functional.training",
+        "optimlab.numpy_optim",
+    ],
 )
 def test_docstring_examples(module):
     import doctest

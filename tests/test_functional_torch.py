@@ -15,31 +15,38 @@ LR, BETA, B1, B2, EPS, WD = 0.05, 0.9, 0.85, 0.99, 1e-6, 0.1
 # name -> (torch optimizer factory, number of array slots, teaching step on (p, g, slots, t))
 CASES = {
     "momentum": (
-        lambda ps: torch.optim.SGD(ps, lr=LR, momentum=BETA), 1,
+        lambda ps: torch.optim.SGD(ps, lr=LR, momentum=BETA),
+        1,
         lambda p, g, s, t: F.momentum_step(p, g, s[0], LR, BETA),
     ),
     "nesterov": (
-        lambda ps: torch.optim.SGD(ps, lr=LR, momentum=BETA, nesterov=True), 1,
+        lambda ps: torch.optim.SGD(ps, lr=LR, momentum=BETA, nesterov=True),
+        1,
         lambda p, g, s, t: F.nesterov_step(p, g, s[0], LR, BETA),
     ),
     "adagrad": (
-        lambda ps: torch.optim.Adagrad(ps, lr=LR, eps=EPS), 1,
+        lambda ps: torch.optim.Adagrad(ps, lr=LR, eps=EPS),
+        1,
         lambda p, g, s, t: F.adagrad_step(p, g, s[0], LR, EPS),
     ),
     "rmsprop": (
-        lambda ps: torch.optim.RMSprop(ps, lr=LR, alpha=BETA, eps=EPS), 1,
+        lambda ps: torch.optim.RMSprop(ps, lr=LR, alpha=BETA, eps=EPS),
+        1,
         lambda p, g, s, t: F.rmsprop_step(p, g, s[0], LR, BETA, EPS),
     ),
     "adam": (
-        lambda ps: torch.optim.Adam(ps, lr=LR, betas=(B1, B2), eps=EPS), 2,
+        lambda ps: torch.optim.Adam(ps, lr=LR, betas=(B1, B2), eps=EPS),
+        2,
         lambda p, g, s, t: F.adam_step(p, g, s[0], s[1], LR, B1, B2, t, EPS),
     ),
     "adamw": (
-        lambda ps: torch.optim.AdamW(ps, lr=LR, betas=(B1, B2), eps=EPS, weight_decay=WD), 2,
+        lambda ps: torch.optim.AdamW(ps, lr=LR, betas=(B1, B2), eps=EPS, weight_decay=WD),
+        2,
         lambda p, g, s, t: F.adamw_step(p, g, s[0], s[1], LR, B1, B2, t, WD, EPS),
     ),
     "nadam": (
-        lambda ps: torch.optim.NAdam(ps, lr=LR, betas=(B1, B2), eps=EPS), 3,
+        lambda ps: torch.optim.NAdam(ps, lr=LR, betas=(B1, B2), eps=EPS),
+        3,
         lambda p, g, s, t: F.nadam_step(p, g, s[0], s[1], s[2], LR, B1, B2, t, EPS),
     ),
 }

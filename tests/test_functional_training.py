@@ -97,7 +97,9 @@ def test_compare_optimizers_three_kinds(rng):
             "momentum": given,
             "gd 0.3": lambda p, g: F.gradient_descent_step(p, g, 0.3),
         },
-        params, f, epochs=40,
+        params,
+        f,
+        epochs=40,
     )
     assert list(curves) == ["adam", "rmsprop 0.01", "momentum", "gd 0.3"]
     start = f(before)[0]
@@ -108,9 +110,11 @@ def test_compare_optimizers_three_kinds(rng):
     np.testing.assert_array_equal(params["w"], before["w"])
 
     # each curve is exactly what a hand-written loop with the same optimizer gives
-    opts = {"adam": optimlab.numpy_optimizer("adam"),
-            "rmsprop 0.01": optimlab.numpy_optimizer("rmsprop", lr=0.01),
-            "momentum": optimlab.numpy_optimizer("momentum", lr=0.05)}
+    opts = {
+        "adam": optimlab.numpy_optimizer("adam"),
+        "rmsprop 0.01": optimlab.numpy_optimizer("rmsprop", lr=0.01),
+        "momentum": optimlab.numpy_optimizer("momentum", lr=0.05),
+    }
     for name, opt in opts.items():
         p, losses = copy.deepcopy(before), []
         for _ in range(40):

@@ -31,8 +31,18 @@ def _store(folder: Path, finals: dict[tuple[str, float], list[float | None]]) ->
                 loss = np.linspace(10.0, final, STEPS)
                 status, dstep = "finished", None
             n = len(loss)
-            results.append(RunResult(cfg.run_id, status, loss, np.full(n, lr), loss, loss,
-                                     np.arange(1, n + 1) * 0.5, diverged_step=dstep))
+            results.append(
+                RunResult(
+                    cfg.run_id,
+                    status,
+                    loss,
+                    np.full(n, lr),
+                    loss,
+                    loss,
+                    np.arange(1, n + 1) * 0.5,
+                    diverged_step=dstep,
+                )
+            )
     with Store(folder) as store:
         store.add(configs)
         store.claim([c.run_id for c in configs])
@@ -41,12 +51,19 @@ def _store(folder: Path, finals: dict[tuple[str, float], list[float | None]]) ->
 
 
 def test_best_is_lowest_median_and_divergence_counts_as_inf(tmp_path: Path) -> None:
-    res = _store(tmp_path, {
-        ("adam", 0.01): [2.0, 1.0, 3.0],
-        ("adam", 0.1): [0.1, None, None],  # best single run, but diverges on most seeds
-        ("adam", 0.001): [4.0, 4.0, 5.0],
-        ("sgd", 0.01): [6.0, 7.0, 8.0, ],
-    })
+    res = _store(
+        tmp_path,
+        {
+            ("adam", 0.01): [2.0, 1.0, 3.0],
+            ("adam", 0.1): [0.1, None, None],  # best single run, but diverges on most seeds
+            ("adam", 0.001): [4.0, 4.0, 5.0],
+            ("sgd", 0.01): [
+                6.0,
+                7.0,
+                8.0,
+            ],
+        },
+    )
     (study,) = res.studies()
     best = study.best()
     assert list(best) == ["adam", "sgd"]  # ordered by median

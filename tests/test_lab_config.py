@@ -24,27 +24,33 @@ def test_parse_lrs_log_range_includes_both_ends() -> None:
     assert all(r == pytest.approx(math.sqrt(10)) for r in ratios)
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("1e-3,1e-2", [1e-3, 1e-2]),
-    ([0.1, 0.01, 0.1], [0.01, 0.1]),
-    (0.5, [0.5]),
-    ("1e-2:1e-2:1", [1e-2]),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("1e-3,1e-2", [1e-3, 1e-2]),
+        ([0.1, 0.01, 0.1], [0.01, 0.1]),
+        (0.5, [0.5]),
+        ("1e-2:1e-2:1", [1e-2]),
+    ],
+)
 def test_parse_lrs_lists_and_numbers(spec: object, expected: list[float]) -> None:
     assert parse_lrs(spec) == expected  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("spec", "needle"), [
-    ("1e-4:1", "lo:hi:n"),
-    ("1:1e-4:3", "0 < lo <= hi"),
-    ("0:1:3", "0 < lo <= hi"),
-    ("1e-4:1:0", "count must be an integer >= 1, got 0"),
-    ("1e-4:1:x", "count must be an integer"),
-    ("abc", "lrs must be numbers, got 'abc'"),
-    ("-0.1", "lrs must be > 0, got -0.1"),
-    ("nan", "finite"),
-    ([], "at least one"),
-])
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("1e-4:1", "lo:hi:n"),
+        ("1:1e-4:3", "0 < lo <= hi"),
+        ("0:1:3", "0 < lo <= hi"),
+        ("1e-4:1:0", "count must be an integer >= 1, got 0"),
+        ("1e-4:1:x", "count must be an integer"),
+        ("abc", "lrs must be numbers, got 'abc'"),
+        ("-0.1", "lrs must be > 0, got -0.1"),
+        ("nan", "finite"),
+        ([], "at least one"),
+    ],
+)
 def test_parse_lrs_errors_name_the_value(spec: object, needle: str) -> None:
     with pytest.raises(ValueError, match="lrs") as err:
         parse_lrs(spec)  # type: ignore[arg-type]
@@ -62,24 +68,33 @@ def test_parse_seeds() -> None:
 
 def test_parse_kwargs_parses_numbers_and_bools() -> None:
     assert parse_kwargs("ravine:condition=100,start=random,flag=true") == (
-        "ravine", {"condition": 100, "start": "random", "flag": True})
+        "ravine",
+        {"condition": 100, "start": "random", "flag": True},
+    )
     with pytest.raises(ValueError, match="key=value"):
         parse_kwargs("ravine:condition")
 
 
 def test_run_id_ignores_spelling_of_defaults_and_depends_on_everything_else() -> None:
     base = RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 100)
-    same = RunConfig("rosenbrock", "adam",
-                     full_hyperparams("adam", {"lr": 0.01, "beta1": 0.9}), 100)
+    same = RunConfig(
+        "rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01, "beta1": 0.9}), 100
+    )
     assert base.run_id == same.run_id
     variants = [
         RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.02}), 100),
         RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 101),
         RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 100, seed=1),
-        RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 100,
-                  schedule="cosine"),
-        RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 100,
-                  problem_kwargs={"dim": 3}),
+        RunConfig(
+            "rosenbrock", "adam", full_hyperparams("adam", {"lr": 0.01}), 100, schedule="cosine"
+        ),
+        RunConfig(
+            "rosenbrock",
+            "adam",
+            full_hyperparams("adam", {"lr": 0.01}),
+            100,
+            problem_kwargs={"dim": 3},
+        ),
         RunConfig("ravine", "adam", full_hyperparams("adam", {"lr": 0.01}), 100),
     ]
     ids = {v.run_id for v in variants} | {base.run_id}
@@ -88,8 +103,14 @@ def test_run_id_ignores_spelling_of_defaults_and_depends_on_everything_else() ->
 
 
 def test_expand_grid_counts_and_per_optimizer_lrs() -> None:
-    configs = expand_grid("rosenbrock", ["sgd", "Adam"], {"sgd": [0.01], "default": "1e-3:1e-1:3"},
-                          50, 2, hyperparams={"adam": {"beta2": [0.99, 0.999]}})
+    configs = expand_grid(
+        "rosenbrock",
+        ["sgd", "Adam"],
+        {"sgd": [0.01], "default": "1e-3:1e-1:3"},
+        50,
+        2,
+        hyperparams={"adam": {"beta2": [0.99, 0.999]}},
+    )
     by_opt = {o: [c for c in configs if c.optimizer == o] for o in ("sgd", "adam")}
     assert len(by_opt["sgd"]) == 1 * 2
     assert len(by_opt["adam"]) == 3 * 2 * 2
@@ -112,8 +133,9 @@ def test_an_integer_for_a_float_hyperparameter_is_the_same_run() -> None:
     # `--hp weight_decay=0` parses as the int 0: the same configuration as the default 0.0,
     # so it must map to the same run (not a duplicate setting with an identical label)
     plain = expand_grid("ravine", ["adam", "sgd"], [0.1], 5, 2)
-    given = expand_grid("ravine", ["adam", "sgd"], [0.1], 5, 2,
-                        hyperparams={"*": {"weight_decay": 0}})
+    given = expand_grid(
+        "ravine", ["adam", "sgd"], [0.1], 5, 2, hyperparams={"*": {"weight_decay": 0}}
+    )
     assert [c.run_id for c in given] == [c.run_id for c in plain]
     assert full_hyperparams("sgd", {"lr": 1, "momentum": 1})["momentum"] == 1.0
     assert isinstance(full_hyperparams("sgd", {"lr": 1, "momentum": 1})["momentum"], float)

@@ -18,8 +18,21 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SWEEP = ["sweep", "--problem", "rosenbrock", "--optimizer", "adam,momentum",
-         "--lrs", "1e-4:1e-2:6", "--steps", "2000", "--seeds", "2", "-q", "--no-report"]
+SWEEP = [
+    "sweep",
+    "--problem",
+    "rosenbrock",
+    "--optimizer",
+    "adam,momentum",
+    "--lrs",
+    "1e-4:1e-2:6",
+    "--steps",
+    "2000",
+    "--seeds",
+    "2",
+    "-q",
+    "--no-report",
+]
 N_RUNS = 2 * 6 * 2
 
 
@@ -39,8 +52,9 @@ def _n_final(out: Path) -> int:
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
-            return con.execute("SELECT COUNT(*) FROM runs WHERE status IN "
-                               "('finished', 'diverged')").fetchone()[0]
+            return con.execute(
+                "SELECT COUNT(*) FROM runs WHERE status IN ('finished', 'diverged')"
+            ).fetchone()[0]
         finally:
             con.close()
     except sqlite3.OperationalError:  # schema not there yet
@@ -71,11 +85,20 @@ def _snapshot(out: Path) -> dict[str, tuple]:
     rows = con.execute("SELECT run_id, config, status, final_loss FROM runs").fetchall()
     snap = {}
     for rid, config, status, final in rows:
-        loss = np.array([v for (v,) in con.execute(
-            "SELECT loss FROM metrics WHERE run_id = ? ORDER BY step", (rid,))], dtype=float)
+        loss = np.array(
+            [
+                v
+                for (v,) in con.execute(
+                    "SELECT loss FROM metrics WHERE run_id = ? ORDER BY step", (rid,)
+                )
+            ],
+            dtype=float,
+        )
         snap[config] = (status, final, loss)
-    dup = con.execute("SELECT COUNT(*) FROM (SELECT run_id, step FROM metrics "
-                      "GROUP BY run_id, step HAVING COUNT(*) > 1)").fetchone()[0]
+    dup = con.execute(
+        "SELECT COUNT(*) FROM (SELECT run_id, step FROM metrics "
+        "GROUP BY run_id, step HAVING COUNT(*) > 1)"
+    ).fetchone()[0]
     assert dup == 0
     con.close()
     return snap
@@ -90,8 +113,13 @@ def _assert_same(a: dict[str, tuple], b: dict[str, tuple]) -> None:
 
 def test_f4_sigkill_mid_sweep_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(killed, "--max-batch", "1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env())
+    proc = subprocess.Popen(
+        _cmd(killed, "--max-batch", "1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     _wait_for(killed, proc, 3)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
@@ -103,8 +131,9 @@ def test_f4_sigkill_mid_sweep_then_rerun_equals_uninterrupted(tmp_path: Path) ->
     running = con.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
     con.close()
     assert running <= 1  # the run the kill interrupted
-    rerun = subprocess.run(_cmd(killed, "--max-batch", "1"), capture_output=True, text=True,
-                           env=_env(), timeout=300)
+    rerun = subprocess.run(
+        _cmd(killed, "--max-batch", "1"), capture_output=True, text=True, env=_env(), timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert _counts(rerun.stdout) == (N_RUNS, N_RUNS - done_at_kill, done_at_kill)
     whole = tmp_path / "whole"
@@ -133,8 +162,9 @@ with s.transaction() as c:
     s._write_result(c, res, time.time())
     os.kill(os.getpid(), signal.SIGKILL)
 """
-    proc = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     from optimlab.lab import api
     from optimlab.lab.store import Store
@@ -151,8 +181,16 @@ with s.transaction() as c:
 
 def test_f10_two_sweeps_on_one_folder(tmp_path: Path) -> None:
     out = tmp_path / "shared"
-    procs = [subprocess.Popen(_cmd(out, "--max-batch", "2"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=_env()) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            _cmd(out, "--max-batch", "2"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (_, stderr) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, stderr
@@ -173,8 +211,13 @@ def test_f10_two_sweeps_on_one_folder(tmp_path: Path) -> None:
 
 def test_f11_sigterm_releases_runs_and_says_how_to_resume(tmp_path: Path) -> None:
     out = tmp_path / "term"
-    proc = subprocess.Popen(_cmd(out, "--max-batch", "1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env())
+    proc = subprocess.Popen(
+        _cmd(out, "--max-batch", "1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     _wait_for(out, proc, 2)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
@@ -193,16 +236,37 @@ def test_report_while_a_sweep_writes_and_overlapping_sweeps(tmp_path: Path) -> N
     from optimlab.report import render
 
     out = tmp_path / "live"
-    proc = subprocess.Popen(_cmd(out, "--max-batch", "1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env())
+    proc = subprocess.Popen(
+        _cmd(out, "--max-batch", "1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     _wait_for(out, proc, 2)
     html = render(out)
     assert "Best setting per optimizer" in html
     # a second, overlapping sweep (one more seed) on the same folder while the first runs
     other = subprocess.run(
-        [sys.executable, "-m", "optimlab", *SWEEP[:-4], "--seeds", "3", "-q", "--no-report",
-         "--out", str(out), "--max-batch", "4"], capture_output=True, text=True, env=_env(),
-        timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "optimlab",
+            *SWEEP[:-4],
+            "--seeds",
+            "3",
+            "-q",
+            "--no-report",
+            "--out",
+            str(out),
+            "--max-batch",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert other.returncode == 0, other.stderr

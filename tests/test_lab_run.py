@@ -39,8 +39,7 @@ def test_compare_then_rerun_recomputes_nothing(tmp_path: Path) -> None:
 def test_diverged_runs_are_stored_and_the_sweep_goes_on(tmp_path: Path) -> None:
     # F9: plain SGD on a ravine with a too-large step grows geometrically (no NaN yet)
     # until the divergence rule stops it; the other settings finish.
-    res = api.sweep("ravine", {"sgd": {"lr": [1e-3, 0.01, 10.0]}}, 40, seeds=1,
-                    out=str(tmp_path))
+    res = api.sweep("ravine", {"sgd": {"lr": [1e-3, 0.01, 10.0]}}, 40, seeds=1, out=str(tmp_path))
     status = {r["lr"]: r for r in res.records}
     assert status[10.0]["status"] == "diverged"
     assert status[10.0]["diverged_step"] is not None
@@ -50,8 +49,7 @@ def test_diverged_runs_are_stored_and_the_sweep_goes_on(tmp_path: Path) -> None:
     assert len(curve["loss"]) == status[10.0]["diverged_step"] + 1
     assert np.isfinite(curve["loss"][:-1]).all()
     # diverged is a final result: not recomputed
-    again = api.sweep("ravine", {"sgd": {"lr": [1e-3, 0.01, 10.0]}}, 40, seeds=1,
-                      out=str(tmp_path))
+    again = api.sweep("ravine", {"sgd": {"lr": [1e-3, 0.01, 10.0]}}, 40, seeds=1, out=str(tmp_path))
     assert again.counts.computed == 0 and again.counts.skipped == 3
 
 
@@ -67,8 +65,14 @@ def test_batched_equals_one_by_one(tmp_path: Path) -> None:
 
 
 def test_sweep_over_schedules(tmp_path: Path) -> None:
-    res = api.sweep("ravine", {"adam": {"lr": [0.1]}}, 20, seeds=1, out=str(tmp_path),
-                    schedules=[None, "cosine", ("linear", {})])
+    res = api.sweep(
+        "ravine",
+        {"adam": {"lr": [0.1]}},
+        20,
+        seeds=1,
+        out=str(tmp_path),
+        schedules=[None, "cosine", ("linear", {})],
+    )
     assert len(res) == 3
     scheds = {r["schedule"]: r for r in res.records}
     assert set(scheds) == {None, "cosine", "linear"}
@@ -124,8 +128,15 @@ def test_interrupt_gives_claimed_runs_back(tmp_path: Path) -> None:
 
 def test_progress_reaches_the_total(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
-    api.compare("ravine", ["adam"], [0.01, 0.1], 15, 2, out=str(tmp_path),
-                progress=lambda d, t: seen.append((d, t)))
+    api.compare(
+        "ravine",
+        ["adam"],
+        [0.01, 0.1],
+        15,
+        2,
+        out=str(tmp_path),
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen[-1] == (60, 60)
     assert all(d1 <= d2 for (d1, _), (d2, _) in zip(seen, seen[1:], strict=False))
 
@@ -153,8 +164,9 @@ def test_api_bad_shapes_of_arguments_are_clear_errors(tmp_path: Path) -> None:
 def _dropout_net(seed: int = 0):  # noqa: ANN202
     import torch
 
-    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.5),
-                                torch.nn.Linear(16, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.Dropout(0.5), torch.nn.Linear(16, 1)
+    )
     x, y = torch.randn(32, 4), torch.randn(32, 1)
 
     def loss_fn(m, b):  # noqa: ANN001, ANN202

@@ -52,8 +52,17 @@ def test_suggestion_falls_inside_the_stable_range_and_divergence_stops_early() -
 def test_linear_mode_and_smoothing_formula() -> None:
     model, x, y, L = least_squares()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    res = lr_find(model, mse, [(x, y)], opt, start_lr=1e-4, end_lr=1.5 / L, num_iter=40,
-                  mode="linear", smooth=0.3)
+    res = lr_find(
+        model,
+        mse,
+        [(x, y)],
+        opt,
+        start_lr=1e-4,
+        end_lr=1.5 / L,
+        num_iter=40,
+        mode="linear",
+        smooth=0.3,
+    )
     assert not res.diverged and len(res.lrs) == 40
     np.testing.assert_allclose(np.diff(res.lrs), (1.5 / L - 1e-4) / 39, rtol=1e-9)
     assert 0 < res.suggested_lr < 2 / L
@@ -79,8 +88,9 @@ def test_nan_loss_counts_as_divergence() -> None:
         out = mse(m, b)
         return out * float("nan") if calls["n"] > 6 else out
 
-    res = lr_find(model, loss_fn, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1),
-                  num_iter=50)
+    res = lr_find(
+        model, loss_fn, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1), num_iter=50
+    )
     assert res.diverged and len(res.losses) == 6
 
 
@@ -89,8 +99,9 @@ def test_accumulation_equals_one_big_batch() -> None:
     kw = dict(start_lr=1e-5, end_lr=1.0, num_iter=30)
     whole = lr_find(model, mse, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1), **kw)
     halves = [(x[:128], y[:128]), (x[128:], y[128:])]
-    acc = lr_find(model, mse, halves, torch.optim.SGD(model.parameters(), lr=0.1),
-                  accumulation_steps=2, **kw)
+    acc = lr_find(
+        model, mse, halves, torch.optim.SGD(model.parameters(), lr=0.1), accumulation_steps=2, **kw
+    )
     np.testing.assert_allclose(acc.losses, whole.losses, rtol=1e-11)
     np.testing.assert_array_equal(acc.lrs, whole.lrs)
     assert acc.suggested_lr == whole.suggested_lr
@@ -99,8 +110,17 @@ def test_accumulation_equals_one_big_batch() -> None:
 def test_val_batch_records_validation_loss() -> None:
     model, x, y, L = least_squares()
     val = (x[:64], y[:64])
-    res = lr_find(model, mse, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1),
-                  start_lr=1e-4, end_lr=1 / L, num_iter=20, mode="linear", val_batch=val)
+    res = lr_find(
+        model,
+        mse,
+        [(x, y)],
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        start_lr=1e-4,
+        end_lr=1 / L,
+        num_iter=20,
+        mode="linear",
+        val_batch=val,
+    )
     w = torch.zeros(x.shape[1], dtype=torch.float64)
     for i, lr in enumerate(res.lrs):
         w = w - lr * (x.T @ (x @ w - y)) / x.shape[0]
@@ -120,15 +140,17 @@ def test_reiterable_batches_restart_and_are_iterated_once_per_pass() -> None:
             return iter([(x[:128], y[:128]), (x[128:], y[128:])])
 
     data = Counting()
-    res = lr_find(model, mse, data, torch.optim.SGD(model.parameters(), lr=0.1), num_iter=9,
-                  end_lr=1e-3)
+    res = lr_find(
+        model, mse, data, torch.optim.SGD(model.parameters(), lr=0.1), num_iter=9, end_lr=1e-3
+    )
     assert len(res.losses) == 9 and data.passes == 5  # 10 batches drawn, 2 per pass
 
 
 def test_finite_iterator_that_runs_out() -> None:
     model, x, y, _ = least_squares()
-    res = lr_find(model, mse, iter([(x, y)] * 5), torch.optim.SGD(model.parameters(), lr=0.1),
-                  num_iter=50)
+    res = lr_find(
+        model, mse, iter([(x, y)] * 5), torch.optim.SGD(model.parameters(), lr=0.1), num_iter=50
+    )
     assert len(res.losses) == 4 and "ran out" in res.stop_reason
     with pytest.raises(ValueError, match="too few batches"):
         lr_find(model, mse, iter([]), torch.optim.SGD(model.parameters(), lr=0.1))
@@ -143,9 +165,13 @@ class Net(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8),
-                                        torch.nn.ReLU(), torch.nn.Dropout(0.2),
-                                        torch.nn.Linear(8, 1))
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(6, 8),
+            torch.nn.BatchNorm1d(8),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.2),
+            torch.nn.Linear(8, 1),
+        )
         self.frozen = torch.nn.Linear(6, 1)
         self.frozen.requires_grad_(False)
         self.register_buffer("calls", torch.zeros((), dtype=torch.int64))
@@ -165,13 +191,14 @@ def _everything(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
     return {
         "tensors": {k: v.clone() for k, v in model.state_dict(keep_vars=True).items()},
         "objects": {k: id(v) for k, v in model.state_dict(keep_vars=True).items()},
-        "grads": {k: None if p.grad is None else (id(p.grad), p.grad.clone())
-                  for k, p in model.named_parameters()},
+        "grads": {
+            k: None if p.grad is None else (id(p.grad), p.grad.clone())
+            for k, p in model.named_parameters()
+        },
         "training": [m.training for m in model.modules()],
         "opt": _clone(opt.state_dict()),
         "opt_state_ids": {id(p): {k: id(v) for k, v in s.items()} for p, s in opt.state.items()},
-        "groups": [{k: _clone(v) for k, v in g.items() if k != "params"}
-                   for g in opt.param_groups],
+        "groups": [{k: _clone(v) for k, v in g.items() if k != "params"} for g in opt.param_groups],
         "rng": (torch.get_rng_state(), np.random.get_state(), random.getstate()),
         "outside": (model.outside.detach().clone(), _clone(model.outside.grad)),
         "attrs": (sorted(vars(opt)), getattr(model, "python_calls", None)),
@@ -190,15 +217,22 @@ def _clone(x):
 
 def _same(a, b) -> bool:
     if isinstance(a, torch.Tensor):
-        return (isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape
-                and torch.equal(a, b))
+        return (
+            isinstance(b, torch.Tensor)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and torch.equal(a, b)
+        )
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and np.array_equal(a, b)
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple):
-        return (type(a) is type(b) and len(a) == len(b)
-                and all(_same(x, y) for x, y in zip(a, b, strict=True)))
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        )
     return type(a) is type(b) and a == b
 
 
@@ -208,8 +242,10 @@ def _make(kind: str):
     # optimized but not the model's: a plain tensor attribute, not a registered parameter
     outside = torch.tensor([0.5, -0.25], dtype=torch.float64, requires_grad=True)
     model.outside = outside
-    groups = [{"params": model.body[0].parameters(), "lr": 0.01},
-              {"params": [*model.body[1].parameters(), *model.body[4].parameters(), outside]}]
+    groups = [
+        {"params": model.body[0].parameters(), "lr": 0.01},
+        {"params": [*model.body[1].parameters(), *model.body[4].parameters(), outside]},
+    ]
     if kind == "torch_adam":
         opt = torch.optim.Adam(groups, lr=0.003, weight_decay=0.01)
     elif kind == "torch_sgd":
@@ -217,8 +253,13 @@ def _make(kind: str):
     else:
         opt = optimlab.create_optimizer("adam", groups, lr=0.003)
     g = torch.Generator().manual_seed(3)
-    data = [(torch.randn(16, 6, generator=g, dtype=torch.float64),
-             torch.randn(16, 1, generator=g, dtype=torch.float64)) for _ in range(4)]
+    data = [
+        (
+            torch.randn(16, 6, generator=g, dtype=torch.float64),
+            torch.randn(16, 1, generator=g, dtype=torch.float64),
+        )
+        for _ in range(4)
+    ]
     for batch in data[:3]:  # some optimizer state and BatchNorm statistics already
         opt.zero_grad()
         net_loss(model, batch).backward()
@@ -240,8 +281,17 @@ def test_leaves_no_trace(kind: str, val: bool) -> None:
     np.random.seed(5)
     random.seed(5)
     before = _everything(model, opt)
-    res = lr_find(model, net_loss, data, opt, start_lr=1e-5, end_lr=100.0, num_iter=40,
-                  accumulation_steps=2, val_batch=data[0] if val else None)
+    res = lr_find(
+        model,
+        net_loss,
+        data,
+        opt,
+        start_lr=1e-5,
+        end_lr=100.0,
+        num_iter=40,
+        accumulation_steps=2,
+        val_batch=data[0] if val else None,
+    )
     assert len(res.losses) > 3
     after = _everything(model, opt)
     for key in before:
@@ -286,8 +336,9 @@ def test_package_attribute_is_the_function() -> None:
 
     assert optimlab.lr_find is optimlab.lr_range_test.lr_find
     model, x, y, _ = least_squares()
-    res = optimlab.lr_find(model, mse, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1),
-                           num_iter=10)
+    res = optimlab.lr_find(
+        model, mse, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1), num_iter=10
+    )
     assert isinstance(res, LRFindResult)
 
 
@@ -300,8 +351,9 @@ def test_task_helper_with_registry_optimizer() -> None:
     res = lr_find_task(task, "momentum", num_iter=60, start_lr=1e-5, end_lr=10.0)
     assert res.suggested_lr is not None and 1e-5 <= res.suggested_lr <= 10.0
     assert _same(before, dict(task.model.state_dict()))
-    res_val = lr_find_task(task, "adam", hyperparams={"betas": (0.9, 0.99)}, num_iter=20,
-                           use_val_batch=True)
+    res_val = lr_find_task(
+        task, "adam", hyperparams={"betas": (0.9, 0.99)}, num_iter=20, use_val_batch=True
+    )
     assert len(res_val.losses) > 0
     with pytest.raises(ValueError, match="must not set lr"):
         lr_find_task(task, "sgd", hyperparams={"lr": 0.1})
@@ -311,8 +363,9 @@ def test_task_helper_with_registry_optimizer() -> None:
 
 def test_plot_writes_png(tmp_path) -> None:
     model, x, y, _ = least_squares()
-    res = lr_find(model, mse, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1),
-                  num_iter=60, end_lr=1.0)
+    res = lr_find(
+        model, mse, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1), num_iter=60, end_lr=1.0
+    )
     path = tmp_path / "lr.png"
     fig = res.plot(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,8 +11,18 @@ import optimlab
 from optimlab.train import memory as mem
 
 # State slots per element under default hyperparameters (elementwise rules).
-SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "lion": 1,
-         "adam": 2, "adamw": 2, "nadam": 2, "radam": 2}
+SLOTS = {
+    "sgd": 0,
+    "momentum": 1,
+    "nesterov": 1,
+    "adagrad": 1,
+    "rmsprop": 1,
+    "lion": 1,
+    "adam": 2,
+    "adamw": 2,
+    "nadam": 2,
+    "radam": 2,
+}
 
 
 def model() -> torch.nn.Module:
@@ -27,8 +37,10 @@ def test_public_entry_point_and_doc_example() -> None:
 
 
 def test_name_with_int_does_not_need_torch() -> None:
-    code = ("import sys, optimlab; optimlab.memory('adam', 10); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, optimlab; optimlab.memory('adam', 10); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     import subprocess
 
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
@@ -53,8 +65,15 @@ def test_table_covers_every_optimizer_and_formats() -> None:
     rows = mem.table(model())
     assert [r.optimizer for r in rows] == optimlab.list_optimizers()
     text = mem.format_table(rows)
-    assert text.splitlines()[0].split() == ["optimizer", "state", "bytes", "bytes/param",
-                                            "x", "params", "measured"]
+    assert text.splitlines()[0].split() == [
+        "optimizer",
+        "state",
+        "bytes",
+        "bytes/param",
+        "x",
+        "params",
+        "measured",
+    ]
     assert len(text.splitlines()) == len(rows) + 1
 
 
@@ -114,8 +133,12 @@ def test_live_torch_optimizers(make, name: str, slots: int | None) -> None:
     expected = 4 * ((30 + 20) + 20 + (20 + 5) + 5) if slots is None else slots * 4 * n
     assert r.state_bytes == expected
     # torch also keeps 0-d tensors per parameter (step, NAdam's mu_product): measured only
-    scalars = sum(t.nbytes for s in opt.state.values() for t in s.values()
-                  if isinstance(t, torch.Tensor) and t.ndim == 0)
+    scalars = sum(
+        t.nbytes
+        for s in opt.state.values()
+        for t in s.values()
+        if isinstance(t, torch.Tensor) and t.ndim == 0
+    )
     assert r.measured_bytes == expected + scalars
     assert {p.name for p in r.params} == {n for n, _ in m.named_parameters()}
 

@@ -115,8 +115,9 @@ def test_inputs_never_modified(kind, rng):
             out = opt.update(w, g)
         assert out is not w
         assert not any(a is b for a, b in zip(_leaves(out), _leaves(w), strict=True))
-        for a, b in zip(_leaves(w) + _leaves(g), _leaves(w_before) + _leaves(g_before),
-                        strict=True):
+        for a, b in zip(
+            _leaves(w) + _leaves(g), _leaves(w_before) + _leaves(g_before), strict=True
+        ):
             np.testing.assert_array_equal(a, b)
 
 
@@ -152,8 +153,15 @@ def _through(sd, via):
 def test_resume_equals_uninterrupted(case, via, rng):
     w0 = _layout("dict", _random(rng, 1.0))
     w0["h"] = rng.normal(size=(2, 3)).astype(np.float32) + 1  # a float32 parameter too
-    grads = [{k: rng.normal(size=np.shape(v)).astype(np.asarray(v).dtype) if k == "h"
-              else rng.normal(size=np.shape(v)) for k, v in w0.items()} for _ in range(8)]
+    grads = [
+        {
+            k: rng.normal(size=np.shape(v)).astype(np.asarray(v).dtype)
+            if k == "h"
+            else rng.normal(size=np.shape(v))
+            for k, v in w0.items()
+        }
+        for _ in range(8)
+    ]
     ref = optimlab.numpy_optimizer(case.name, **case.hp)
     first = optimlab.numpy_optimizer(case.name, **case.hp)
     w_ref = w_first = w0
@@ -245,8 +253,10 @@ def test_bad_state_dict_is_refused_and_changes_nothing(edit, message):
     with pytest.raises(ValueError) as info:
         target.load_state_dict(sd)
     assert message in str(info.value)
-    assert target.step == 0 and target.hyperparams["lr"] == 0.5 and "state/0/m" not in (
-        target.state_dict()
+    assert (
+        target.step == 0
+        and target.hyperparams["lr"] == 0.5
+        and "state/0/m" not in (target.state_dict())
     )
 
 
@@ -364,8 +374,10 @@ def test_resume_anywhere_equals_uninterrupted(case_index, split, kind, seed):
 @pytest.mark.parametrize("name", NAMES)
 def test_json_keeps_state_dtypes_that_differ_from_the_weights(name, rng):
     """float32 weights with float64 gradients get float64 state: JSON must keep that."""
-    w0 = {"m": rng.normal(size=(2, 3)).astype(np.float32), "z": np.float32(0.5) + np.zeros(
-        (), np.float32)}
+    w0 = {
+        "m": rng.normal(size=(2, 3)).astype(np.float32),
+        "z": np.float32(0.5) + np.zeros((), np.float32),
+    }
     grads = [{"m": rng.normal(size=(2, 3)), "z": np.asarray(rng.normal())} for _ in range(4)]
     ref, opt = optimlab.numpy_optimizer(name), optimlab.numpy_optimizer(name)
     w = w_ref = w0
@@ -395,8 +407,12 @@ def test_json_keeps_state_dtypes_that_differ_from_the_weights(name, rng):
         ("adam", {}, {"state/0/m": np.array([1, 2, 3])}, "state/0/m must hold floats"),
         ("adam", {}, {"state/0/m": np.array([1 + 1j, 2, 3])}, "state/0/m must hold floats"),
         ("adam", {"amsgrad": True}, {"state/0/v_max": np.zeros(1)}, "state/0/v_max has shape (1,)"),
-        ("momentum", {}, {"state/0/momentum_buffer": np.zeros((2, 3))},
-         "state/0/momentum_buffer has shape (2, 3)"),
+        (
+            "momentum",
+            {},
+            {"state/0/momentum_buffer": np.zeros((2, 3))},
+            "state/0/momentum_buffer has shape (2, 3)",
+        ),
         ("nadam", {}, {"state/0/mu_product": "x"}, "state/0/mu_product must be a finite number"),
         ("nadam", {}, {"state/0/mu_product": np.nan}, "state/0/mu_product must be a finite"),
         ("adam", {}, {"param/0/dtype": "complex128"}, "must be a float dtype"),

@@ -9,9 +9,15 @@ import torch
 from optimlab import problems
 
 FUNCTION_CASES = [
-    ("rosenbrock", {}), ("rosenbrock", {"dim": 5, "b": 10.0}), ("beale", {}),
-    ("himmelblau", {}), ("rastrigin", {}), ("rastrigin", {"dim": 4, "amplitude": 3.0}),
-    ("ravine", {}), ("ravine", {"dim": 6, "condition": 1e4}), ("saddle", {}),
+    ("rosenbrock", {}),
+    ("rosenbrock", {"dim": 5, "b": 10.0}),
+    ("beale", {}),
+    ("himmelblau", {}),
+    ("rastrigin", {}),
+    ("rastrigin", {"dim": 4, "amplitude": 3.0}),
+    ("ravine", {}),
+    ("ravine", {"dim": 6, "condition": 1e4}),
+    ("saddle", {}),
 ]
 MODEL_NAMES = ["logistic", "mlp", "least_squares", "shapes", "adding"]
 
@@ -111,11 +117,14 @@ def test_test_function_torch_task():
 def test_model_problems_are_deterministic_by_seed(name):
     p = problems.get(name, dtype="float64")
     a, b, c = p.torch_task(0), p.torch_task(0), p.torch_task(1)
-    for (na, va), (nb, vb) in zip(a.model.named_parameters(), b.model.named_parameters(),
-                                  strict=True):
+    for (na, va), (nb, vb) in zip(
+        a.model.named_parameters(), b.model.named_parameters(), strict=True
+    ):
         assert na == nb and torch.equal(va, vb) and va.dtype == torch.float64
-    assert any(not torch.equal(va, vc) for va, vc in
-               zip(a.model.parameters(), c.model.parameters(), strict=True))
+    assert any(
+        not torch.equal(va, vc)
+        for va, vc in zip(a.model.parameters(), c.model.parameters(), strict=True)
+    )
     for _ in range(3):
         ba, bb, bc = next(a.batches), next(b.batches), next(c.batches)
         assert all(torch.equal(x, y) for x, y in zip(ba, bb, strict=True))
@@ -126,8 +135,9 @@ def test_model_problems_are_deterministic_by_seed(name):
     assert all(np.array_equal(x, y) for x, y in zip(p.data, q.data, strict=True))
     metrics = a.metrics(a.model, a.val_batch)
     assert "loss" in metrics and all(torch.isfinite(v) for v in metrics.values())
-    np.testing.assert_allclose(metrics["loss"].item(), a.loss(a.model, a.val_batch).item(),
-                               rtol=1e-14)
+    np.testing.assert_allclose(
+        metrics["loss"].item(), a.loss(a.model, a.val_batch).item(), rtol=1e-14
+    )
     if name in ("logistic", "mlp", "shapes"):
         assert 0 <= metrics["accuracy"].item() <= 1
 
@@ -160,8 +170,19 @@ def test_least_squares_optimum_is_the_closed_form():
 
 
 def test_names_and_errors():
-    assert {"rosenbrock", "beale", "himmelblau", "rastrigin", "ravine", "saddle", "logistic",
-            "mlp", "least_squares", "shapes", "adding"} <= set(problems.list())
+    assert {
+        "rosenbrock",
+        "beale",
+        "himmelblau",
+        "rastrigin",
+        "ravine",
+        "saddle",
+        "logistic",
+        "mlp",
+        "least_squares",
+        "shapes",
+        "adding",
+    } <= set(problems.list())
     assert set(problems.list("function")) | set(problems.list("torch")) == set(problems.list())
     with pytest.raises(ValueError, match="did you mean 'rosenbrock'"):
         problems.get("rosenbrok")
@@ -191,7 +212,9 @@ def test_import_does_not_load_torch():
     import subprocess
     import sys
 
-    code = ("import sys, optimlab.problems as p; p.get('rosenbrock').loss([0.0, 0.0]); "
-            "p.get('mlp').data; print('torch' in sys.modules)")
+    code = (
+        "import sys, optimlab.problems as p; p.get('rosenbrock').loss([0.0, 0.0]); "
+        "p.get('mlp').data; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -11,7 +11,7 @@ import torch
 from optimlab import problems
 from optimlab.lab.engine import Setting, run
 
-MODULE = textwrap.dedent('''
+MODULE = textwrap.dedent("""
     import torch
 
     def _data():
@@ -44,7 +44,7 @@ MODULE = textwrap.dedent('''
 
     def bad():
         return 3
-''')
+""")
 
 
 @pytest.fixture
@@ -141,5 +141,4 @@ def test_a_model_without_trainable_parameters_is_refused():
     p = problems.from_callable(frozen, name="frozen")
     for batched in (True, False):
         with pytest.raises(ValueError, match="'frozen': the model has no trainable parameters"):
-            run(p, [Setting("sgd", {"lr": 0.1}), Setting("sgd", {"lr": 0.2})], 3,
-                batched=batched)
+            run(p, [Setting("sgd", {"lr": 0.1}), Setting("sgd", {"lr": 0.2})], 3, batched=batched)

@@ -54,7 +54,8 @@ def test_rule_signature_matches_its_specs(name: str) -> None:
     fixed = getattr(rule.update, "keywords", {})  # a derived row binds its fixed settings
     params = inspect.signature(rule.update).parameters
     kw = [
-        p for p in params.values()
+        p
+        for p in params.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in fixed
     ]
     extra = [] if rule.elementwise else ["batch_ndim"]
@@ -77,7 +78,9 @@ BASE_ROWS = [s for s in REGISTRY if _is_base(s)]
 
 def test_base_rows() -> None:
     assert {s.name for s in REGISTRY} - {s.name for s in BASE_ROWS} == {
-        "momentum", "nesterov", "adamw"
+        "momentum",
+        "nesterov",
+        "adamw",
     }
 
 
@@ -91,8 +94,7 @@ def test_base_rule_defaults_are_the_function_defaults(spec) -> None:
 
 
 SAME_AS_TORCH = [
-    s for s in REGISTRY
-    if s.torch_reference and s.torch_reference == f"torch.optim.{s.torch_class}"
+    s for s in REGISTRY if s.torch_reference and s.torch_reference == f"torch.optim.{s.torch_class}"
 ]
 
 
@@ -108,8 +110,7 @@ def test_defaults_are_torchs(spec) -> None:
     cls = getattr(torch.optim, spec.torch_class)
     ours = torch_kwargs(spec.name, spec.rule.validate())
     theirs = {
-        k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
-        if k in ours
+        k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k in ours
     }
     assert set(theirs) == set(ours), (spec.name, set(ours) ^ set(theirs))
     for k, v in ours.items():

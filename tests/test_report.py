@@ -17,10 +17,14 @@ from optimlab.report import render, write_report
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    api.sweep("rosenbrock", {"adam": {"lr": "1e-2:1e-1:2"}, "sgd": {"lr": [1e-3, 0.1]}}, 30,
-              seeds=2, out=str(out))
-    api.sweep("ravine", {"adam": {"lr": [0.05]}}, 20, seeds=1, schedules=["cosine"],
-              out=str(out))
+    api.sweep(
+        "rosenbrock",
+        {"adam": {"lr": "1e-2:1e-1:2"}, "sgd": {"lr": [1e-3, 0.1]}},
+        30,
+        seeds=2,
+        out=str(out),
+    )
+    api.sweep("ravine", {"adam": {"lr": [0.05]}}, 20, seeds=1, schedules=["cosine"], out=str(out))
     return out
 
 
@@ -34,9 +38,15 @@ def test_report_has_protocol_tables_and_embedded_figures(folder: Path) -> None:
     html = path.read_text()
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     # protocol of each study
-    for needle in ("rosenbrock - 30 steps", "ravine - 20 steps", "30 steps per run",
-                   "2 (0, 1)", "2 learning rates from 0.01 to 0.1", "schedules: cosine",
-                   "8 (6 finished, 2 diverged, 0 failed)"):
+    for needle in (
+        "rosenbrock - 30 steps",
+        "ravine - 20 steps",
+        "30 steps per run",
+        "2 (0, 1)",
+        "2 learning rates from 0.01 to 0.1",
+        "schedules: cosine",
+        "8 (6 finished, 2 diverged, 0 failed)",
+    ):
         assert needle in html, needle
     # tables state budget and seeds
     assert "Best setting per optimizer - rosenbrock, budget 30 steps, 2 seeds" in html
@@ -128,10 +138,22 @@ def test_report_when_every_loss_is_nan(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         store.add(configs)
         store.claim([c.run_id for c in configs])
-        store.finish([RunResult(run_id=c.run_id, status="diverged", loss=nan, lr=np.array([0.1]),
-                                grad_norm=nan, update_norm=nan, time=np.zeros(1),
-                                trajectory=np.full((1, 2), np.nan), diverged_step=0)
-                      for c in configs])
+        store.finish(
+            [
+                RunResult(
+                    run_id=c.run_id,
+                    status="diverged",
+                    loss=nan,
+                    lr=np.array([0.1]),
+                    grad_norm=nan,
+                    update_norm=nan,
+                    time=np.zeros(1),
+                    trajectory=np.full((1, 2), np.nan),
+                    diverged_step=0,
+                )
+                for c in configs
+            ]
+        )
     html = render(tmp_path)
     assert "Best setting per optimizer" in html
     assert len(_images(html)) >= 2

@@ -222,8 +222,11 @@ def test_perturbing_one_setting_leaves_the_others(case: Case) -> None:
     base, _ = rule_run(case.name, hp, param, grads, batch_ndim)
     # setting 0: other hyperparameter values, a diverging gradient, a different start
     hp2 = {
-        k: (np.concatenate([v[:1] * 0.5 + 0.01 * (v[:1] < 0.5), v[1:]])
-            if isinstance(v, np.ndarray) else v)
+        k: (
+            np.concatenate([v[:1] * 0.5 + 0.01 * (v[:1] < 0.5), v[1:]])
+            if isinstance(v, np.ndarray)
+            else v
+        )
         for k, v in hp.items()
     }
     grads2 = [np.concatenate([g[:1] * 1e3, g[1:]]) for g in grads]
@@ -267,7 +270,8 @@ def test_rules_never_modify_their_inputs(case: Case) -> None:
             assert _same(before, _snapshot((g, param, tuple(state))))
             assert not any(
                 isinstance(s, np.ndarray) and np.shares_memory(s, x)
-                for s in new_state for x in (g, param)
+                for s in new_state
+                for x in (g, param)
             )
             assert not np.shares_memory(delta, param)
             param, state = param + delta, new_state
@@ -362,9 +366,7 @@ def test_adafactor_eps1_none_is_the_dtype_epsilon() -> None:
         param = rng.standard_normal((3, 4)).astype(dtype)
         grads = [rng.standard_normal((3, 4)).astype(dtype) * 1e-9 for _ in range(3)]
         a, _ = rule_run("adafactor", rule.validate(), param, grads)
-        b, _ = rule_run(
-            "adafactor", rule.validate(eps1=float(np.finfo(dtype).eps)), param, grads
-        )
+        b, _ = rule_run("adafactor", rule.validate(eps1=float(np.finfo(dtype).eps)), param, grads)
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
         assert a[-1].dtype == dtype
 
@@ -444,8 +446,11 @@ def test_dtypes_are_kept(case: Case) -> None:
     param, grads = draw(rng, shape, steps=3)
     runs = [
         (param.astype(np.float32), [g.astype(np.float32) for g in grads], np.float32),
-        (torch.tensor(param, dtype=torch.bfloat16),
-         [torch.tensor(g, dtype=torch.bfloat16) for g in grads], torch.bfloat16),
+        (
+            torch.tensor(param, dtype=torch.bfloat16),
+            [torch.tensor(g, dtype=torch.bfloat16) for g in grads],
+            torch.bfloat16,
+        ),
     ]
     for p, gs, dtype in runs:
         out, state = rule_run(case.name, hp, p, gs)
@@ -481,8 +486,9 @@ def test_batched_on_torch_tensors_equals_numpy(case: Case) -> None:
     param, grads = draw(rng, (K, *shape), steps=15)
     hp = batched_hp(settings, len(shape))
     hp_t = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in hp.items()}
-    got, _ = rule_run(case.name, hp_t, torch.tensor(param),
-                      [torch.tensor(g) for g in grads], batch_ndim)
+    got, _ = rule_run(
+        case.name, hp_t, torch.tensor(param), [torch.tensor(g) for g in grads], batch_ndim
+    )
     want, _ = rule_run(case.name, hp, param, grads, batch_ndim)
     assert max(rel_err(a.numpy(), b) for a, b in zip(got, want, strict=True)) < 1e-13
 
@@ -513,6 +519,7 @@ def test_radam_batch_mixing_rectified_and_unrectified_settings() -> None:
     with np.errstate(all="raise"):
         got, _ = rule_run("radam", {"lr": 0.1, "beta2": beta2}, param, grads)
     for k in range(3):
-        want, _ = rule_run("radam", {"lr": 0.1, "beta2": float(beta2[k, 0])}, param[k],
-                           [g[k] for g in grads])
+        want, _ = rule_run(
+            "radam", {"lr": 0.1, "beta2": float(beta2[k, 0])}, param[k], [g[k] for g in grads]
+        )
         assert all(np.array_equal(a[k], b) for a, b in zip(got, want, strict=True))

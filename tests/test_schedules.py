@@ -62,7 +62,8 @@ def test_inverse_sqrt_is_the_transformer_schedule() -> None:
     values = [s(t) for t in range(8000)]
     assert int(np.argmax(values)) == w - 1
     assert S.get("inverse_sqrt", lr=2.0, warmup_steps=10)(3) == pytest.approx(
-        2.0 * 512**-0.5 * 4 * 10**-1.5, rel=1e-14)
+        2.0 * 512**-0.5 * 4 * 10**-1.5, rel=1e-14
+    )
     assert S.get("inverse_sqrt").warmup_steps == 4000
     assert S.get("inverse_sqrt", total_steps=500).warmup_steps == 50
 
@@ -84,8 +85,16 @@ def wsd_ref(t, total, w, d, lr, init, end, decay):
 @pytest.mark.parametrize("decay", ["linear", "cosine", "sqrt"])
 def test_wsd_matches_formula(decay: str) -> None:
     total, w, d = 500, 25, 120
-    s = S.get("wsd", total_steps=total, warmup_steps=w, decay_steps=d, lr=0.7, init_lr=0.07,
-              end_lr=0.01, decay=decay)
+    s = S.get(
+        "wsd",
+        total_steps=total,
+        warmup_steps=w,
+        decay_steps=d,
+        lr=0.7,
+        init_lr=0.07,
+        end_lr=0.01,
+        decay=decay,
+    )
     for t in range(total + 30):
         ref = wsd_ref(t, total, w, d, 0.7, 0.07, 0.01, decay)
         assert s(t) == pytest.approx(ref, rel=1e-12, abs=1e-15), t
@@ -164,8 +173,10 @@ def test_join_sees_relative_steps() -> None:
 
 def test_join_equals_named_warmup_cosine() -> None:
     named = S.get("warmup_cosine", total_steps=200, warmup_steps=20, lr=0.4)
-    joined = S.Join((S.Linear(20, lr=0.4, start_factor=0.0, end_factor=1.0),
-                     S.CosineAnnealing(180, lr=0.4)), (20,))
+    joined = S.Join(
+        (S.Linear(20, lr=0.4, start_factor=0.0, end_factor=1.0), S.CosineAnnealing(180, lr=0.4)),
+        (20,),
+    )
     for t in range(220):
         assert joined(t) == pytest.approx(named(t), rel=1e-14, abs=1e-17)
 
@@ -185,8 +196,10 @@ def test_products() -> None:
 # --- arrays: one schedule per setting ----------------------------------------------------
 
 ARRAY_CASES = [
-    ("cosine", {"total_steps": np.array([[50], [80], [120]]), "eta_min": np.array([[0.0],
-                                                                                  [0.1], [0.2]])}),
+    (
+        "cosine",
+        {"total_steps": np.array([[50], [80], [120]]), "eta_min": np.array([[0.0], [0.1], [0.2]])},
+    ),
     ("warmup_cosine", {"total_steps": 100, "warmup_steps": np.array([[0], [5], [30]])}),
     ("warmup_linear", {"total_steps": np.array([[60], [100]]), "lr": np.array([[0.1], [1.0]])}),
     ("warmup_inverse_sqrt", {"warmup_steps": np.array([[1], [10]]), "total_steps": 100}),
@@ -195,12 +208,19 @@ ARRAY_CASES = [
     ("polynomial", {"total_steps": 90, "power": np.array([[0.5], [1.0], [3.0]])}),
     ("linear", {"total_steps": np.array([[40], [90]]), "start_factor": np.array([[0.1], [1.0]])}),
     ("cosine_restarts", {"T_0": np.array([[5], [7], [3]]), "T_mult": np.array([[1], [2], [3]])}),
-    ("cyclic", {"step_size_up": np.array([[5], [9]]), "mode": "exp_range",
-                "gamma": np.array([[0.99], [0.95]])}),
-    ("one_cycle", {"total_steps": np.array([[40], [100]]), "pct_start": np.array([[0.25],
-                                                                               [0.4]])}),
-    ("one_cycle", {"total_steps": 100, "three_phase": True,
-                   "div_factor": np.array([[10.0], [25.0]])}),
+    (
+        "cyclic",
+        {
+            "step_size_up": np.array([[5], [9]]),
+            "mode": "exp_range",
+            "gamma": np.array([[0.99], [0.95]]),
+        },
+    ),
+    ("one_cycle", {"total_steps": np.array([[40], [100]]), "pct_start": np.array([[0.25], [0.4]])}),
+    (
+        "one_cycle",
+        {"total_steps": 100, "three_phase": True, "div_factor": np.array([[10.0], [25.0]])},
+    ),
     ("inverse_sqrt", {"d_model": np.array([[64], [512]]), "warmup_steps": np.array([[4], [9]])}),
     ("wsd", {"total_steps": 100, "decay_steps": np.array([[1], [20], [90]]), "decay": "sqrt"}),
     ("constant", {"lr": np.array([[0.1], [0.2]])}),
@@ -215,8 +235,9 @@ def test_array_arguments_equal_scalar_runs(name: str, kw: dict) -> None:
         out = batched(t)
         assert isinstance(out, np.ndarray) and out.shape == (k, 1)
         for i in range(k):
-            scalar_kw = {key: (v[i, 0].item() if isinstance(v, np.ndarray) else v)
-                         for key, v in kw.items()}
+            scalar_kw = {
+                key: (v[i, 0].item() if isinstance(v, np.ndarray) else v) for key, v in kw.items()
+            }
             scalar = S.get(name, **scalar_kw)
             assert out[i, 0] == pytest.approx(scalar(t), rel=1e-13, abs=1e-300), (t, i)
             if name in ("cyclic", "one_cycle"):  # the momentum cycle, per setting too
@@ -282,10 +303,24 @@ def test_equality_compares_values() -> None:
 def test_names_and_lookup() -> None:
     names = S.list()
     assert names == sorted(names)
-    for expected in ["constant", "step", "multistep", "exponential", "polynomial", "linear",
-                     "cosine", "cosine_restarts", "warmup_cosine", "warmup_linear",
-                     "warmup_constant", "warmup_inverse_sqrt", "inverse_sqrt", "cyclic",
-                     "one_cycle", "wsd"]:
+    for expected in [
+        "constant",
+        "step",
+        "multistep",
+        "exponential",
+        "polynomial",
+        "linear",
+        "cosine",
+        "cosine_restarts",
+        "warmup_cosine",
+        "warmup_linear",
+        "warmup_constant",
+        "warmup_inverse_sqrt",
+        "inverse_sqrt",
+        "cyclic",
+        "one_cycle",
+        "wsd",
+    ]:
         assert expected in names
     assert S.get("One-Cycle", total_steps=10) == S.OneCycle(10)
     with pytest.raises(ValueError, match="did you mean 'cosine'"):
@@ -302,7 +337,8 @@ def test_from_spec() -> None:
     s = S.from_spec("multistep:milestones=(30, 60),gamma=0.5", total_steps=100)
     assert s == S.MultiStepDecay(milestones=(30, 60), gamma=0.5, total_steps=100)
     assert S.from_spec("cyclic:mode=triangular2, step_size_up=4") == S.Cyclic(
-        step_size_up=4, mode="triangular2")
+        step_size_up=4, mode="triangular2"
+    )
     assert S.from_spec("cosine", total_steps=5) == S.CosineAnnealing(5)
     with pytest.raises(ValueError, match="key=value"):
         S.from_spec("cosine:oops", total_steps=5)
@@ -322,22 +358,30 @@ BAD = [
     (lambda: S.get("cosine", total_steps=10, lr=float("nan")), "lr must be >= 0, got nan"),
     (lambda: S.get("cosine", total_steps=10, eta_min=float("inf")), "eta_min must be >= 0"),
     (lambda: S.get("cosine", total_steps=10, lr="0.1"), "lr must be a number"),
-    (lambda: S.get("warmup_cosine", total_steps=10, warmup_steps=10),
-     "warmup_steps must be < total_steps, got warmup_steps=10 and total_steps=10"),
+    (
+        lambda: S.get("warmup_cosine", total_steps=10, warmup_steps=10),
+        "warmup_steps must be < total_steps, got warmup_steps=10 and total_steps=10",
+    ),
     (lambda: S.get("warmup_linear", total_steps=10, warmup_steps=50), "warmup_steps must be <"),
     (lambda: S.get("warmup_constant"), "needs warmup_steps or total_steps"),
     (lambda: S.Warmup("constant", warmup_steps=5, end_lr=0.1), "end_lr is not used"),
     (lambda: S.get("warmup_constant", warmup_steps=5, end_lr=0.0), "unknown argument 'end_lr'"),
     (lambda: S.get("warmup_cosine", total_steps=10, warmup_steps=-1), "warmup_steps must be >= 0"),
-    (lambda: S.get("warmup_cosine", total_steps=np.array([[10], [5]]),
-                   warmup_steps=np.array([[3], [5]])), "warmup_steps must be < total_steps"),
+    (
+        lambda: S.get(
+            "warmup_cosine", total_steps=np.array([[10], [5]]), warmup_steps=np.array([[3], [5]])
+        ),
+        "warmup_steps must be < total_steps",
+    ),
     (lambda: S.get("inverse_sqrt", warmup_steps=0), "warmup_steps must be >= 1, got 0"),
     (lambda: S.get("inverse_sqrt", d_model=0), "d_model must be > 0, got 0"),
     (lambda: S.get("one_cycle", total_steps=3), "one_cycle phase 1 would be empty"),
     (lambda: S.get("one_cycle", total_steps=1), "too few steps"),
     (lambda: S.get("one_cycle", total_steps=10, pct_start=1.0), "phase 2 would be empty"),
-    (lambda: S.get("one_cycle", total_steps=10, pct_start=0.55, three_phase=True),
-     "phase 3 would be empty"),
+    (
+        lambda: S.get("one_cycle", total_steps=10, pct_start=0.55, three_phase=True),
+        "phase 3 would be empty",
+    ),
     (lambda: S.get("one_cycle", total_steps=100, pct_start=1.5), r"pct_start must be in \[0, 1\]"),
     (lambda: S.get("one_cycle", total_steps=100, anneal="cosine"), "anneal must be one of"),
     (lambda: S.get("one_cycle", total_steps=100, three_phase=1), "three_phase must be True or"),
@@ -357,8 +401,10 @@ BAD = [
     (lambda: S.get("cyclic", step_size_up=5, gamma=0.9), "only with mode='exp_range'"),
     (lambda: S.get("cyclic", step_size_up=5, mode="exp_range", gamma=0.0), "gamma must be in"),
     (lambda: S.get("cyclic", step_size_up=5, mode="tri"), "mode must be one of"),
-    (lambda: S.get("wsd", total_steps=10, warmup_steps=5, decay_steps=6),
-     "warmup_steps \\+ decay_steps must be <= total_steps"),
+    (
+        lambda: S.get("wsd", total_steps=10, warmup_steps=5, decay_steps=6),
+        "warmup_steps \\+ decay_steps must be <= total_steps",
+    ),
     (lambda: S.get("wsd", total_steps=10, decay_steps=0), "decay_steps must be >= 1"),
     (lambda: S.get("polynomial", total_steps=10, power=-1), "power must be >= 0"),
     (lambda: S.get("linear", total_steps=10, end_factor=float("nan")), "end_factor"),
@@ -368,8 +414,10 @@ BAD = [
     (lambda: S.Join((), ()), "non-empty sequence"),
     (lambda: S.Join((S.Constant(), 0.5), (3,)), "non-empty sequence of schedules"),
     (lambda: S.Product(()), "must not be empty"),
-    (lambda: S.get("one_cycle", total_steps=10).momentum(max_momentum=1.0),
-     r"max_momentum must be in \[0, 1\)"),
+    (
+        lambda: S.get("one_cycle", total_steps=10).momentum(max_momentum=1.0),
+        r"max_momentum must be in \[0, 1\)",
+    ),
     (lambda: S.Constant()(-1), "step must be an integer >= 0, got -1"),
     (lambda: S.Constant()(1.5), "step must be an integer >= 0"),
     (lambda: S.Constant()(True), "step must be an integer >= 0"),
@@ -418,23 +466,29 @@ def test_cosine_restarts_far_past_many_cycles_warns_nothing() -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("cosine:total_steps={[1]: 2}", "total_steps must be a number"),
-    ("cosine:eta_min={{}: 1}", "eta_min must be a number"),
-    ("cosine:lr=0.1,lr=0.2", "lr is given twice"),
-    (None, "schedule spec must be a string"),
-    (b"cosine", "schedule spec must be a string"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("cosine:total_steps={[1]: 2}", "total_steps must be a number"),
+        ("cosine:eta_min={{}: 1}", "eta_min must be a number"),
+        ("cosine:lr=0.1,lr=0.2", "lr is given twice"),
+        (None, "schedule spec must be a string"),
+        (b"cosine", "schedule spec must be a string"),
+    ],
+)
 def test_from_spec_odd_text_raises_value_error(spec, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         S.from_spec(spec, total_steps=10)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: S.Join((S.Constant(), S.Constant()), 10), "boundaries must be a sequence"),
-    (lambda: S.Join(S.Constant(), (5,)), "schedules must be a sequence"),
-    (lambda: S.Product(S.Constant()), "factors must be a sequence"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: S.Join((S.Constant(), S.Constant()), 10), "boundaries must be a sequence"),
+        (lambda: S.Join(S.Constant(), (5,)), "schedules must be a sequence"),
+        (lambda: S.Product(S.Constant()), "factors must be a sequence"),
+    ],
+)
 def test_join_and_product_given_one_item_instead_of_a_sequence(make, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()

@@ -19,10 +19,12 @@ def test_plot_draws_every_schedule(tmp_path) -> None:
     assert path.read_bytes()[:8] == PNG
     lines = fig.axes[0].get_lines()
     assert [ln.get_label() for ln in lines] == ["cosine", "one_cycle", "WarmupStableDecay"]
-    np.testing.assert_array_equal(lines[2].get_ydata(),
-                                  [S.get("wsd", total_steps=200, lr=0.5)(t) for t in range(200)])
-    np.testing.assert_array_equal(lines[0].get_ydata(), S.get("cosine", total_steps=200)(
-        np.arange(200)))
+    np.testing.assert_array_equal(
+        lines[2].get_ydata(), [S.get("wsd", total_steps=200, lr=0.5)(t) for t in range(200)]
+    )
+    np.testing.assert_array_equal(
+        lines[0].get_ydata(), S.get("cosine", total_steps=200)(np.arange(200))
+    )
 
 
 def test_plot_on_given_axes_and_bad_input() -> None:
@@ -49,40 +51,65 @@ def test_plot_on_given_axes_and_bad_input() -> None:
 def test_import_stays_light() -> None:
     import subprocess
 
-    code = ("import sys, optimlab; from optimlab import schedules; "
-            "schedules.get('cosine', total_steps=5)(3); "
-            "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
+    code = (
+        "import sys, optimlab; from optimlab import schedules; "
+        "schedules.get('cosine', total_steps=5)(3); "
+        "print('torch' in sys.modules, 'matplotlib' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
 
 def test_cli_schedules_writes_png(tmp_path, capsys) -> None:
     out = tmp_path / "sched.png"
-    rc = main(["schedules", "warmup_cosine:warmup_steps=50", "one_cycle", "cyclic",
-               "--steps", "300", "--out", str(out), "--lr", "0.1"])
+    rc = main(
+        [
+            "schedules",
+            "warmup_cosine:warmup_steps=50",
+            "one_cycle",
+            "cyclic",
+            "--steps",
+            "300",
+            "--out",
+            str(out),
+            "--lr",
+            "0.1",
+        ]
+    )
     assert rc == 0
     assert out.read_bytes()[:8] == PNG
     text = capsys.readouterr().out
     assert "warmup_cosine:warmup_steps=50" in text and f"wrote {out}" in text
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["schedules", "cosin", "--steps", "10"], "did you mean 'cosine'"),
-    (["schedules", "cosine", "--steps", "0"], "--steps must be >= 1"),
-    (["schedules", "cosine:T_max=3", "--steps", "10"], "unknown argument 'T_max'"),
-    (["schedules", "warmup_cosine:warmup_steps=20", "--steps", "10"], "warmup_steps must be <"),
-    (["schedules", "cosine", "--out", "/no/such/folder/x.png"], "does not exist"),
-    (["lr-find", "--problem", "least_squares", "--optimizer", "adamm"], "unknown optimizer"),
-    (["lr-find", "--problem", "least_squars"], "unknown problem"),
-    (["lr-find", "--problem", "least_squares", "--num-iter", "1"], "num_iter must be"),
-    (["lr-find", "--problem", "least_squares", "--hp", "beta1"], "KEY=VALUE"),
-    (["lr-find", "--problem", "least_squares", "--hp", "beta1=x y"], "cannot read"),
-    (["lr-find", "--problem", "least_squares", "--hp", "lr=0.1"], "must not set lr"),
-    (["lr-find", "--problem", "least_squares", "--hp", "beta9=0.1"], "beta9"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["schedules", "cosin", "--steps", "10"], "did you mean 'cosine'"),
+        (["schedules", "cosine", "--steps", "0"], "--steps must be >= 1"),
+        (["schedules", "cosine:T_max=3", "--steps", "10"], "unknown argument 'T_max'"),
+        (["schedules", "warmup_cosine:warmup_steps=20", "--steps", "10"], "warmup_steps must be <"),
+        (["schedules", "cosine", "--out", "/no/such/folder/x.png"], "does not exist"),
+        (["lr-find", "--problem", "least_squares", "--optimizer", "adamm"], "unknown optimizer"),
+        (["lr-find", "--problem", "least_squars"], "unknown problem"),
+        (["lr-find", "--problem", "least_squares", "--num-iter", "1"], "num_iter must be"),
+        (["lr-find", "--problem", "least_squares", "--hp", "beta1"], "KEY=VALUE"),
+        (["lr-find", "--problem", "least_squares", "--hp", "beta1=x y"], "cannot read"),
+        (["lr-find", "--problem", "least_squares", "--hp", "lr=0.1"], "must not set lr"),
+        (["lr-find", "--problem", "least_squares", "--hp", "beta9=0.1"], "beta9"),
+    ],
+)
 def test_cli_mistakes_are_one_line_exit_2(tmp_path, capsys, argv, message) -> None:
-    rc = main([*argv, *([] if "--out" in argv or argv[0] == "lr-find" else
-                        ["--out", str(tmp_path / "x.png")])])
+    rc = main(
+        [
+            *argv,
+            *(
+                []
+                if "--out" in argv or argv[0] == "lr-find"
+                else ["--out", str(tmp_path / "x.png")]
+            ),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -90,9 +117,27 @@ def test_cli_mistakes_are_one_line_exit_2(tmp_path, capsys, argv, message) -> No
 
 def test_cli_lr_find(tmp_path, capsys) -> None:
     out = tmp_path / "lr.png"
-    rc = main(["lr-find", "--problem", "least_squares", "--optimizer", "sgd", "--num-iter", "40",
-               "--start-lr", "1e-5", "--end-lr", "10", "--out", str(out),
-               "--hp", "momentum=0.5", "--hp", "nesterov=True"])
+    rc = main(
+        [
+            "lr-find",
+            "--problem",
+            "least_squares",
+            "--optimizer",
+            "sgd",
+            "--num-iter",
+            "40",
+            "--start-lr",
+            "1e-5",
+            "--end-lr",
+            "10",
+            "--out",
+            str(out),
+            "--hp",
+            "momentum=0.5",
+            "--hp",
+            "nesterov=True",
+        ]
+    )
     assert rc == 0
     assert out.read_bytes()[:8] == PNG
     text = capsys.readouterr().out

@@ -15,8 +15,12 @@ NAMES = st.sampled_from(S.list())
 
 
 @settings(max_examples=60, derandomize=True, deadline=None)
-@given(name=NAMES, total=st.integers(4, 5000), lr=st.floats(1e-6, 10.0),
-       steps=st.lists(st.integers(0, 20_000), min_size=1, max_size=20))
+@given(
+    name=NAMES,
+    total=st.integers(4, 5000),
+    lr=st.floats(1e-6, 10.0),
+    steps=st.lists(st.integers(0, 20_000), min_size=1, max_size=20),
+)
 def test_any_length_gives_finite_nonnegative_rates(name, total, lr, steps) -> None:
     s = S.get(name, total_steps=total, lr=lr)
     values = [s(t) for t in steps]
@@ -27,9 +31,13 @@ def test_any_length_gives_finite_nonnegative_rates(name, total, lr, steps) -> No
 
 
 @settings(max_examples=40, derandomize=True, deadline=None)
-@given(name=st.sampled_from(["cosine", "linear", "polynomial", "warmup_cosine",
-                             "warmup_linear", "wsd", "one_cycle"]),
-       total=st.integers(4, 3000), extra=st.integers(0, 10_000))
+@given(
+    name=st.sampled_from(
+        ["cosine", "linear", "polynomial", "warmup_cosine", "warmup_linear", "wsd", "one_cycle"]
+    ),
+    total=st.integers(4, 3000),
+    extra=st.integers(0, 10_000),
+)
 def test_bounded_schedules_hold_their_end_value(name, total, extra) -> None:
     s = S.get(name, total_steps=total)
     end = total - 1 if name == "one_cycle" else total

@@ -43,64 +43,164 @@ def _assert_close(ours: list[float], ref: list[float], rel: float = 1e-12) -> No
 
 
 CASES = [
-    ("StepLR", lambda o: tls.StepLR(o, step_size=7, gamma=0.9),
-     S.StepDecay(step_size=7, gamma=0.9, lr=BASE)),
-    ("MultiStepLR", lambda o: tls.MultiStepLR(o, milestones=[100, 300, 650], gamma=0.5),
-     S.MultiStepDecay(milestones=(100, 300, 650), gamma=0.5, lr=BASE)),
-    ("ExponentialLR", lambda o: tls.ExponentialLR(o, gamma=0.995),
-     S.ExponentialDecay(gamma=0.995, lr=BASE)),
-    ("PolynomialLR", lambda o: tls.PolynomialLR(o, total_iters=800, power=2.0),
-     S.PolynomialDecay(total_steps=800, power=2.0, lr=BASE)),
-    ("PolynomialLR-p1", lambda o: tls.PolynomialLR(o, total_iters=1000, power=1.0),
-     S.PolynomialDecay(total_steps=1000, lr=BASE)),
-    ("LinearLR", lambda o: tls.LinearLR(o, start_factor=0.25, end_factor=0.75, total_iters=400),
-     S.Linear(total_steps=400, lr=BASE, start_factor=0.25, end_factor=0.75)),
-    ("LinearLR-warmup", lambda o: tls.LinearLR(o, start_factor=0.01, end_factor=1.0,
-                                               total_iters=999),
-     S.Linear(total_steps=999, lr=BASE, start_factor=0.01, end_factor=1.0)),
-    ("CosineAnnealingLR", lambda o: tls.CosineAnnealingLR(o, T_max=1000, eta_min=0.01),
-     S.CosineAnnealing(total_steps=1000, lr=BASE, eta_min=0.01)),
-    ("CosineAnnealingLR-0", lambda o: tls.CosineAnnealingLR(o, T_max=1000),
-     S.CosineAnnealing(total_steps=1000, lr=BASE)),
-    ("WarmRestarts", lambda o: tls.CosineAnnealingWarmRestarts(o, T_0=50),
-     S.CosineWarmRestarts(T_0=50, lr=BASE)),
-    ("WarmRestarts-mult2", lambda o: tls.CosineAnnealingWarmRestarts(o, T_0=10, T_mult=2,
-                                                                     eta_min=0.001),
-     S.CosineWarmRestarts(T_0=10, T_mult=2, lr=BASE, eta_min=0.001)),
-    ("WarmRestarts-mult3", lambda o: tls.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=3),
-     S.CosineWarmRestarts(T_0=3, T_mult=3, lr=BASE)),
-    ("CyclicLR", lambda o: tls.CyclicLR(o, base_lr=0.01, max_lr=BASE, step_size_up=37,
-                                        cycle_momentum=False),
-     S.Cyclic(step_size_up=37, lr=BASE, min_lr=0.01)),
-    ("CyclicLR-tri2", lambda o: tls.CyclicLR(o, base_lr=0.01, max_lr=BASE, step_size_up=37,
-                                             step_size_down=63, mode="triangular2",
-                                             cycle_momentum=False),
-     S.Cyclic(step_size_up=37, step_size_down=63, lr=BASE, min_lr=0.01, mode="triangular2")),
-    ("CyclicLR-exp", lambda o: tls.CyclicLR(o, base_lr=0.01, max_lr=BASE, step_size_up=20,
-                                            step_size_down=80, mode="exp_range", gamma=0.998,
-                                            cycle_momentum=False),
-     S.Cyclic(step_size_up=20, step_size_down=80, lr=BASE, min_lr=0.01, mode="exp_range",
-              gamma=0.998)),
-    ("OneCycleLR", lambda o: tls.OneCycleLR(o, max_lr=BASE, total_steps=STEPS),
-     S.OneCycle(total_steps=STEPS, lr=BASE)),
-    ("OneCycleLR-linear", lambda o: tls.OneCycleLR(o, max_lr=BASE, total_steps=STEPS,
-                                                   anneal_strategy="linear", pct_start=0.25),
-     S.OneCycle(total_steps=STEPS, lr=BASE, anneal="linear", pct_start=0.25)),
-    ("OneCycleLR-3phase", lambda o: tls.OneCycleLR(o, max_lr=BASE, total_steps=STEPS,
-                                                   three_phase=True, div_factor=10.0,
-                                                   final_div_factor=100.0),
-     S.OneCycle(total_steps=STEPS, lr=BASE, three_phase=True, div_factor=10.0,
-                final_div_factor=100.0)),
-    ("SequentialLR", lambda o: tls.SequentialLR(
-        o, [tls.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=50),
-            tls.CosineAnnealingLR(o, T_max=950, eta_min=0.001)], milestones=[50]),
-     S.Join((S.Linear(50, lr=BASE, start_factor=0.1, end_factor=1.0),
-             S.CosineAnnealing(950, lr=BASE, eta_min=0.001)), (50,))),
-    ("SequentialLR-3", lambda o: tls.SequentialLR(
-        o, [tls.ConstantLR(o, factor=0.2, total_iters=100), tls.ExponentialLR(o, gamma=0.99),
-            tls.StepLR(o, step_size=50, gamma=0.5)], milestones=[100, 400]),
-     S.Join((S.Constant(lr=0.2 * BASE), S.ExponentialDecay(gamma=0.99, lr=BASE),
-             S.StepDecay(step_size=50, gamma=0.5, lr=BASE)), (100, 400))),
+    (
+        "StepLR",
+        lambda o: tls.StepLR(o, step_size=7, gamma=0.9),
+        S.StepDecay(step_size=7, gamma=0.9, lr=BASE),
+    ),
+    (
+        "MultiStepLR",
+        lambda o: tls.MultiStepLR(o, milestones=[100, 300, 650], gamma=0.5),
+        S.MultiStepDecay(milestones=(100, 300, 650), gamma=0.5, lr=BASE),
+    ),
+    (
+        "ExponentialLR",
+        lambda o: tls.ExponentialLR(o, gamma=0.995),
+        S.ExponentialDecay(gamma=0.995, lr=BASE),
+    ),
+    (
+        "PolynomialLR",
+        lambda o: tls.PolynomialLR(o, total_iters=800, power=2.0),
+        S.PolynomialDecay(total_steps=800, power=2.0, lr=BASE),
+    ),
+    (
+        "PolynomialLR-p1",
+        lambda o: tls.PolynomialLR(o, total_iters=1000, power=1.0),
+        S.PolynomialDecay(total_steps=1000, lr=BASE),
+    ),
+    (
+        "LinearLR",
+        lambda o: tls.LinearLR(o, start_factor=0.25, end_factor=0.75, total_iters=400),
+        S.Linear(total_steps=400, lr=BASE, start_factor=0.25, end_factor=0.75),
+    ),
+    (
+        "LinearLR-warmup",
+        lambda o: tls.LinearLR(o, start_factor=0.01, end_factor=1.0, total_iters=999),
+        S.Linear(total_steps=999, lr=BASE, start_factor=0.01, end_factor=1.0),
+    ),
+    (
+        "CosineAnnealingLR",
+        lambda o: tls.CosineAnnealingLR(o, T_max=1000, eta_min=0.01),
+        S.CosineAnnealing(total_steps=1000, lr=BASE, eta_min=0.01),
+    ),
+    (
+        "CosineAnnealingLR-0",
+        lambda o: tls.CosineAnnealingLR(o, T_max=1000),
+        S.CosineAnnealing(total_steps=1000, lr=BASE),
+    ),
+    (
+        "WarmRestarts",
+        lambda o: tls.CosineAnnealingWarmRestarts(o, T_0=50),
+        S.CosineWarmRestarts(T_0=50, lr=BASE),
+    ),
+    (
+        "WarmRestarts-mult2",
+        lambda o: tls.CosineAnnealingWarmRestarts(o, T_0=10, T_mult=2, eta_min=0.001),
+        S.CosineWarmRestarts(T_0=10, T_mult=2, lr=BASE, eta_min=0.001),
+    ),
+    (
+        "WarmRestarts-mult3",
+        lambda o: tls.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=3),
+        S.CosineWarmRestarts(T_0=3, T_mult=3, lr=BASE),
+    ),
+    (
+        "CyclicLR",
+        lambda o: tls.CyclicLR(o, base_lr=0.01, max_lr=BASE, step_size_up=37, cycle_momentum=False),
+        S.Cyclic(step_size_up=37, lr=BASE, min_lr=0.01),
+    ),
+    (
+        "CyclicLR-tri2",
+        lambda o: tls.CyclicLR(
+            o,
+            base_lr=0.01,
+            max_lr=BASE,
+            step_size_up=37,
+            step_size_down=63,
+            mode="triangular2",
+            cycle_momentum=False,
+        ),
+        S.Cyclic(step_size_up=37, step_size_down=63, lr=BASE, min_lr=0.01, mode="triangular2"),
+    ),
+    (
+        "CyclicLR-exp",
+        lambda o: tls.CyclicLR(
+            o,
+            base_lr=0.01,
+            max_lr=BASE,
+            step_size_up=20,
+            step_size_down=80,
+            mode="exp_range",
+            gamma=0.998,
+            cycle_momentum=False,
+        ),
+        S.Cyclic(
+            step_size_up=20, step_size_down=80, lr=BASE, min_lr=0.01, mode="exp_range", gamma=0.998
+        ),
+    ),
+    (
+        "OneCycleLR",
+        lambda o: tls.OneCycleLR(o, max_lr=BASE, total_steps=STEPS),
+        S.OneCycle(total_steps=STEPS, lr=BASE),
+    ),
+    (
+        "OneCycleLR-linear",
+        lambda o: tls.OneCycleLR(
+            o, max_lr=BASE, total_steps=STEPS, anneal_strategy="linear", pct_start=0.25
+        ),
+        S.OneCycle(total_steps=STEPS, lr=BASE, anneal="linear", pct_start=0.25),
+    ),
+    (
+        "OneCycleLR-3phase",
+        lambda o: tls.OneCycleLR(
+            o,
+            max_lr=BASE,
+            total_steps=STEPS,
+            three_phase=True,
+            div_factor=10.0,
+            final_div_factor=100.0,
+        ),
+        S.OneCycle(
+            total_steps=STEPS, lr=BASE, three_phase=True, div_factor=10.0, final_div_factor=100.0
+        ),
+    ),
+    (
+        "SequentialLR",
+        lambda o: tls.SequentialLR(
+            o,
+            [
+                tls.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=50),
+                tls.CosineAnnealingLR(o, T_max=950, eta_min=0.001),
+            ],
+            milestones=[50],
+        ),
+        S.Join(
+            (
+                S.Linear(50, lr=BASE, start_factor=0.1, end_factor=1.0),
+                S.CosineAnnealing(950, lr=BASE, eta_min=0.001),
+            ),
+            (50,),
+        ),
+    ),
+    (
+        "SequentialLR-3",
+        lambda o: tls.SequentialLR(
+            o,
+            [
+                tls.ConstantLR(o, factor=0.2, total_iters=100),
+                tls.ExponentialLR(o, gamma=0.99),
+                tls.StepLR(o, step_size=50, gamma=0.5),
+            ],
+            milestones=[100, 400],
+        ),
+        S.Join(
+            (
+                S.Constant(lr=0.2 * BASE),
+                S.ExponentialDecay(gamma=0.99, lr=BASE),
+                S.StepDecay(step_size=50, gamma=0.5, lr=BASE),
+            ),
+            (100, 400),
+        ),
+    ),
 ]
 
 
@@ -113,31 +213,64 @@ def test_matches_torch_scheduler(make, ours) -> None:
 
 
 MOMENTUM_CASES = [
-    ("OneCycle-sgd", "sgd", "momentum",
-     lambda o: tls.OneCycleLR(o, max_lr=BASE, total_steps=STEPS),
-     S.OneCycle(total_steps=STEPS, lr=BASE).momentum()),
-    ("OneCycle-adam-3phase", "adam", "betas",
-     lambda o: tls.OneCycleLR(o, max_lr=BASE, total_steps=STEPS, three_phase=True,
-                              base_momentum=0.8, max_momentum=0.9),
-     S.OneCycle(total_steps=STEPS, lr=BASE, three_phase=True).momentum(0.8, 0.9)),
-    ("OneCycle-linear", "sgd", "momentum",
-     lambda o: tls.OneCycleLR(o, max_lr=BASE, total_steps=STEPS, anneal_strategy="linear"),
-     S.OneCycle(total_steps=STEPS, lr=BASE, anneal="linear").momentum()),
-    ("Cyclic-sgd", "sgd", "momentum",
-     lambda o: tls.CyclicLR(o, base_lr=0.01, max_lr=BASE, step_size_up=30, step_size_down=70,
-                            mode="triangular2"),
-     S.Cyclic(step_size_up=30, step_size_down=70, lr=BASE, min_lr=0.01,
-              mode="triangular2").momentum()),
-    ("Cyclic-adam", "adam", "betas",
-     lambda o: tls.CyclicLR(o, base_lr=0.01, max_lr=BASE, step_size_up=25, mode="exp_range",
-                            gamma=0.999, base_momentum=0.85, max_momentum=0.95),
-     S.Cyclic(step_size_up=25, lr=BASE, min_lr=0.01, mode="exp_range",
-              gamma=0.999).momentum(0.85, 0.95)),
+    (
+        "OneCycle-sgd",
+        "sgd",
+        "momentum",
+        lambda o: tls.OneCycleLR(o, max_lr=BASE, total_steps=STEPS),
+        S.OneCycle(total_steps=STEPS, lr=BASE).momentum(),
+    ),
+    (
+        "OneCycle-adam-3phase",
+        "adam",
+        "betas",
+        lambda o: tls.OneCycleLR(
+            o, max_lr=BASE, total_steps=STEPS, three_phase=True, base_momentum=0.8, max_momentum=0.9
+        ),
+        S.OneCycle(total_steps=STEPS, lr=BASE, three_phase=True).momentum(0.8, 0.9),
+    ),
+    (
+        "OneCycle-linear",
+        "sgd",
+        "momentum",
+        lambda o: tls.OneCycleLR(o, max_lr=BASE, total_steps=STEPS, anneal_strategy="linear"),
+        S.OneCycle(total_steps=STEPS, lr=BASE, anneal="linear").momentum(),
+    ),
+    (
+        "Cyclic-sgd",
+        "sgd",
+        "momentum",
+        lambda o: tls.CyclicLR(
+            o, base_lr=0.01, max_lr=BASE, step_size_up=30, step_size_down=70, mode="triangular2"
+        ),
+        S.Cyclic(
+            step_size_up=30, step_size_down=70, lr=BASE, min_lr=0.01, mode="triangular2"
+        ).momentum(),
+    ),
+    (
+        "Cyclic-adam",
+        "adam",
+        "betas",
+        lambda o: tls.CyclicLR(
+            o,
+            base_lr=0.01,
+            max_lr=BASE,
+            step_size_up=25,
+            mode="exp_range",
+            gamma=0.999,
+            base_momentum=0.85,
+            max_momentum=0.95,
+        ),
+        S.Cyclic(step_size_up=25, lr=BASE, min_lr=0.01, mode="exp_range", gamma=0.999).momentum(
+            0.85, 0.95
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize("kind, key, make, ours", [c[1:] for c in MOMENTUM_CASES],
-                         ids=[c[0] for c in MOMENTUM_CASES])
+@pytest.mark.parametrize(
+    "kind, key, make, ours", [c[1:] for c in MOMENTUM_CASES], ids=[c[0] for c in MOMENTUM_CASES]
+)
 def test_momentum_cycle_matches_torch(kind, key, make, ours) -> None:
     ref = _torch_trace(make, kind=kind, key=key)
     _assert_close([ours(t) for t in range(STEPS)], ref)
@@ -163,11 +296,14 @@ def test_adapter_equals_pure_schedule_and_drives_momentum(kind: str) -> None:
 
 def test_adapter_per_group_schedules_and_our_optimizers() -> None:
     from optimlab import optim
+
     a = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     opt = optim.Adam([{"params": [a]}, {"params": [b], "lr": 0.01}], lr=0.1)
-    s_a, s_b = S.get("cosine", total_steps=20, lr=0.1), S.get("warmup_linear", total_steps=20,
-                                                               lr=0.01)
+    s_a, s_b = (
+        S.get("cosine", total_steps=20, lr=0.1),
+        S.get("warmup_linear", total_steps=20, lr=0.01),
+    )
     sched = S.to_torch([s_a, s_b], opt, momentum_schedule=S.Constant(lr=0.8))
     for t in range(25):
         assert [g["lr"] for g in opt.param_groups] == [s_a(t), s_b(t)]
@@ -212,8 +348,11 @@ def test_resume_from_state_equals_uninterrupted(order: str) -> None:
     torch.save({"w": w.detach(), "opt": opt.state_dict(), "sched": sched.state_dict()}, buf)
     buf.seek(0)
     saved = torch.load(buf, weights_only=True)
-    assert saved["sched"] == {"step": 77, "schedule": [repr(schedule)],
-                              "momentum_schedule": [repr(mom)]}
+    assert saved["sched"] == {
+        "step": 77,
+        "schedule": [repr(schedule)],
+        "momentum_schedule": [repr(mom)],
+    }
 
     w2 = saved["w"].clone().requires_grad_(True)
     opt2 = torch.optim.SGD([w2], lr=123.0, momentum=0.0)

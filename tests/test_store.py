@@ -21,8 +21,10 @@ from optimlab.lab.store import Store, StoreError
 
 
 def _configs(n: int = 3, steps: int = 5) -> list[RunConfig]:
-    return [RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 10.0 ** -k}), steps)
-            for k in range(1, n + 1)]
+    return [
+        RunConfig("rosenbrock", "adam", full_hyperparams("adam", {"lr": 10.0**-k}), steps)
+        for k in range(1, n + 1)
+    ]
 
 
 def _result(cfg: RunConfig, status: str = "finished", scale: float = 1.0):
@@ -31,8 +33,13 @@ def _result(cfg: RunConfig, status: str = "finished", scale: float = 1.0):
     steps = cfg.steps
     loss = scale * np.linspace(4.0, 1.0, steps)
     return RunResult(
-        run_id=cfg.run_id, status=status, loss=loss, lr=np.full(steps, cfg.lr),
-        grad_norm=loss / 2, update_norm=np.full(steps, 0.1), time=np.arange(1, steps + 1) * 0.01,
+        run_id=cfg.run_id,
+        status=status,
+        loss=loss,
+        lr=np.full(steps, cfg.lr),
+        grad_norm=loss / 2,
+        update_norm=np.full(steps, 0.1),
+        time=np.arange(1, steps + 1) * 0.01,
         evals=[(steps, {"loss": float(loss[-1]), "distance": 0.5})],
         trajectory=np.stack([np.arange(steps + 1.0), np.zeros(steps + 1)], axis=1),
         diverged_step=steps - 1 if status == "diverged" else None,
@@ -64,8 +71,7 @@ def test_claims_are_exclusive_and_only_the_owner_writes(tmp_path: Path) -> None:
         # a finished run is never overwritten, not even by its former owner
         assert a.finish([_result(cfgs[0], scale=99.0)]) == []
         assert a.metrics(ids[0])["loss"][0] == 4.0
-        assert a.counts() == {"queued": 0, "running": 0, "finished": 2, "diverged": 1,
-                              "failed": 0}
+        assert a.counts() == {"queued": 0, "running": 0, "finished": 2, "diverged": 1, "failed": 0}
         assert a.add(cfgs)["done"] == 3
         assert a.claim(ids) == []
 
@@ -108,17 +114,24 @@ def test_release_and_fail_and_requeue_of_failed(tmp_path: Path) -> None:
 def test_rows_of_a_dead_process_are_requeued_live_ones_kept(tmp_path: Path) -> None:
     cfgs = _configs()
     ids = [c.run_id for c in cfgs]
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_pid = int(dead.stdout)
     with Store(tmp_path) as a, Store(tmp_path) as b:
         a.add(cfgs)
         a.claim(ids)  # held by a live owner (this process)
         with a.transaction() as c:  # pretend run 0 was held by a process that has died
-            c.execute("UPDATE runs SET pid = ?, owner = 'gone' WHERE run_id = ?",
-                      (dead_pid, ids[0]))
-            c.execute("UPDATE runs SET heartbeat = 0, host = 'elsewhere', owner = 'far'"
-                      " WHERE run_id = ?", (ids[1],))
+            c.execute(
+                "UPDATE runs SET pid = ?, owner = 'gone' WHERE run_id = ?", (dead_pid, ids[0])
+            )
+            c.execute(
+                "UPDATE runs SET heartbeat = 0, host = 'elsewhere', owner = 'far' WHERE run_id = ?",
+                (ids[1],),
+            )
         assert b.requeue_stale(stale_after=600) == 2
         assert b.status_of(ids) == {ids[0]: "queued", ids[1]: "queued", ids[2]: "running"}
 
@@ -213,8 +226,7 @@ def test_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> Non
     for trial in range(20):
         folder = str(tmp_path / f"t{trial}")
         barrier, queue = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=_open_store, args=(folder, barrier, queue))
-                 for _ in range(6)]
+        procs = [ctx.Process(target=_open_store, args=(folder, barrier, queue)) for _ in range(6)]
         for p in procs:
             p.start()
         for p in procs:
@@ -222,8 +234,9 @@ def test_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> Non
         assert [queue.get(timeout=5) for _ in procs] == ["ok"] * 6
 
 
-def test_interrupt_right_after_begin_still_gives_runs_back(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupt_right_after_begin_still_gives_runs_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Ctrl+C (or SIGTERM) can land just after BEGIN IMMEDIATE returned, before the
     # transaction's body: the transaction must still be rolled back, so that giving the
     # claimed runs back works and the interrupt (not a sqlite error) reaches the caller
@@ -275,8 +288,10 @@ def test_rows_of_a_killed_but_unreaped_process_are_requeued(tmp_path: Path) -> N
             a.add(cfgs)
             a.claim(ids)
             with a.transaction() as c:
-                c.execute("UPDATE runs SET pid = ?, owner = 'killed' WHERE run_id = ?",
-                          (child.pid, ids[0]))
+                c.execute(
+                    "UPDATE runs SET pid = ?, owner = 'killed' WHERE run_id = ?",
+                    (child.pid, ids[0]),
+                )
             assert a.requeue_stale(stale_after=600) == 1
     finally:
         child.wait()

@@ -160,8 +160,9 @@ def test_train_step_skip_leaves_params_state_scheduler_and_count_unchanged(clip:
 def test_train_step_propagate_steps_with_nonfinite_gradients() -> None:
     model = torch.nn.Linear(2, 1).double()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    trainer = TrainStep(model, opt, lambda m, b: m(b).sum() * math.nan, nonfinite="propagate",
-                        clip_norm=1.0)
+    trainer = TrainStep(
+        model, opt, lambda m, b: m(b).sum() * math.nan, nonfinite="propagate", clip_norm=1.0
+    )
     report = trainer.step(torch.ones(3, 2, dtype=torch.float64))
     assert not report.skipped and trainer.step_count == 1 and math.isnan(report.grad_norm)
     assert torch.isnan(model.weight).all()

@@ -28,8 +28,16 @@ def load_example():
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_example_trains_and_resumes(tmp_path: Path, precision: str, capsys) -> None:
     example = load_example()
-    args = ["--precision", precision, "--steps", "50", "--batch", "64",
-            "--checkpoint-dir", str(tmp_path)]
+    args = [
+        "--precision",
+        precision,
+        "--steps",
+        "50",
+        "--batch",
+        "64",
+        "--checkpoint-dir",
+        str(tmp_path),
+    ]
     assert example.main(args) == 0
     out = capsys.readouterr().out
     assert "final full-data loss" in out and (tmp_path / "step-00000050").is_dir()

@@ -47,8 +47,14 @@ def final_loss(precision: str, steps: int = 100) -> tuple[float, float]:
     model, batch = problem()
     with torch.no_grad():
         start = float(mse(model, batch))
-    trainer = TrainStep(model, torch.optim.Adam(model.parameters(), lr=1e-2), mse,
-                        precision=precision, accumulation_steps=2, clip_norm=1.0)
+    trainer = TrainStep(
+        model,
+        torch.optim.Adam(model.parameters(), lr=1e-2),
+        mse,
+        precision=precision,
+        accumulation_steps=2,
+        clip_norm=1.0,
+    )
     for _ in range(steps):
         trainer.step(batch)
     assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
@@ -76,8 +82,9 @@ def test_fp16_overflow_steps_are_skipped_and_the_scale_adapts() -> None:
         return loss * 1e38 if calls["step"] in overflow_at else loss  # x scale -> inf
 
     scaler = LossScaler(2.0**12, growth_interval=5)
-    trainer = TrainStep(model, opt, loss_fn, scheduler=sched, precision="fp16", scaler=scaler,
-                        accumulation_steps=2)
+    trainer = TrainStep(
+        model, opt, loss_fn, scheduler=sched, precision="fp16", scaler=scaler, accumulation_steps=2
+    )
     with torch.no_grad():
         start = float(mse(model, batch))
     scales, taken = [], 0
@@ -126,8 +133,13 @@ def test_fp16_gradients_are_unscaled_exactly_once() -> None:
     with torch.autocast("cpu", dtype=torch.float16):
         loss = mse(reference, batch)
     loss.backward()
-    trainer = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.0), mse,
-                        precision="fp16", scaler=LossScaler(2.0**10))
+    trainer = TrainStep(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        mse,
+        precision="fp16",
+        scaler=LossScaler(2.0**10),
+    )
     report = trainer.step(batch)
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=2e-2, atol=1e-4)
@@ -139,8 +151,9 @@ def test_persistent_nan_raises_once_the_scale_bottoms_out() -> None:
     model, batch = problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = LossScaler(4.0, min_scale=1.0)
-    trainer = TrainStep(model, opt, lambda m, b: mse(m, b) * math.nan, precision="fp16",
-                        scaler=scaler)
+    trainer = TrainStep(
+        model, opt, lambda m, b: mse(m, b) * math.nan, precision="fp16", scaler=scaler
+    )
     before = copy.deepcopy(model.state_dict())
     assert trainer.step(batch).skipped and trainer.step(batch).skipped  # 4 -> 2 -> 1
     with pytest.raises(NonFiniteGradientError, match="below min_scale=1"):
@@ -197,8 +210,14 @@ def test_cuda_mixed_precision_converges(precision: str) -> None:
     model, batch = model.cuda(), (x.cuda(), y.cuda())
     with torch.no_grad():
         start = float(mse(model, batch))
-    trainer = TrainStep(model, torch.optim.Adam(model.parameters(), lr=1e-2), mse,
-                        precision=precision, accumulation_steps=2, clip_norm=1.0)
+    trainer = TrainStep(
+        model,
+        torch.optim.Adam(model.parameters(), lr=1e-2),
+        mse,
+        precision=precision,
+        accumulation_steps=2,
+        clip_norm=1.0,
+    )
     assert trainer.device_type == "cuda"
     for _ in range(100):
         trainer.step(batch)

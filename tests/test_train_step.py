@@ -16,7 +16,9 @@ N, D_IN, D_OUT = 10, 3, 2
 def make_model(seed: int = 0, dropout: float = 0.0) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
-        torch.nn.Linear(D_IN, 6), torch.nn.Tanh(), torch.nn.Dropout(dropout),
+        torch.nn.Linear(D_IN, 6),
+        torch.nn.Tanh(),
+        torch.nn.Dropout(dropout),
         torch.nn.Linear(6, D_OUT),
     )
     return model.double()
@@ -29,8 +31,10 @@ def mse(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tor
 
 def data(seed: int = 1, n: int = N) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(n, D_IN, generator=g, dtype=torch.float64),
-            torch.randn(n, D_OUT, generator=g, dtype=torch.float64))
+    return (
+        torch.randn(n, D_IN, generator=g, dtype=torch.float64),
+        torch.randn(n, D_OUT, generator=g, dtype=torch.float64),
+    )
 
 
 def optimizers() -> dict[str, object]:
@@ -83,8 +87,9 @@ def test_accumulated_gradient_equals_full_batch_gradient() -> None:
     model = make_model()
     full = copy.deepcopy(model)
     mse(full, data()).backward()
-    trainer = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.0), mse,
-                        accumulation_steps=4)  # 10 samples -> 3, 3, 2, 2
+    trainer = TrainStep(
+        model, torch.optim.SGD(model.parameters(), lr=0.0), mse, accumulation_steps=4
+    )  # 10 samples -> 3, 3, 2, 2
     trainer.step(data())
     for p, q in zip(model.parameters(), full.parameters(), strict=True):
         assert rel(p.grad, q.grad) < 1e-12
@@ -114,11 +119,13 @@ def test_scheduler_and_counter_advance_once_per_optimizer_step() -> None:
 
 def test_optimlab_schedule_adapter() -> None:
     from optimlab import schedules
+
     model = make_model()
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
     sched_fn = schedules.get("warmup_cosine", lr=0.1, warmup_steps=2, total_steps=8)
-    trainer = TrainStep(model, opt, mse, scheduler=schedules.to_torch(sched_fn, opt),
-                        accumulation_steps=3)
+    trainer = TrainStep(
+        model, opt, mse, scheduler=schedules.to_torch(sched_fn, opt), accumulation_steps=3
+    )
     lrs = [trainer.step(data(seed=s)).lr for s in range(8)]
     assert lrs == pytest.approx([sched_fn(s) for s in range(8)], rel=1e-15)
 
@@ -143,8 +150,13 @@ def test_dict_batches_and_custom_batch_size() -> None:
     def loss_fn(m: torch.nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
         return mse(m, (b["x"], b["y"]))
 
-    trainer = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn,
-                        accumulation_steps=2, batch_size=lambda b: len(b["y"]))
+    trainer = TrainStep(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        loss_fn,
+        accumulation_steps=2,
+        batch_size=lambda b: len(b["y"]),
+    )
     assert trainer.step({"x": x, "y": y}).samples == N
 
 
@@ -223,6 +235,7 @@ def test_named_tuple_batches_are_split_into_named_tuples() -> None:
         assert torch.equal(torch.cat([p.x for p in parts]), x)
         assert torch.equal(torch.cat([p.y for p in parts]), y)
     model = make_model()
-    trainer = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.1), mse,
-                        accumulation_steps=2)
+    trainer = TrainStep(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), mse, accumulation_steps=2
+    )
     assert trainer.step(Batch(x, y)).samples == N

@@ -106,14 +106,18 @@ def test_cross_field_checks_run_after_single_checks() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    low=st.floats(-10, 10), width=st.floats(0, 10), low_open=st.booleans(),
+    low=st.floats(-10, 10),
+    width=st.floats(0, 10),
+    low_open=st.booleans(),
     high_open=st.booleans(),
     x=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-20, 20)),
 )
 def test_hyper_accepts_exactly_its_range(low, width, low_open, high_open, x) -> None:
     h = Hyper("x", low, low, low + width, low_open=low_open, high_open=high_open)
-    inside = math.isfinite(x) and (low < x if low_open else low <= x) and (
-        x < low + width if high_open else x <= low + width
+    inside = (
+        math.isfinite(x)
+        and (low < x if low_open else low <= x)
+        and (x < low + width if high_open else x <= low + width)
     )
     if inside:
         assert h.check(x) == x
@@ -124,10 +128,23 @@ def test_hyper_accepts_exactly_its_range(low, width, low_open, high_open, x) -> 
 
 # --- review: values that looked like numbers but broke the rule later -------------------------
 
-@pytest.mark.parametrize("bad", [
-    [0.1, 0.2], (0.5,), 10**400, 1j, np.array([[1 + 1j]]), np.complex128(0.5),
-    np.array([True]), torch.tensor(True), torch.tensor([0.1 + 0.1j]), np.array(["0.1"]),
-], ids=lambda v: type(v).__name__ + "-" + str(getattr(v, "dtype", "")))
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [0.1, 0.2],
+        (0.5,),
+        10**400,
+        1j,
+        np.array([[1 + 1j]]),
+        np.complex128(0.5),
+        np.array([True]),
+        torch.tensor(True),
+        torch.tensor([0.1 + 0.1j]),
+        np.array(["0.1"]),
+    ],
+    ids=lambda v: type(v).__name__ + "-" + str(getattr(v, "dtype", "")),
+)
 @pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop"])
 def test_non_real_values_are_refused_at_validation(name: str, bad) -> None:
     """A list, a complex, a bool array or an int too big for a float is not silently taken

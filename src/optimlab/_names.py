@@ -6,8 +6,9 @@ import difflib
 from collections.abc import Iterable
 
 
-def unknown_name(kind: str, name: object, known: Iterable[str], *,
-                 match: str | None = None) -> ValueError:
+def unknown_name(
+    kind: str, name: object, known: Iterable[str], *, match: str | None = None
+) -> ValueError:
     """``unknown optimizer 'adamm'; did you mean 'adam'? (known: adam, ...)``.
 
     ``match`` is the normalised form of ``name`` to look up close matches with (default:

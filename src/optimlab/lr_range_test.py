@@ -50,8 +50,10 @@ class LRFindResult:
 
     def __str__(self) -> str:
         sug = "none" if self.suggested_lr is None else f"{self.suggested_lr:.3g}"
-        return (f"LR range test: {len(self.lrs)} steps, lr {self.lrs[0]:.3g} .. "
-                f"{self.lrs[-1]:.3g}, suggested lr {sug}; {self.stop_reason}")
+        return (
+            f"LR range test: {len(self.lrs)} steps, lr {self.lrs[0]:.3g} .. "
+            f"{self.lrs[-1]:.3g}, suggested lr {sug}; {self.stop_reason}"
+        )
 
     def plot(self, path: str | Path | None = None, ax: Any = None) -> Any:
         """Loss (raw and smoothed) against lr, the suggestion marked; returns the Figure."""
@@ -69,8 +71,13 @@ class LRFindResult:
         ax.plot(self.lrs, self.smoothed, color="C0", linewidth=1.8, label="smoothed")
         if self.suggestion_index is not None:
             i = self.suggestion_index
-            ax.plot([self.lrs[i]], [self.smoothed[i]], "o", color="C3",
-                    label=f"suggested lr {self.lrs[i]:.3g}")
+            ax.plot(
+                [self.lrs[i]],
+                [self.smoothed[i]],
+                "o",
+                color="C3",
+                label=f"suggested lr {self.lrs[i]:.3g}",
+            )
         if self.mode == "exp":
             ax.set_xscale("log")
         finite = self.smoothed[np.isfinite(self.smoothed)]
@@ -147,8 +154,9 @@ def _batch_source(batches: Iterable[Any]) -> Callable[[], Any]:
     return take
 
 
-def _suggest(lrs: np.ndarray, smoothed: np.ndarray, mode: str, skip_start: int,
-             skip_end: int) -> int | None:
+def _suggest(
+    lrs: np.ndarray, smoothed: np.ndarray, mode: str, skip_start: int, skip_end: int
+) -> int | None:
     finite = np.isfinite(smoothed)
     end = len(smoothed) if finite.all() else int(np.argmin(finite))
     end = min(end, len(smoothed) - skip_end)
@@ -262,9 +270,14 @@ def lr_find(
     lrs_seen, smoothed = lrs[:n], np.asarray(curve.smoothed)
     idx = _suggest(lrs_seen, smoothed, mode, skip_start, skip_end)
     return LRFindResult(
-        lrs=lrs_seen, losses=np.asarray(curve.losses), smoothed=smoothed,
-        suggested_lr=None if idx is None else float(lrs_seen[idx]), diverged=curve.diverged,
-        mode=mode, stop_reason=reason, initial_loss=initial,
+        lrs=lrs_seen,
+        losses=np.asarray(curve.losses),
+        smoothed=smoothed,
+        suggested_lr=None if idx is None else float(lrs_seen[idx]),
+        diverged=curve.diverged,
+        mode=mode,
+        stop_reason=reason,
+        initial_loss=initial,
         suggestion_index=idx,
     )
 
@@ -331,5 +344,11 @@ def lr_find_task(
     # checked here too, so a bad start_lr is named before it reaches the optimizer as lr
     start_lr = _number("start_lr", kwargs.get("start_lr", 1e-7), lambda x: x > 0, "> 0")
     opt = create_optimizer(optimizer, list(task.model.parameters()), lr=start_lr, **hp)
-    return lr_find(task.model, task.loss, task.batches, opt,
-                   val_batch=task.val_batch if use_val_batch else None, **kwargs)
+    return lr_find(
+        task.model,
+        task.loss,
+        task.batches,
+        opt,
+        val_batch=task.val_batch if use_val_batch else None,
+        **kwargs,
+    )

@@ -51,8 +51,9 @@ class Hyperparams(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def update(self, other: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /,
-               **kwargs: Any) -> None:
+    def update(
+        self, other: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **kwargs: Any
+    ) -> None:
         """Set several at once; all are validated together before any changes."""
         self._values = self._rule.validate(**{**self._values, **dict(other), **kwargs})
 
@@ -104,8 +105,9 @@ class NumpyOptimizer:
                 continue
             state = self._states.get(key)
             if state is None:
-                state = self.rule.init(p) if self.rule.elementwise else self.rule.init(
-                    p, batch_ndim=0)
+                state = (
+                    self.rule.init(p) if self.rule.elementwise else self.rule.init(p, batch_ndim=0)
+                )
             delta, new_states[key] = self.rule.update(gi, state, p, **hp)
             new_w.append(p + delta)
         # Nothing above touched self: a failing step leaves the optimizer as it was.
@@ -194,7 +196,7 @@ class NumpyOptimizer:
         known = {"format", "optimizer", "step", "hp_none", "layout", "n_params", "keys"}
         indexed = {f"{p}/{i}/" for p in ("param", "state", "dtype") for i in range(n)}
         for k in sd:
-            if not (k in known or k.startswith("hp/") or k[:k.rfind("/") + 1] in indexed):
+            if not (k in known or k.startswith("hp/") or k[: k.rfind("/") + 1] in indexed):
                 raise ValueError(f"unexpected key {k!r} in state_dict")
         self._hp, self.step = hyperparams, step
         self._kind = None if kind == "none" else kind
@@ -204,16 +206,19 @@ class NumpyOptimizer:
         self, sd: Mapping[str, Any], i: int, shape: tuple[int, ...], dtype: np.dtype
     ) -> State | None:
         prefix = f"state/{i}/"
-        given = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        given = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         if not given:
             return None
         zeros = np.zeros(shape, dtype=dtype)
-        template = self.rule.init(zeros) if self.rule.elementwise else self.rule.init(
-            zeros, batch_ndim=0)
+        template = (
+            self.rule.init(zeros) if self.rule.elementwise else self.rule.init(zeros, batch_ndim=0)
+        )
         unknown = sorted(set(given) - set(template._fields))
         if unknown:
-            raise ValueError(f"state_dict {prefix}{unknown[0]} is not a {self.name} state slot "
-                             f"(slots: {', '.join(template._fields)})")
+            raise ValueError(
+                f"state_dict {prefix}{unknown[0]} is not a {self.name} state slot "
+                f"(slots: {', '.join(template._fields)})"
+            )
         values = {}
         for field, default in zip(template._fields, template, strict=True):
             if field not in given:
@@ -222,35 +227,45 @@ class NumpyOptimizer:
             if field == "count":
                 count = _scalar(value)
                 if not _is_count(count):
-                    raise ValueError(f"state_dict {prefix}count must be an integer >= 0, "
-                                     f"got {value!r}")
+                    raise ValueError(
+                        f"state_dict {prefix}count must be an integer >= 0, got {value!r}"
+                    )
                 values[field] = count
                 continue
             if default is not None and not isinstance(default, np.ndarray):
                 arr = np.asarray(value)  # a number such as NAdam's mu_product (or an array)
                 if not (arr.dtype.kind in "iuf" and np.isfinite(arr).all()):
-                    raise ValueError(f"state_dict {prefix}{field} must be a finite number, "
-                                     f"got {value!r}")
+                    raise ValueError(
+                        f"state_dict {prefix}{field} must be a finite number, got {value!r}"
+                    )
                 values[field] = arr.item() if arr.ndim == 0 else np.array(arr, copy=True)
                 continue
-            like = sd.get(f"dtype/{i}/{field}", default.dtype if isinstance(
-                default, np.ndarray) else dtype)
+            like = sd.get(
+                f"dtype/{i}/{field}", default.dtype if isinstance(default, np.ndarray) else dtype
+            )
             like = _dtype_named(_scalar(like), f"dtype/{i}/{field}")
             plain = not isinstance(value, np.ndarray | np.generic)  # JSON: lists and floats
             try:
                 arr = np.array(value, dtype=like if plain else None, copy=True)
             except (TypeError, ValueError):
-                raise ValueError(f"state_dict {prefix}{field} must hold floats, "
-                                 f"got {value!r}") from None
+                raise ValueError(
+                    f"state_dict {prefix}{field} must hold floats, got {value!r}"
+                ) from None
             if not np.issubdtype(arr.dtype, np.floating):
-                raise ValueError(f"state_dict {prefix}{field} must hold floats, "
-                                 f"got dtype {arr.dtype}")
+                raise ValueError(
+                    f"state_dict {prefix}{field} must hold floats, got dtype {arr.dtype}"
+                )
             # slots created on first use (None in the template) have the parameter's shape
-            expected = default.shape if isinstance(default, np.ndarray) else (
-                shape if self.rule.elementwise else None)
+            expected = (
+                default.shape
+                if isinstance(default, np.ndarray)
+                else (shape if self.rule.elementwise else None)
+            )
             if expected is not None and arr.shape != expected:
-                raise ValueError(f"state_dict {prefix}{field} has shape {arr.shape}, "
-                                 f"expected {expected} for a parameter of shape {shape}")
+                raise ValueError(
+                    f"state_dict {prefix}{field} has shape {arr.shape}, "
+                    f"expected {expected} for a parameter of shape {shape}"
+                )
             values[field] = arr
         return template._replace(**values)
 

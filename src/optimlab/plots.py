@@ -60,7 +60,7 @@ def _band(runs: list[dict[str, Any]], curves: Curves, key: str = "loss") -> tupl
     n = max(len(s) for s in series)
     stack = np.full((len(series), n), np.nan)
     for i, s in enumerate(series):
-        stack[i, :len(s)] = np.where(np.isfinite(s), s, np.nan)
+        stack[i, : len(s)] = np.where(np.isfinite(s), s, np.nan)
     with np.errstate(all="ignore"), _quiet():
         med = np.nanmedian(stack, axis=0)
         lo = np.nanmin(stack, axis=0)
@@ -83,7 +83,7 @@ class _quiet:
 def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
     """Loss per step of each optimizer's best setting: median over seeds, min-max band."""
     plt = _plt()
-    fig, ax = (plt.subplots(figsize=(6.4, 4.0)) if ax is None else (ax.figure, ax))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0)) if ax is None else (ax.figure, ax)
     best = study.best()
     colors = _colors(list(best))
     positive, any_finite = True, False  # log scale only with some data, all of it > 0
@@ -101,8 +101,11 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_title(f"{study.label}: best setting per optimizer "
-                 f"({study.budget.split(', ')[1]}, band = min-max)", fontsize=9)
+    ax.set_title(
+        f"{study.label}: best setting per optimizer "
+        f"({study.budget.split(', ')[1]}, band = min-max)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     if positive:
@@ -111,8 +114,9 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def trajectories(study: Study, trajectory: Trajectories, problem: Any | None = None,
-                 ax: Axes | None = None) -> Figure | None:
+def trajectories(
+    study: Study, trajectory: Trajectories, problem: Any | None = None, ax: Axes | None = None
+) -> Figure | None:
     """Paths of each optimizer's best setting (first seed) over the problem's contours.
 
     Returns None when the study has no stored 2-D trajectories."""
@@ -122,7 +126,7 @@ def trajectories(study: Study, trajectory: Trajectories, problem: Any | None = N
     if not paths:
         return None
     plt = _plt()
-    fig, ax = (plt.subplots(figsize=(5.6, 4.6)) if ax is None else (ax.figure, ax))
+    fig, ax = plt.subplots(figsize=(5.6, 4.6)) if ax is None else (ax.figure, ax)
     if problem is not None and hasattr(problem, "grid"):
         X, Y, Z = problem.grid(200)
         Z = np.asarray(Z, dtype=np.float64)
@@ -130,12 +134,28 @@ def trajectories(study: Study, trajectory: Trajectories, problem: Any | None = N
         levels = np.unique(zmin + np.logspace(-2, math.log10(max(np.nanmax(Z) - zmin, 1e-2)), 25))
         from matplotlib.colors import LogNorm
 
-        ax.contour(X, Y, Z - zmin + 1e-2, levels=levels - zmin + 1e-2, cmap="viridis",
-                   norm=LogNorm(), linewidths=0.7, alpha=0.55)
+        ax.contour(
+            X,
+            Y,
+            Z - zmin + 1e-2,
+            levels=levels - zmin + 1e-2,
+            cmap="viridis",
+            norm=LogNorm(),
+            linewidths=0.7,
+            alpha=0.55,
+        )
         minima = np.asarray(getattr(problem, "minima", np.empty((0, 2))), dtype=np.float64)
         if minima.size:
-            ax.plot(minima[:, 0], minima[:, 1], "*", color="gold", ms=12, mec="k",
-                    label="minimum", zorder=5)
+            ax.plot(
+                minima[:, 0],
+                minima[:, 1],
+                "*",
+                color="gold",
+                ms=12,
+                mec="k",
+                label="minimum",
+                zorder=5,
+            )
         (x0, x1), (y0, y1) = problem.box[0], problem.box[1]
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
@@ -153,7 +173,7 @@ def trajectories(study: Study, trajectory: Trajectories, problem: Any | None = N
 def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure:
     """Median final loss against learning rate (IQR bars); diverged settings as crosses."""
     plt = _plt()
-    fig, ax = (plt.subplots(figsize=(6.4, 4.0)) if ax is None else (ax.figure, ax))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0)) if ax is None else (ax.figure, ax)
     best = study.best()
     colors = _colors(list(best))
     finite = [s.max for s in study.settings if math.isfinite(s.max)]
@@ -170,12 +190,13 @@ def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure:
         band_ok = ok & np.isfinite(lo) & np.isfinite(hi)
         ax.fill_between(lrs[band_ok], lo[band_ok], hi[band_ok], color=colors[opt], alpha=0.15)
         if (~ok).any():
-             # staggered so crosses of several optimizers at one LR stay visible
+            # staggered so crosses of several optimizers at one LR stay visible
             y = np.full((~ok).sum(), ceiling * (1.4**i if positive else 1.0))
             ax.plot(lrs[~ok], y, "x", color=colors[opt], ms=8, mew=2)
     if math.isfinite(study.converge_level):
-        ax.axhline(study.converge_level, color="0.4", ls=":", lw=1,
-                   label="target (converges below)")
+        ax.axhline(
+            study.converge_level, color="0.4", ls=":", lw=1, label="target (converges below)"
+        )
     ax.set_xscale("log")
     if positive:
         ax.set_yscale("log")
@@ -197,7 +218,7 @@ def lr_schedules(study: Study, curves: Curves, ax: Axes | None = None) -> Figure
     if not best:
         return None
     plt = _plt()
-    fig, ax = (plt.subplots(figsize=(6.4, 3.2)) if ax is None else (ax.figure, ax))
+    fig, ax = plt.subplots(figsize=(6.4, 3.2)) if ax is None else (ax.figure, ax)
     colors = _colors(list(best))
     for opt, s in best.items():
         lr = np.asarray(curves(s.runs[0]["run_id"])["lr"], dtype=np.float64)

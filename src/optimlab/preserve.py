@@ -87,8 +87,9 @@ def _restore_module(snap: tuple[Any, ...]) -> None:
 def _snap_optimizer(opt: Any, covered: set[int]) -> tuple[Any, ...]:
     state = {p: (s, {k: _snap(v) for k, v in s.items()}) for p, s in opt.state.items()}
     groups = [{k: _snap(v) for k, v in g.items() if k != "params"} for g in opt.param_groups]
-    extra = [_tensor_snap(p) for g in opt.param_groups for p in g["params"]
-             if id(p) not in covered]  # parameters the optimizer holds outside the model
+    extra = [
+        _tensor_snap(p) for g in opt.param_groups for p in g["params"] if id(p) not in covered
+    ]  # parameters the optimizer holds outside the model
     attrs = {k: v for k, v in vars(opt).items() if k not in ("state", "param_groups")}
     return opt, state, groups, extra, attrs
 
@@ -127,8 +128,12 @@ def preserved(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Itera
     covered = {id(p) for m in model.modules() for p in m._parameters.values()}
     opt = _snap_optimizer(optimizer, covered)
     cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-    rng = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None,
-           np.random.get_state(), random.getstate())
+    rng = (
+        torch.get_rng_state(),
+        torch.cuda.get_rng_state_all() if cuda else None,
+        np.random.get_state(),
+        random.getstate(),
+    )
     try:
         yield
     finally:

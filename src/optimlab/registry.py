@@ -43,8 +43,13 @@ class OptimizerSpec:
         return self.rule.name
 
 
-def derive(base: Rule, name: str, summary: str, defaults: Mapping[str, Any] = {},
-           fixed: Mapping[str, Any] = {}) -> Rule:
+def derive(
+    base: Rule,
+    name: str,
+    summary: str,
+    defaults: Mapping[str, Any] = {},
+    fixed: Mapping[str, Any] = {},
+) -> Rule:
     """``base`` under another name, with other defaults and some settings fixed."""
     hyperparams = tuple(
         dataclasses.replace(h, default=defaults.get(h.name, h.default))
@@ -80,7 +85,9 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
     ),
     OptimizerSpec(
         derive(
-            sgd.SGD, "nesterov", "SGD with Nesterov momentum 0.9.",
+            sgd.SGD,
+            "nesterov",
+            "SGD with Nesterov momentum 0.9.",
             {"momentum": 0.9, "nesterov": True},
         ),
         "Nesterov",
@@ -89,8 +96,11 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
     OptimizerSpec(adam.ADAM, "Adam", "torch.optim.Adam"),
     OptimizerSpec(
         derive(
-            adam.ADAM, "adamw", "Adam with decoupled weight decay.",
-            {"weight_decay": 1e-2}, {"decoupled_weight_decay": True},
+            adam.ADAM,
+            "adamw",
+            "Adam with decoupled weight decay.",
+            {"weight_decay": 1e-2},
+            {"decoupled_weight_decay": True},
         ),
         "AdamW",
         "torch.optim.AdamW",

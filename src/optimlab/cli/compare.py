@@ -28,42 +28,90 @@ DEFAULT_SEEDS = 3
 
 def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
     """Options shared by ``compare`` and ``sweep``."""
-    parser.add_argument("--steps", type=int, default=None, metavar="N",
-                        help=f"optimizer steps per run (default {DEFAULT_STEPS})")
-    parser.add_argument("--seeds", default=None, metavar="N|LIST",
-                        help=f"number of seeds, or a list of seeds like 0,4,7 "
-                             f"(default {DEFAULT_SEEDS})")
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help=f"results folder; finished runs there are reused "
-                             f"(default {default_out})")
-    parser.add_argument("--eval-every", type=int, default=None, metavar="N",
-                        help="evaluate held-out metrics every N steps (torch problems)")
-    parser.add_argument("--no-batch", action="store_true",
-                        help="run settings one by one instead of batched (slower; for checks)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch threads per process (default 1: the lab's models are "
-                             "small; run two commands on one --out to use two cores)")
-    parser.add_argument("--max-batch", type=int, default=None, metavar="N",
-                        help="at most N runs per engine batch (finer resume after a kill)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"optimizer steps per run (default {DEFAULT_STEPS})",
+    )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        metavar="N|LIST",
+        help=f"number of seeds, or a list of seeds like 0,4,7 (default {DEFAULT_SEEDS})",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help=f"results folder; finished runs there are reused (default {default_out})",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate held-out metrics every N steps (torch problems)",
+    )
+    parser.add_argument(
+        "--no-batch",
+        action="store_true",
+        help="run settings one by one instead of batched (slower; for checks)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch threads per process (default 1: the lab's models are "
+        "small; run two commands on one --out to use two cores)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N runs per engine batch (finer resume after a kill)",
+    )
     parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--problem", action="append", metavar="NAME[:K=V,...]",
-                        help="problem to run, repeatable, e.g. --problem ravine:condition=1000 "
-                             f"(default: {', '.join(DEFAULT_PROBLEMS)})")
-    parser.add_argument("--optimizer", action="append", metavar="NAME[,NAME]",
-                        help=f"optimizers, repeatable or comma-separated "
-                             f"(default: {','.join(DEFAULT_OPTIMIZERS)})")
-    parser.add_argument("--lrs", action="append", metavar="RANGE",
-                        help=f"learning rates: lo:hi:n (log-spaced), a list a,b,c, or "
-                             f"OPT=RANGE for one optimizer; repeatable (default {DEFAULT_LRS})")
-    parser.add_argument("--hp", action="append", default=[], metavar="[OPT.]NAME=VALUE",
-                        help="fix a hyperparameter, e.g. --hp adam.beta2=0.99 --hp weight_decay=0")
-    parser.add_argument("--schedule", default=None, metavar="NAME[:K=V,...]",
-                        help="learning-rate schedule for every run, "
-                             "e.g. warmup_cosine:warmup_steps=20")
+    parser.add_argument(
+        "--problem",
+        action="append",
+        metavar="NAME[:K=V,...]",
+        help="problem to run, repeatable, e.g. --problem ravine:condition=1000 "
+        f"(default: {', '.join(DEFAULT_PROBLEMS)})",
+    )
+    parser.add_argument(
+        "--optimizer",
+        action="append",
+        metavar="NAME[,NAME]",
+        help=f"optimizers, repeatable or comma-separated (default: {','.join(DEFAULT_OPTIMIZERS)})",
+    )
+    parser.add_argument(
+        "--lrs",
+        action="append",
+        metavar="RANGE",
+        help=f"learning rates: lo:hi:n (log-spaced), a list a,b,c, or "
+        f"OPT=RANGE for one optimizer; repeatable (default {DEFAULT_LRS})",
+    )
+    parser.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="[OPT.]NAME=VALUE",
+        help="fix a hyperparameter, e.g. --hp adam.beta2=0.99 --hp weight_decay=0",
+    )
+    parser.add_argument(
+        "--schedule",
+        default=None,
+        metavar="NAME[:K=V,...]",
+        help="learning-rate schedule for every run, e.g. warmup_cosine:warmup_steps=20",
+    )
     add_run_options(parser, "optimlab-results/compare")
 
 
@@ -85,9 +133,11 @@ def parse_lrs_options(values: list[str] | None, default: str = DEFAULT_LRS) -> A
         key = opt.strip() if eq else "default"
         parse_lrs(spec if eq else v)
         if key in per_opt:  # the later one would silently replace the earlier one
-            raise UsageError(f"--lrs gives {'the default range' if key == 'default' else key!r} "
-                             f"twice ({per_opt[key]!r} and {spec if eq else v!r}); "
-                             f"give one range or list")
+            raise UsageError(
+                f"--lrs gives {'the default range' if key == 'default' else key!r} "
+                f"twice ({per_opt[key]!r} and {spec if eq else v!r}); "
+                f"give one range or list"
+            )
         per_opt[key] = spec if eq else v
     if list(per_opt) == ["default"]:
         return per_opt["default"]
@@ -119,10 +169,15 @@ def check_unprefixed(hp: dict[str, dict[str, Any]], optimizers: list[str]) -> No
         lacking = [o for o in optimizers if name not in get_rule(o).names]
         if lacking:
             owners = [o for o in optimizers if o not in lacking]
-            hint = f"write --hp {owners[0]}.{name}=... to set it for {owners[0]} only" if owners \
+            hint = (
+                f"write --hp {owners[0]}.{name}=... to set it for {owners[0]} only"
+                if owners
                 else f"none of {', '.join(optimizers)} has it"
-            raise UsageError(f"--hp {name}=... applies to every optimizer, but {name!r} is not "
-                             f"a hyperparameter of {', '.join(lacking)}; {hint}")
+            )
+            raise UsageError(
+                f"--hp {name}=... applies to every optimizer, but {name!r} is not "
+                f"a hyperparameter of {', '.join(lacking)}; {hint}"
+            )
 
 
 def check_max_batch(n: int | None) -> int | None:
@@ -135,8 +190,9 @@ def check_named(option: str, names: Any, optimizers: list[str], where: str) -> N
     """Every optimizer ``option`` names (other than ``default``/``*``) must be run."""
     for name in names:
         if name not in ("default", "*") and check_optimizers([name])[0] not in optimizers:
-            raise UsageError(f"{option} names optimizer {name!r} that is {where} "
-                             f"({', '.join(optimizers)})")
+            raise UsageError(
+                f"{option} names optimizer {name!r} that is {where} ({', '.join(optimizers)})"
+            )
 
 
 def check_optimizers(names: list[str]) -> list[str]:
@@ -160,8 +216,11 @@ def interruptible(out: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        print(f"optimlab: stopped; finished runs are kept in {out}; run the same command "
-              f"again to resume", file=sys.stderr)
+        print(
+            f"optimlab: stopped; finished runs are kept in {out}; run the same command "
+            f"again to resume",
+            file=sys.stderr,
+        )
         raise
     finally:
         if main_thread:
@@ -177,9 +236,14 @@ def progress_bar(enabled: bool, description: str) -> Iterator[Callable[[int, int
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as prog:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as prog:
         task = prog.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:
@@ -197,12 +261,13 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
     print_tables(console, results)
     c = results.counts
     if c is not None:
-        console.print(f"runs: {c.requested} requested, {c.computed} computed "
-                      f"({c.diverged} of them diverged), {c.skipped} already in the store "
-                      f"(skipped), {c.failed} failed"
-                      + (f", {c.by_others} by another process" if c.by_others else "")
-                      + (f", {c.failed_by_others} failed in another process"
-                         if c.failed_by_others else ""))
+        console.print(
+            f"runs: {c.requested} requested, {c.computed} computed "
+            f"({c.diverged} of them diverged), {c.skipped} already in the store "
+            f"(skipped), {c.failed} failed"
+            + (f", {c.by_others} by another process" if c.by_others else "")
+            + (f", {c.failed_by_others} failed in another process" if c.failed_by_others else "")
+        )
         for err in dict.fromkeys(c.errors):
             console.print(f"[red]failed:[/red] {err}")
     if not args.no_report:
@@ -211,8 +276,7 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
         try:
             path = write_report(out)
         except OSError as exc:
-            raise UsageError(f"cannot write the report in {out!r}: {exc.strerror or exc}") \
-                from None
+            raise UsageError(f"cannot write the report in {out!r}: {exc.strerror or exc}") from None
         console.print(f"report: {path}")
     console.print(f"results: {out} (rerun the same command to reuse finished runs)")
     return 1 if c is not None and (c.failed or c.failed_by_others) else 0
@@ -226,27 +290,41 @@ def print_tables(console: Any, results: Any) -> None:
 
     with results.curves() as curves:
         for study in results.studies():
-            table = Table(title=f"{study.label}: best setting per optimizer - budget "
-                                f"{study.budget}",
-                          title_justify="left")
+            table = Table(
+                title=f"{study.label}: best setting per optimizer - budget {study.budget}",
+                title_justify="left",
+            )
             rows = analysis.best_table(study, curves)
             evals = sorted({k for r in rows for k in r["evals"] if k != "loss"})
             table.add_column("#", justify="right")
             table.add_column("setting", no_wrap=True)
-            for col in ("final loss", "IQR", "diverged", "steps to target", "LR decades",
-                        *(f"eval {e}" for e in evals)):
+            for col in (
+                "final loss",
+                "IQR",
+                "diverged",
+                "steps to target",
+                "LR decades",
+                *(f"eval {e}" for e in evals),
+            ):
                 table.add_column(col, justify="right", no_wrap=col == "IQR")
             for r in rows:
                 table.add_row(
-                    str(r["rank"]), r["setting"], fmt(r["median"], ".4g"),
-                    f"{fmt(r['q25'])} - {fmt(r['q75'])}", f"{r['diverged']}/{r['seeds']}",
+                    str(r["rank"]),
+                    r["setting"],
+                    fmt(r["median"], ".4g"),
+                    f"{fmt(r['q25'])} - {fmt(r['q75'])}",
+                    f"{r['diverged']}/{r['seeds']}",
                     fmt(r["steps_to_target"], "d"),
                     fmt(r["lr_decades"], ".1f") if math.isfinite(r["lr_decades"]) else "none",
-                    *(fmt(r["evals"].get(e), ".3g") for e in evals))
+                    *(fmt(r["evals"].get(e), ".3g") for e in evals),
+                )
             console.print(table)
             rule = "stated" if study.explicit_target else analysis.TARGET_RULE
-            console.print(f"target: loss <= {fmt(study.target, '.4g')} ({rule}); LR decades: "
-                          f"LR range reaching it", style="dim")
+            console.print(
+                f"target: loss <= {fmt(study.target, '.4g')} ({rule}); LR decades: "
+                f"LR range reaching it",
+                style="dim",
+            )
             for note in analysis.edge_notes(rows):
                 console.print(f"note: {note}", style="yellow")
 
@@ -265,13 +343,26 @@ def run(args: argparse.Namespace) -> int:
     check_unprefixed(hp, optimizers)
     for opt, values in hp.items():
         if any(isinstance(v, list) for v in values.values()):
-            raise UsageError(f"--hp takes one value per name in compare (use sweep for grids), "
-                             f"got {opt}: {values}")
+            raise UsageError(
+                f"--hp takes one value per name in compare (use sweep for grids), "
+                f"got {opt}: {values}"
+            )
     steps = args.steps if args.steps is not None else DEFAULT_STEPS
     seeds = parse_seeds(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
     with interruptible(out), progress_bar(not args.quiet, "compare") as progress:
-        results = compare(problems, optimizers, lrs, steps, seeds, hyperparams=hp,
-                          schedule=args.schedule, out=out, batched=not args.no_batch,
-                          eval_every=args.eval_every, progress=progress,
-                          max_batch=check_max_batch(args.max_batch), torch_threads=args.threads)
+        results = compare(
+            problems,
+            optimizers,
+            lrs,
+            steps,
+            seeds,
+            hyperparams=hp,
+            schedule=args.schedule,
+            out=out,
+            batched=not args.no_batch,
+            eval_every=args.eval_every,
+            progress=progress,
+            max_batch=check_max_batch(args.max_batch),
+            torch_threads=args.threads,
+        )
     return finish(args, results, out)

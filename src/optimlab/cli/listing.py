@@ -11,8 +11,9 @@ WHAT = ("optimizers", "schedules", "problems")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", nargs="?", choices=(*WHAT, "all"), default="all",
-                        help="what to list (default all)")
+    parser.add_argument(
+        "what", nargs="?", choices=(*WHAT, "all"), default="all", help="what to list (default all)"
+    )
 
 
 def _first_line(obj: Any) -> str:
@@ -34,8 +35,10 @@ def optimizer_rows() -> list[tuple[str, str]]:
 def schedule_rows() -> list[tuple[str, str]]:
     schedules = importlib.import_module("optimlab.schedules")
     params = getattr(schedules, "parameters", None)
-    return [(name, f"options: {', '.join(params(name))}" if callable(params) else "")
-            for name in schedules.list()]
+    return [
+        (name, f"options: {', '.join(params(name))}" if callable(params) else "")
+        for name in schedules.list()
+    ]
 
 
 def problem_rows() -> list[tuple[str, str]]:
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     console = Console(soft_wrap=True)
-    for what in (WHAT if args.what == "all" else (args.what,)):
+    for what in WHAT if args.what == "all" else (args.what,):
         try:
             rows = _ROWS[what]()
         except ImportError as exc:  # a part still being built: show what is there

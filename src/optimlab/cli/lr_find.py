@@ -11,21 +11,32 @@ from . import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--problem", required=True,
-                        help="a problem name (see `optimlab list problems`) or module:function")
+    parser.add_argument(
+        "--problem",
+        required=True,
+        help="a problem name (see `optimlab list problems`) or module:function",
+    )
     parser.add_argument("--optimizer", default="adam", help="a registered optimizer (adam)")
-    parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
-                        help="an optimizer hyperparameter other than lr, e.g. --hp beta1=0.8 "
-                             "or --hp 'betas=(0.9,0.99)' (repeatable)")
+    parser.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an optimizer hyperparameter other than lr, e.g. --hp beta1=0.8 "
+        "or --hp 'betas=(0.9,0.99)' (repeatable)",
+    )
     parser.add_argument("--start-lr", type=float, default=1e-7, help="first rate (1e-7)")
     parser.add_argument("--end-lr", type=float, default=10.0, help="last rate (10)")
     parser.add_argument("--num-iter", type=int, default=100, help="steps (100)")
-    parser.add_argument("--mode", choices=("exp", "linear"), default="exp",
-                        help="how the rate grows (exp)")
-    parser.add_argument("--accumulation-steps", type=int, default=1,
-                        help="batches per optimizer step (1)")
-    parser.add_argument("--val", action="store_true",
-                        help="record the loss on the problem's validation batch")
+    parser.add_argument(
+        "--mode", choices=("exp", "linear"), default="exp", help="how the rate grows (exp)"
+    )
+    parser.add_argument(
+        "--accumulation-steps", type=int, default=1, help="batches per optimizer step (1)"
+    )
+    parser.add_argument(
+        "--val", action="store_true", help="record the loss on the problem's validation batch"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the problem's data (0)")
     parser.add_argument("--out", default=None, help="PNG file for the loss-vs-lr plot")
 
@@ -56,8 +67,14 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"folder {str(out.parent)!r} does not exist (for --out {out})")
     task = problems.get(args.problem).torch_task(args.seed)
     result = lr_find_task(
-        task, args.optimizer, hyperparams=hp, use_val_batch=args.val, start_lr=args.start_lr,
-        end_lr=args.end_lr, num_iter=args.num_iter, mode=args.mode,
+        task,
+        args.optimizer,
+        hyperparams=hp,
+        use_val_batch=args.val,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        num_iter=args.num_iter,
+        mode=args.mode,
         accumulation_steps=args.accumulation_steps,
     )
     print(f"problem {args.problem}, optimizer {args.optimizer}: {result}")

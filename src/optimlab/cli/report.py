@@ -13,16 +13,33 @@ from . import UsageError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", metavar="DIR", help="results folder (holds optimlab.sqlite)")
-    parser.add_argument("--out", default=None, metavar="FILE",
-                        help="where to write the HTML report (default DIR/report.html)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE",
+        help="where to write the HTML report (default DIR/report.html)",
+    )
     parser.add_argument("--csv", default=None, metavar="FILE", help="also export runs as CSV")
-    parser.add_argument("--json", default=None, metavar="FILE",
-                        help="also export runs (with per-step curves) as JSON")
-    parser.add_argument("--target", type=float, default=None, metavar="LOSS",
-                        help="state the loss to reach (default: the weakest optimizer's best "
-                             "median final loss, per study)")
-    parser.add_argument("--criterion", default="final_loss", choices=("final_loss", "min_loss"),
-                        help="what ranks the settings (default final_loss)")
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE",
+        help="also export runs (with per-step curves) as JSON",
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        metavar="LOSS",
+        help="state the loss to reach (default: the weakest optimizer's best "
+        "median final loss, per study)",
+    )
+    parser.add_argument(
+        "--criterion",
+        default="final_loss",
+        choices=("final_loss", "min_loss"),
+        help="what ranks the settings (default final_loss)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

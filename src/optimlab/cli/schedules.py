@@ -8,13 +8,19 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "names", nargs="+", metavar="NAME",
+        "names",
+        nargs="+",
+        metavar="NAME",
         help="schedule names (see `optimlab list schedules`), each optionally with options, "
-             "e.g. warmup_cosine:warmup_steps=100 or multistep:milestones=(300,600)",
+        "e.g. warmup_cosine:warmup_steps=100 or multistep:milestones=(300,600)",
     )
     parser.add_argument("--steps", type=int, default=1000, help="steps to draw (default 1000)")
-    parser.add_argument("--lr", type=float, default=1.0,
-                        help="base learning rate (default 1: multipliers of the base rate)")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=1.0,
+        help="base learning rate (default 1: multipliers of the base rate)",
+    )
     parser.add_argument("--out", default="schedules.png", help="PNG file to write")
     parser.add_argument("--logy", action="store_true", help="log-scale learning-rate axis")
 

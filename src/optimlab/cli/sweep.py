@@ -44,18 +44,44 @@ _CONFIG_KEYS = {"problem", "steps", "seeds", "schedules", "grid", "out", "eval_e
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", nargs="?", default=None, metavar="CONFIG",
-                        help="JSON or TOML file with problem, steps, seeds, schedules, grid")
-    parser.add_argument("--problem", action="append", metavar="NAME[:K=V,...]",
-                        help="problem, repeatable (default rosenbrock)")
-    parser.add_argument("--optimizer", action="append", metavar="NAME[,NAME]",
-                        help="optimizers, repeatable or comma-separated (default adam)")
-    parser.add_argument("--lrs", action="append", metavar="RANGE",
-                        help=f"learning rates lo:hi:n, a,b,c or OPT=RANGE (default {DEFAULT_LRS})")
-    parser.add_argument("--hp", action="append", default=[], metavar="[OPT.]NAME=V1,V2",
-                        help="a hyperparameter axis, e.g. --hp adam.beta2=0.99,0.999")
-    parser.add_argument("--schedule", action="append", metavar="NAME[:K=V,...]",
-                        help="schedule axis, repeatable; 'constant' for none")
+    parser.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        metavar="CONFIG",
+        help="JSON or TOML file with problem, steps, seeds, schedules, grid",
+    )
+    parser.add_argument(
+        "--problem",
+        action="append",
+        metavar="NAME[:K=V,...]",
+        help="problem, repeatable (default rosenbrock)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        action="append",
+        metavar="NAME[,NAME]",
+        help="optimizers, repeatable or comma-separated (default adam)",
+    )
+    parser.add_argument(
+        "--lrs",
+        action="append",
+        metavar="RANGE",
+        help=f"learning rates lo:hi:n, a,b,c or OPT=RANGE (default {DEFAULT_LRS})",
+    )
+    parser.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="[OPT.]NAME=V1,V2",
+        help="a hyperparameter axis, e.g. --hp adam.beta2=0.99,0.999",
+    )
+    parser.add_argument(
+        "--schedule",
+        action="append",
+        metavar="NAME[:K=V,...]",
+        help="schedule axis, repeatable; 'constant' for none",
+    )
     add_run_options(parser, DEFAULT_OUT)
 
 
@@ -73,8 +99,10 @@ def load_config(path: str) -> dict[str, Any]:
         raise UsageError(f"config {path!r} must hold a table/object, got {type(data).__name__}")
     unknown = sorted(set(data) - _CONFIG_KEYS)
     if unknown:
-        raise UsageError(f"config {path!r} has unknown key {unknown[0]!r}; known: "
-                         f"{', '.join(sorted(_CONFIG_KEYS))}")
+        raise UsageError(
+            f"config {path!r} has unknown key {unknown[0]!r}; known: "
+            f"{', '.join(sorted(_CONFIG_KEYS))}"
+        )
     return data
 
 
@@ -83,8 +111,10 @@ def build_grid(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, di
     raw = config.get("grid", {})
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise UsageError("config 'grid' must map each optimizer to a table of its axes")
-    grid = {name: dict(axes) for name, axes in zip(check_optimizers(list(raw)), raw.values(),
-                                                   strict=True)}
+    grid = {
+        name: dict(axes)
+        for name, axes in zip(check_optimizers(list(raw)), raw.values(), strict=True)
+    }
     if args.optimizer or not grid:
         opts = check_optimizers(split_list(args.optimizer, ("adam",)))
         grid = {o: grid.get(o, {}) for o in opts}
@@ -99,11 +129,12 @@ def build_grid(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, di
     hp = parse_hp_options(args.hp)
     check_unprefixed(hp, list(grid))
     for opt, values in hp.items():
-        for target in (grid if opt == "*" else [opt]):
+        for target in grid if opt == "*" else [opt]:
             target = check_optimizers([target])[0]
             if target not in grid:
-                raise UsageError(f"--hp names optimizer {opt!r} that is not in the sweep "
-                                 f"({', '.join(grid)})")
+                raise UsageError(
+                    f"--hp names optimizer {opt!r} that is not in the sweep ({', '.join(grid)})"
+                )
             grid[target].update(values)
     return grid
 
@@ -116,15 +147,26 @@ def run(args: argparse.Namespace) -> int:
     grid = build_grid(args, config)
     problem = args.problem or config.get("problem", "rosenbrock")  # [] is a mistake, not a default
     steps = args.steps if args.steps is not None else config.get("steps", DEFAULT_STEPS)
-    seeds = parse_seeds(args.seeds if args.seeds is not None
-                        else config.get("seeds", DEFAULT_SEEDS))
+    seeds = parse_seeds(
+        args.seeds if args.seeds is not None else config.get("seeds", DEFAULT_SEEDS)
+    )
     schedules = args.schedule or config.get("schedules") or [None]
     out = args.out or config.get("out") or DEFAULT_OUT
     if not isinstance(out, str):
         raise UsageError(f"config 'out' must be a folder path (a string), got {out!r}")
     eval_every = args.eval_every if args.eval_every is not None else config.get("eval_every")
     with interruptible(out), progress_bar(not args.quiet, "sweep") as progress:
-        results = sweep(problem, grid, steps, seeds, schedules=schedules, out=out,
-                        batched=not args.no_batch, eval_every=eval_every, progress=progress,
-                        max_batch=check_max_batch(args.max_batch), torch_threads=args.threads)
+        results = sweep(
+            problem,
+            grid,
+            steps,
+            seeds,
+            schedules=schedules,
+            out=out,
+            batched=not args.no_batch,
+            eval_every=eval_every,
+            progress=progress,
+            max_batch=check_max_batch(args.max_batch),
+            torch_threads=args.threads,
+        )
     return finish(args, results, out)

@@ -87,8 +87,9 @@ def apply(
     new_slots: dict[str, list[Any]] = {name: [] for name in slots}
     new_shared = dict(shared)
     for i, (p, g) in enumerate(zip(p_leaves, g_leaves, strict=True)):
-        given = {n: np.zeros_like(p) if leaves is None else leaves[i]
-                 for n, leaves in s_leaves.items()}
+        given = {
+            n: np.zeros_like(p) if leaves is None else leaves[i] for n, leaves in s_leaves.items()
+        }
         state = rule.init(p)._replace(count=count, **given, **shared)
         delta, new_state = rule.update(g, state, p, **hp)
         new_params.append(p + delta)

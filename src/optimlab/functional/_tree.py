@@ -61,8 +61,10 @@ def _leaf(x: Any, label: str, as_float: bool) -> np.ndarray:
         raise TypeError(f"{label} must hold numbers, got dtype {x.dtype}")
     if np.issubdtype(x.dtype, np.complexfloating):
         # The rules square gradients as g * g, which is not |g|^2 for complex numbers.
-        raise TypeError(f"{label} is complex ({x.dtype}); pass real arrays, e.g. the real "
-                        f"and imaginary parts as two parameters")
+        raise TypeError(
+            f"{label} is complex ({x.dtype}); pass real arrays, e.g. the real "
+            f"and imaginary parts as two parameters"
+        )
     if as_float and not np.issubdtype(x.dtype, np.inexact):
         return x.astype(np.float64)
     return x
@@ -98,8 +100,10 @@ def leaves_like(
             raise ValueError(f"{name} must be a dict with keys {list(layout.keys)}, got {got}")
         items = [tree[k] for k in layout.keys]
     elif layout.kind in ("list", "tuple"):
-        if not isinstance(tree, Sequence) or isinstance(tree, str) or len(tree) != len(
-            layout.shapes
+        if (
+            not isinstance(tree, Sequence)
+            or isinstance(tree, str)
+            or len(tree) != len(layout.shapes)
         ):
             got = f"length {len(tree)}" if isinstance(tree, Sequence) else type(tree).__name__
             raise ValueError(f"{name} must be a list of {len(layout.shapes)} arrays, got {got}")
@@ -131,7 +135,8 @@ def unflatten(layout: Layout, leaves: Sequence[Any]) -> Any:
     0-d array arithmetic into scalars, which are made 0-d arrays again).
     """
     out = [
-        (float(x) if np.ndim(x) == 0 else x) if is_num
+        (float(x) if np.ndim(x) == 0 else x)
+        if is_num
         else (np.asarray(x) if isinstance(x, np.generic) else x)
         for x, is_num in zip(leaves, layout.numbers, strict=True)
     ]

@@ -154,8 +154,13 @@ def adam_step(
     hp = _adapt.hyperparams(
         _adapt.get_rule("adam"),
         _EPS,
-        {"lr": lr, "beta1": beta1, "beta2": beta2, "epsilon": epsilon,
-         "bias_correction": bias_correction},
+        {
+            "lr": lr,
+            "beta1": beta1,
+            "beta2": beta2,
+            "epsilon": epsilon,
+            "bias_correction": bias_correction,
+        },
     )
     count = _adapt.check_step(t) - 1
     new_params, slots, _ = _adapt.apply("adam", params, grads, {"m": m, "v": v}, hp, count=count)
@@ -186,8 +191,13 @@ def adamw_step(
     hp = _adapt.hyperparams(
         _adapt.get_rule("adamw"),
         _EPS,
-        {"lr": lr, "beta1": beta1, "beta2": beta2, "epsilon": epsilon,
-         "weight_decay": weight_decay},
+        {
+            "lr": lr,
+            "beta1": beta1,
+            "beta2": beta2,
+            "epsilon": epsilon,
+            "weight_decay": weight_decay,
+        },
     )
     count = _adapt.check_step(t) - 1
     new_params, slots, _ = _adapt.apply("adamw", params, grads, {"m": m, "v": v}, hp, count=count)
@@ -227,13 +237,23 @@ def nadam_step(
     hp = _adapt.hyperparams(
         _adapt.get_rule("nadam"),
         _EPS,
-        {"lr": lr, "beta1": beta1, "beta2": beta2, "epsilon": epsilon,
-         "momentum_decay": momentum_decay},
+        {
+            "lr": lr,
+            "beta1": beta1,
+            "beta2": beta2,
+            "epsilon": epsilon,
+            "momentum_decay": momentum_decay,
+        },
     )
     count = _adapt.check_step(t) - 1
     mu_product = _adapt.MU_PRODUCT.check(mu_product)  # np.float64 -> float (keeps float32)
     new_params, slots, shared = _adapt.apply(
-        "nadam", params, grads, {"m": m, "v": v}, hp, count=count,
+        "nadam",
+        params,
+        grads,
+        {"m": m, "v": v},
+        hp,
+        count=count,
         shared={"mu_product": mu_product},
     )
     return new_params, slots["m"], slots["v"], shared["mu_product"]

@@ -26,8 +26,9 @@ _EPOCHS = Hyper("epochs", 1, low=0, kind="int")
 _LR = Hyper("lr", 0.1, low=0.0)
 
 
-def run(step: StepFn, params: Any, compute_loss_and_grads: LossAndGrads, epochs: int
-        ) -> tuple[Any, list[float]]:
+def run(
+    step: StepFn, params: Any, compute_loss_and_grads: LossAndGrads, epochs: int
+) -> tuple[Any, list[float]]:
     """Apply ``step(params, grads) -> params`` for ``epochs`` epochs.
 
     Returns the last parameters and the loss at the start of each epoch; stops early,
@@ -58,8 +59,9 @@ def train_with_gradient_descent(
     0.5
     """
     _LR.check(lr)
-    params, _ = run(lambda p, g: gradient_descent_step(p, g, lr), params,
-                    compute_loss_and_grads, epochs)
+    params, _ = run(
+        lambda p, g: gradient_descent_step(p, g, lr), params, compute_loss_and_grads, epochs
+    )
     return params
 
 
@@ -80,8 +82,12 @@ def experiment_learning_rates(
     _EPOCHS.check(epochs)
     result: dict[float, float] = {}
     for lr in lrs:
-        final, losses = run(lambda p, g, lr=lr: gradient_descent_step(p, g, lr), params,
-                            compute_loss_and_grads, epochs)
+        final, losses = run(
+            lambda p, g, lr=lr: gradient_descent_step(p, g, lr),
+            params,
+            compute_loss_and_grads,
+            epochs,
+        )
         if losses and not math.isfinite(losses[-1]):
             result[lr] = losses[-1]
         else:
@@ -125,8 +131,10 @@ def _display_name(spec: Any) -> str:
         return spec
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         return spec[0]
-    raise ValueError(f"opt_steps given as a list must hold names or (name, hyperparams) "
-                     f"pairs, got {spec!r}; use a dict {{name: step}} for other kinds")
+    raise ValueError(
+        f"opt_steps given as a list must hold names or (name, hyperparams) "
+        f"pairs, got {spec!r}; use a dict {{name: step}} for other kinds"
+    )
 
 
 def _as_step(name: Any, spec: Any) -> StepFn:
@@ -136,8 +144,9 @@ def _as_step(name: Any, spec: Any) -> StepFn:
         return numpy_optimizer(spec).update
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         if not isinstance(spec[1], Mapping):
-            raise ValueError(f"opt_steps[{name!r}]: hyperparameters must be a dict, "
-                             f"got {spec[1]!r}")
+            raise ValueError(
+                f"opt_steps[{name!r}]: hyperparameters must be a dict, got {spec[1]!r}"
+            )
         return numpy_optimizer(spec[0], **spec[1]).update
     if callable(getattr(spec, "update", None)):
         return copy.deepcopy(spec).update

@@ -59,17 +59,30 @@ class _TorchOps:
         return ((loss <= thresh) & (gnorm < np.inf)).numpy()
 
 
-def run_group(problem: Any, group: Group, steps: int, *, eval_every: int | None,
-              divergence_factor: float, progress: Callable[[int], None] | None,
-              backend: str = "numpy") -> Recorder:
+def run_group(
+    problem: Any,
+    group: Group,
+    steps: int,
+    *,
+    eval_every: int | None,
+    divergence_factor: float,
+    progress: Callable[[int], None] | None,
+    backend: str = "numpy",
+) -> Recorder:
     """Run one group on a test function; returns its records."""
     with np.errstate(all="ignore"):  # overflow on the way to divergence is expected
         return _run(problem, group, steps, eval_every, divergence_factor, progress, backend)
 
 
-def _run(problem: Any, group: Group, steps: int, eval_every: int | None,
-         divergence_factor: float, progress: Callable[[int], None] | None,
-         backend: str) -> Recorder:
+def _run(
+    problem: Any,
+    group: Group,
+    steps: int,
+    eval_every: int | None,
+    divergence_factor: float,
+    progress: Callable[[int], None] | None,
+    backend: str,
+) -> Recorder:
     ops: Any = _TorchOps() if backend == "torch" else _NumpyOps()
     rule = group.rule
     extra = {} if rule.elementwise else {"batch_ndim": 1}
@@ -104,15 +117,22 @@ def _run(problem: Any, group: Group, steps: int, eval_every: int | None,
             if backend == "torch":
                 keep = ops.torch.as_tensor(keep)
             x, g, loss, gnorm, lr, thresh, kw, state = take(
-                (x, g, loss, gnorm, lr, thresh, kw, state), keep, len(rows))
+                (x, g, loss, gnorm, lr, thresh, kw, state), keep, len(rows)
+            )
             rows = rows[ok]
             if len(rows) == 0:
                 break
         delta, state = rule.update(g, state, x, lr=lr[:, t : t + 1], **kw)
         x = x + delta
         unorm = ops.norm_rows(delta)
-        rec.step(t, rows, ops.numpy(loss), ops.numpy(gnorm), ops.numpy(unorm),
-                 (time.perf_counter() - start) / len(rows))
+        rec.step(
+            t,
+            rows,
+            ops.numpy(loss),
+            ops.numpy(gnorm),
+            ops.numpy(unorm),
+            (time.perf_counter() - start) / len(rows),
+        )
         if rec.trajectory is not None:
             rec.trajectory[t + 1, rows if len(rows) < rec.size else slice(None)] = ops.numpy(x)
         if t + 1 in marks:

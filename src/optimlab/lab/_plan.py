@@ -40,9 +40,13 @@ class Group:
     def split(self) -> list[Group]:
         """One group per setting."""
         return [
-            dataclasses.replace(self, positions=[pos], seeds=[seed],
-                                floats={k: v[j : j + 1] for k, v in self.floats.items()},
-                                lr=self.lr[j : j + 1])
+            dataclasses.replace(
+                self,
+                positions=[pos],
+                seeds=[seed],
+                floats={k: v[j : j + 1] for k, v in self.floats.items()},
+                lr=self.lr[j : j + 1],
+            )
             for j, (pos, seed) in enumerate(zip(self.positions, self.seeds, strict=True))
         ]
 
@@ -54,8 +58,10 @@ def schedule_table(name: str | None, kwargs: Mapping[str, Any], steps: int) -> n
     from .. import schedules
 
     if "total_steps" in kwargs:
-        raise ValueError("schedule_kwargs must not set total_steps: the run's steps are used "
-                         f"(got total_steps={kwargs['total_steps']!r})")
+        raise ValueError(
+            "schedule_kwargs must not set total_steps: the run's steps are used "
+            f"(got total_steps={kwargs['total_steps']!r})"
+        )
     sched = schedules.get(name, total_steps=steps, **dict(kwargs))
     probe = np.unique(np.linspace(0, steps - 1, min(steps, 65)).astype(int))
     try:  # one vectorized call where the schedule takes arrays, checked against scalar calls
@@ -85,40 +91,55 @@ def plan(settings: Sequence[Any], steps: int) -> list[Group]:
         if key_s not in tables:
             tables[key_s] = schedule_table(s.schedule, s.schedule_kwargs, steps)
         # flags (bool/int) and optional numbers left at None must agree within a group
-        flags = tuple((h.name, hp[h.name]) for h in rule.hyperparams
-                      if h.kind != "float" or hp[h.name] is None)
+        flags = tuple(
+            (h.name, hp[h.name])
+            for h in rule.hyperparams
+            if h.kind != "float" or hp[h.name] is None
+        )
         keyed.setdefault((rule.name, flags), []).append((pos, hp, tables[key_s]))
     groups = []
     for (name, flags), members in keyed.items():
         rule = get_rule(name)
         fixed = dict(flags)
-        float_names = [h.name for h in rule.hyperparams
-                       if h.kind == "float" and h.name != "lr" and h.name not in fixed]
-        groups.append(Group(
-            rule=rule,
-            positions=[pos for pos, _, _ in members],
-            seeds=[int(settings[pos].seed) for pos, _, _ in members],
-            floats={n: np.array([float(hp[n]) for _, hp, _ in members]) for n in float_names},
-            flags=fixed,
-            lr=np.stack([float(hp["lr"]) * table for _, hp, table in members]),
-        ))
+        float_names = [
+            h.name
+            for h in rule.hyperparams
+            if h.kind == "float" and h.name != "lr" and h.name not in fixed
+        ]
+        groups.append(
+            Group(
+                rule=rule,
+                positions=[pos for pos, _, _ in members],
+                seeds=[int(settings[pos].seed) for pos, _, _ in members],
+                floats={n: np.array([float(hp[n]) for _, hp, _ in members]) for n in float_names},
+                flags=fixed,
+                lr=np.stack([float(hp["lr"]) * table for _, hp, table in members]),
+            )
+        )
     return groups
 
 
 def check_args(steps: Any, eval_every: Any, divergence_factor: Any) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if eval_every is not None and (isinstance(eval_every, bool) or
-                                   not isinstance(eval_every, int | np.integer) or eval_every < 1):
+    if eval_every is not None and (
+        isinstance(eval_every, bool)
+        or not isinstance(eval_every, int | np.integer)
+        or eval_every < 1
+    ):
         raise ValueError(f"eval_every must be None or an integer >= 1, got {eval_every!r}")
     check_divergence_factor(divergence_factor)
 
 
 def check_divergence_factor(divergence_factor: Any) -> None:
-    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, int | float) or \
-            not (math.isfinite(divergence_factor) and divergence_factor > 1):
+    if (
+        isinstance(divergence_factor, bool)
+        or not isinstance(divergence_factor, int | float)
+        or not (math.isfinite(divergence_factor) and divergence_factor > 1)
+    ):
         raise ValueError(
-            f"divergence_factor must be a finite number > 1, got {divergence_factor!r}")
+            f"divergence_factor must be a finite number > 1, got {divergence_factor!r}"
+        )
 
 
 def eval_steps(steps: int, eval_every: int | None) -> set[int]:
@@ -149,14 +170,15 @@ class Recorder:
     def __post_init__(self) -> None:
         shape = (self.steps, self.size)
         self.loss, self.grad_norm, self.update_norm, self.dt = (
-            np.full(shape, np.nan) for _ in range(4))
+            np.full(shape, np.nan) for _ in range(4)
+        )
         self.diverged = [None] * self.size
         self.evals = [[] for _ in range(self.size)]
-        self.trajectory = (np.full((self.steps + 1, self.size, self.dim), np.nan)
-                           if self.dim is not None else None)
+        self.trajectory = (
+            np.full((self.steps + 1, self.size, self.dim), np.nan) if self.dim is not None else None
+        )
 
-    def step(self, t: int, rows: np.ndarray, loss: Any, gnorm: Any, unorm: Any,
-             dt: float) -> None:
+    def step(self, t: int, rows: np.ndarray, loss: Any, gnorm: Any, unorm: Any, dt: float) -> None:
         """Record step ``t`` for ``rows`` (all rows when ``rows`` is the full range)."""
         idx = slice(None) if len(rows) == self.size else rows
         self.loss[t, idx], self.grad_norm[t, idx], self.update_norm[t, idx] = loss, gnorm, unorm
@@ -173,23 +195,33 @@ class Recorder:
         for i, r in enumerate(rows):
             self.evals[int(r)].append((t, {k: float(v[i]) for k, v in values.items()}))
 
-    def traces(self, settings: Sequence[Any], group: Group, trace_cls: Callable[..., Any]
-               ) -> list[tuple[int, Any]]:
+    def traces(
+        self, settings: Sequence[Any], group: Group, trace_cls: Callable[..., Any]
+    ) -> list[tuple[int, Any]]:
         out = []
         for j, pos in enumerate(group.positions):
             div = self.diverged[j]
             n = self.steps if div is None else div + 1
-            traj = None if self.trajectory is None else self.trajectory[
-                : n + (div is None), j].copy()
-            out.append((pos, trace_cls(
-                setting=settings[pos],
-                status="finished" if div is None else "diverged",
-                loss=self.loss[:n, j].copy(), lr=group.lr[j, :n].copy(),
-                grad_norm=self.grad_norm[:n, j].copy(),
-                update_norm=self.update_norm[:n, j].copy(),
-                time=np.cumsum(self.dt[:n, j]),
-                evals=self.evals[j], trajectory=traj, diverged_step=div,
-            )))
+            traj = (
+                None if self.trajectory is None else self.trajectory[: n + (div is None), j].copy()
+            )
+            out.append(
+                (
+                    pos,
+                    trace_cls(
+                        setting=settings[pos],
+                        status="finished" if div is None else "diverged",
+                        loss=self.loss[:n, j].copy(),
+                        lr=group.lr[j, :n].copy(),
+                        grad_norm=self.grad_norm[:n, j].copy(),
+                        update_norm=self.update_norm[:n, j].copy(),
+                        time=np.cumsum(self.dt[:n, j]),
+                        evals=self.evals[j],
+                        trajectory=traj,
+                        diverged_step=div,
+                    ),
+                )
+            )
         return out
 
 

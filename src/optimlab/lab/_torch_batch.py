@@ -41,8 +41,9 @@ def _stack_batches(batches: list[Any], index: list[int]) -> Any:
     if isinstance(first, torch.Tensor):
         return torch.stack([batches[i] for i in index])
     if isinstance(first, tuple | list):
-        return type(first)(_stack_batches([b[j] for b in batches], index)
-                           for j in range(len(first)))
+        return type(first)(
+            _stack_batches([b[j] for b in batches], index) for j in range(len(first))
+        )
     if isinstance(first, dict):
         return {k: _stack_batches([b[k] for b in batches], index) for k in first}
     if first is None:
@@ -63,16 +64,34 @@ def _flat_sq(tensors: Any) -> torch.Tensor:
     return sum((t.double() ** 2).flatten(1).sum(1) for t in tensors)
 
 
-def run_group(problem: Any, group: Group, steps: int, *, batched: bool, eval_every: int | None,
-              divergence_factor: float, progress: Callable[[int], None] | None) -> Recorder:
+def run_group(
+    problem: Any,
+    group: Group,
+    steps: int,
+    *,
+    batched: bool,
+    eval_every: int | None,
+    divergence_factor: float,
+    progress: Callable[[int], None] | None,
+) -> Recorder:
     """Run one group on a torch problem (vmapped if ``batched`` and possible)."""
     if batched and group.size > 1:
         try:
-            return _run_vmapped(problem, group, steps, eval_every=eval_every,
-                                divergence_factor=divergence_factor, progress=progress)
+            return _run_vmapped(
+                problem,
+                group,
+                steps,
+                eval_every=eval_every,
+                divergence_factor=divergence_factor,
+                progress=progress,
+            )
         except _VmapUnsupported as exc:
-            warnings.warn(f"vmap does not apply to {problem.name!r} ({exc.__cause__}); "
-                          "running one setting at a time", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"vmap does not apply to {problem.name!r} ({exc.__cause__}); "
+                "running one setting at a time",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     rec = Recorder(steps, group.size)
     for j, one in enumerate(group.split()):
         # a model that draws random numbers in forward (dropout) draws them from torch's
@@ -81,8 +100,16 @@ def run_group(problem: Any, group: Group, steps: int, *, batched: bool, eval_eve
         # leaves the caller's RNG as it was
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_rng_seed(one.seeds[0]))
-            _run_sequential(problem, one, steps, rec, j, eval_every=eval_every,
-                            divergence_factor=divergence_factor, progress=progress)
+            _run_sequential(
+                problem,
+                one,
+                steps,
+                rec,
+                j,
+                eval_every=eval_every,
+                divergence_factor=divergence_factor,
+                progress=progress,
+            )
     return rec
 
 
@@ -123,8 +150,9 @@ class _Stacked:
         def loss_fn(p: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
             return functional_call(call, {f"model.{n}": v for n, v in p.items()}, (batch,))
 
-        self.value_grad = vmap(grad_and_value(loss_fn), in_dims=(0, None if self.shared else 0),
-                               randomness="error")
+        self.value_grad = vmap(
+            grad_and_value(loss_fn), in_dims=(0, None if self.shared else 0), randomness="error"
+        )
         self.evaluate = _vmapped_metrics(template)
 
     def batch(self, rows: np.ndarray) -> Any:
@@ -138,8 +166,15 @@ class _Stacked:
         return batches[0] if self.shared else _stack_batches(batches, [self.which[r] for r in rows])
 
 
-def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | None,
-                 divergence_factor: float, progress: Callable[[int], None] | None) -> Recorder:
+def _run_vmapped(
+    problem: Any,
+    group: Group,
+    steps: int,
+    *,
+    eval_every: int | None,
+    divergence_factor: float,
+    progress: Callable[[int], None] | None,
+) -> Recorder:
     rule, flags = group.rule, dict(group.flags)
     if not rule.elementwise:
         flags["batch_ndim"] = 1
@@ -149,8 +184,9 @@ def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | No
     device = params[names[0]].device
     hp = {n: {k: _hp_tensor(v, params[n]) for k, v in group.floats.items()} for n in names}
     lr = torch.as_tensor(group.lr, dtype=torch.float64, device=device)
-    state = {n: rule.init(params[n], **({} if rule.elementwise else {"batch_ndim": 1}))
-             for n in names}
+    state = {
+        n: rule.init(params[n], **({} if rule.elementwise else {"batch_ndim": 1})) for n in names
+    }
     marks = eval_steps(steps, eval_every)
     try:  # the first metrics and gradients also probe whether vmap can run this model
         metrics0 = st.evaluate(params) if st.evaluate else None
@@ -175,7 +211,8 @@ def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | No
                 progress(int((~ok).sum()) * (steps - t))
             keep = torch.as_tensor(np.flatnonzero(ok), device=device)
             params, grads, loss, gnorm, lr, thresh, hp, state = take(
-                (params, grads, loss, gnorm, lr, thresh, hp, state), keep, len(rows))
+                (params, grads, loss, gnorm, lr, thresh, hp, state), keep, len(rows)
+            )
             rows = rows[ok]
             if len(rows) == 0:
                 break
@@ -187,8 +224,14 @@ def _run_vmapped(problem: Any, group: Group, steps: int, *, eval_every: int | No
                 delta, state[n] = rule.update(grads[n], state[n], p, lr=lr_t, **hp[n], **flags)
                 params[n] = p + delta
                 usq = usq + (delta.double() ** 2).flatten(1).sum(1)
-        rec.step(t, rows, _np(loss), _np(gnorm), _np(usq.sqrt()),
-                 (time.perf_counter() - start) / len(rows))
+        rec.step(
+            t,
+            rows,
+            _np(loss),
+            _np(gnorm),
+            _np(usq.sqrt()),
+            (time.perf_counter() - start) / len(rows),
+        )
         if t + 1 in marks and st.evaluate:
             rec.add_evals(t + 1, rows, st.evaluate(params))
         if progress:
@@ -215,9 +258,17 @@ def _vmapped_metrics(task: Any) -> Callable[[dict[str, Any]], dict] | None:
     return evaluate
 
 
-def _run_sequential(problem: Any, group: Group, steps: int, rec: Recorder, row: int, *,
-                    eval_every: int | None, divergence_factor: float,
-                    progress: Callable[[int], None] | None) -> None:
+def _run_sequential(
+    problem: Any,
+    group: Group,
+    steps: int,
+    rec: Recorder,
+    row: int,
+    *,
+    eval_every: int | None,
+    divergence_factor: float,
+    progress: Callable[[int], None] | None,
+) -> None:
     """One setting: the task's model stepped in place by the rule (scalar hyperparameters)."""
     rule = group.rule
     task = problem.torch_task(group.seeds[0])
@@ -264,8 +315,7 @@ def _run_sequential(problem: Any, group: Group, steps: int, rec: Recorder, row: 
         usq = 0.0
         with torch.no_grad():
             for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-                delta, state[i] = rule.update(g, state[i], p.detach(), lr=lr_t, **hp,
-                                              **group.flags)
+                delta, state[i] = rule.update(g, state[i], p.detach(), lr=lr_t, **hp, **group.flags)
                 p.add_(delta)
                 usq += float((delta.double() ** 2).sum())
         now = time.perf_counter()

@@ -65,9 +65,23 @@ def setting_label(r: Record, *, with_lr: bool = True) -> str:
 def flatten(row: Mapping[str, Any]) -> Record:
     """A store row as a flat record (hyperparameters and final evaluations included)."""
     cfg = RunConfig.from_canonical(row["config"])
-    rec: Record = {k: row[k] for k in (
-        "run_id", "problem", "optimizer", "lr", "seed", "steps", "status", "initial_loss",
-        "final_loss", "min_loss", "diverged_step", "wall_time")}
+    rec: Record = {
+        k: row[k]
+        for k in (
+            "run_id",
+            "problem",
+            "optimizer",
+            "lr",
+            "seed",
+            "steps",
+            "status",
+            "initial_loss",
+            "final_loss",
+            "min_loss",
+            "diverged_step",
+            "wall_time",
+        )
+    }
     rec["schedule"] = cfg.schedule
     rec["schedule_kwargs"] = dict(cfg.schedule_kwargs)
     rec["problem_kwargs"] = dict(cfg.problem_kwargs)
@@ -82,8 +96,7 @@ def flatten(row: Mapping[str, Any]) -> Record:
 def _variant_key(cfg: RunConfig) -> str:
     """The setting without lr and seed: one LR-sensitivity curve per variant."""
     hp = {k: v for k, v in cfg.hyperparams.items() if k != "lr"}
-    return json.dumps([cfg.optimizer, hp, cfg.schedule, dict(cfg.schedule_kwargs)],
-                      sort_keys=True)
+    return json.dumps([cfg.optimizer, hp, cfg.schedule, dict(cfg.schedule_kwargs)], sort_keys=True)
 
 
 def score(r: Record, criterion: str = "final_loss") -> float:
@@ -121,10 +134,19 @@ def _stats(runs: list[Record], criterion: str) -> SettingStats:
     q25, med, q75 = (_quantile(values, q) for q in (25, 50, 75))
     first = runs[0]
     return SettingStats(
-        setting=first["setting"], label=setting_label(first), problem=first["problem"],
-        optimizer=first["optimizer"], lr=float(first["lr"]), variant=first["variant"],
-        runs=runs, median=med, q25=q25, q75=q75, min=float(values.min()),
-        max=float(values.max()), n_seeds=len(runs),
+        setting=first["setting"],
+        label=setting_label(first),
+        problem=first["problem"],
+        optimizer=first["optimizer"],
+        lr=float(first["lr"]),
+        variant=first["variant"],
+        runs=runs,
+        median=med,
+        q25=q25,
+        q75=q75,
+        min=float(values.min()),
+        max=float(values.max()),
+        n_seeds=len(runs),
         n_diverged=sum(r["status"] == "diverged" for r in runs),
     )
 
@@ -212,22 +234,29 @@ class Study:
         return curve[lo].lr, curve[hi].lr
 
 
-def studies(records: Sequence[Record], criterion: str = "final_loss",
-            target: float | Mapping[str, float] | None = None) -> list[Study]:
+def studies(
+    records: Sequence[Record],
+    criterion: str = "final_loss",
+    target: float | Mapping[str, float] | None = None,
+) -> list[Study]:
     """Split records into studies (problem x budget) and analyse each."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
-    for t in (target.values() if isinstance(target, Mapping) else [target]):
-        if t is not None and (isinstance(t, bool) or not isinstance(t, numbers.Real)
-                              or not math.isfinite(t)):
+    for t in target.values() if isinstance(target, Mapping) else [target]:
+        if t is not None and (
+            isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t)
+        ):
             raise ValueError(f"target must be a finite number (or None), got {t!r}")
     groups: dict[tuple[str, str, int], list[Record]] = {}
     for r in records:
         groups.setdefault(study_key(r), []).append(r)
     out = []
     for (problem, pkw, steps), recs in sorted(groups.items()):
-        init = [r["initial_loss"] for r in recs if r["initial_loss"] is not None
-                and math.isfinite(r["initial_loss"])]
+        init = [
+            r["initial_loss"]
+            for r in recs
+            if r["initial_loss"] is not None and math.isfinite(r["initial_loss"])
+        ]
         f0 = float(np.median(init)) if init else math.nan
         finals = [score(r, "final_loss") for r in recs]
         finite = [f for f in finals if math.isfinite(f)]
@@ -236,12 +265,21 @@ def studies(records: Sequence[Record], criterion: str = "final_loss",
         explicit = tgt is not None
         if tgt is None:
             tgt = _weakest_best(stats)
-        out.append(Study(
-            problem=problem, problem_kwargs=json.loads(pkw), steps=steps,
-            seeds=sorted({r["seed"] for r in recs}), records=recs, criterion=criterion,
-            initial_loss=f0, best_loss=min(finite) if finite else math.nan,
-            target=float(tgt), explicit_target=explicit, settings=stats,
-        ))
+        out.append(
+            Study(
+                problem=problem,
+                problem_kwargs=json.loads(pkw),
+                steps=steps,
+                seeds=sorted({r["seed"] for r in recs}),
+                records=recs,
+                criterion=criterion,
+                initial_loss=f0,
+                best_loss=min(finite) if finite else math.nan,
+                target=float(tgt),
+                explicit_target=explicit,
+                settings=stats,
+            )
+        )
     return out
 
 
@@ -276,19 +314,30 @@ def best_table(study: Study, curves: Curves) -> list[dict[str, Any]]:
         hits = [steps_to_target(curves(r["run_id"]), study.target) for r in s.runs]
         reached = sum(math.isfinite(h[0]) for h in hits)
         lr_range = study.lr_range(s.variant)
-        rows.append({
-            "rank": rank, "optimizer": opt, "setting": s.label, "lr": s.lr,
-            "median": s.median, "q25": s.q25, "q75": s.q75, "min": s.min, "max": s.max,
-            "seeds": s.n_seeds, "diverged": s.n_diverged, "steps": study.steps,
-            "steps_to_target": float(np.median([h[0] for h in hits])),
-            "time_to_target": float(np.median([h[1] for h in hits])),
-            "reached": reached,
-            "lr_lo": lr_range[0] if lr_range else math.nan,
-            "lr_hi": lr_range[1] if lr_range else math.nan,
-            "lr_decades": math.log10(lr_range[1] / lr_range[0]) if lr_range else math.nan,
-            "evals": _median_evals(s.runs),
-            "grid_edge": grid_edge(study, s),
-        })
+        rows.append(
+            {
+                "rank": rank,
+                "optimizer": opt,
+                "setting": s.label,
+                "lr": s.lr,
+                "median": s.median,
+                "q25": s.q25,
+                "q75": s.q75,
+                "min": s.min,
+                "max": s.max,
+                "seeds": s.n_seeds,
+                "diverged": s.n_diverged,
+                "steps": study.steps,
+                "steps_to_target": float(np.median([h[0] for h in hits])),
+                "time_to_target": float(np.median([h[1] for h in hits])),
+                "reached": reached,
+                "lr_lo": lr_range[0] if lr_range else math.nan,
+                "lr_hi": lr_range[1] if lr_range else math.nan,
+                "lr_decades": math.log10(lr_range[1] / lr_range[0]) if lr_range else math.nan,
+                "evals": _median_evals(s.runs),
+                "grid_edge": grid_edge(study, s),
+            }
+        )
     return rows
 
 
@@ -307,7 +356,8 @@ def edge_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [
         f"{r['optimizer']}: its best lr={r['lr']:.3g} is the {words[r['grid_edge']][0]} tried; "
         f"the optimum may be {words[r['grid_edge']][1]} (widen the LR range)"
-        for r in rows if r["grid_edge"]
+        for r in rows
+        if r["grid_edge"]
     ]
 
 
@@ -325,8 +375,19 @@ def sensitivity_rows(study: Study) -> list[dict[str, Any]]:
     rows = []
     for opt, best in study.best().items():
         for s in study.sensitivity(best.variant):
-            rows.append({"optimizer": opt, "variant": setting_label(s.runs[0], with_lr=False),
-                         "lr": s.lr, "median": s.median, "q25": s.q25, "q75": s.q75,
-                         "min": s.min, "max": s.max, "seeds": s.n_seeds,
-                         "diverged": s.n_diverged, "converges": study.converges(s)})
+            rows.append(
+                {
+                    "optimizer": opt,
+                    "variant": setting_label(s.runs[0], with_lr=False),
+                    "lr": s.lr,
+                    "median": s.median,
+                    "q25": s.q25,
+                    "q75": s.q75,
+                    "min": s.min,
+                    "max": s.max,
+                    "seeds": s.n_seeds,
+                    "diverged": s.n_diverged,
+                    "converges": study.converges(s),
+                }
+            )
     return rows

@@ -69,21 +69,29 @@ def _problems(problem: ProblemSpec | Sequence[ProblemSpec]) -> list[tuple[str, d
     try:
         items = list(problem)
     except TypeError:
-        raise ValueError(f"problem must be a name, (name, kwargs) or a list of them, "
-                         f"got {problem!r}") from None
+        raise ValueError(
+            f"problem must be a name, (name, kwargs) or a list of them, got {problem!r}"
+        ) from None
     specs = [parse_problem(p) for p in items]
     if not specs:
         raise ValueError("problem must name at least one problem, got none")
     return specs
 
 
-def run_configs(configs: Sequence[RunConfig], out: str | None, *, batched: bool = True,
-                eval_every: int | None = None, progress: ProgressFn | None = None,
-                **kwargs: Any) -> Results:
+def run_configs(
+    configs: Sequence[RunConfig],
+    out: str | None,
+    *,
+    batched: bool = True,
+    eval_every: int | None = None,
+    progress: ProgressFn | None = None,
+    **kwargs: Any,
+) -> Results:
     """Compute the runs not yet in ``out`` (a fresh temporary folder if None) and load all."""
     folder = out if out is not None else tempfile.mkdtemp(prefix="optimlab-")
-    counts = execute(configs, folder, batched=batched, eval_every=eval_every,
-                     progress=progress, **kwargs)
+    counts = execute(
+        configs, folder, batched=batched, eval_every=eval_every, progress=progress, **kwargs
+    )
     return Results.load(folder, [c.run_id for c in configs], counts)
 
 
@@ -116,22 +124,34 @@ def compare(
     """
     for opt, hp in (hyperparams or {}).items():
         if not isinstance(hp, Mapping):
-            raise ValueError(f"hyperparams[{opt!r}] must be a mapping of names to values, "
-                             f"got {hp!r}")
+            raise ValueError(
+                f"hyperparams[{opt!r}] must be a mapping of names to values, got {hp!r}"
+            )
     fixed = {opt: {k: v for k, v in hp.items()} for opt, hp in (hyperparams or {}).items()}
     for opt, hp in fixed.items():
         for k, v in hp.items():
             if isinstance(v, list | tuple):
-                raise ValueError(f"hyperparams[{opt!r}][{k!r}] must be one value in compare "
-                                 f"(use sweep for grids), got {v!r}")
+                raise ValueError(
+                    f"hyperparams[{opt!r}][{k!r}] must be one value in compare "
+                    f"(use sweep for grids), got {v!r}"
+                )
     sched = parse_schedule(schedule)
     check_schedule(sched, steps)
     configs: list[RunConfig] = []
     for name, kwargs in _problems(problem):
-        configs += expand_grid(name, optimizers, lrs, steps, seeds, hyperparams=fixed,
-                               schedules=[sched], problem_kwargs=kwargs)
-    return run_configs(configs, out, batched=batched, eval_every=eval_every,
-                       progress=progress, **engine_kwargs)
+        configs += expand_grid(
+            name,
+            optimizers,
+            lrs,
+            steps,
+            seeds,
+            hyperparams=fixed,
+            schedules=[sched],
+            problem_kwargs=kwargs,
+        )
+    return run_configs(
+        configs, out, batched=batched, eval_every=eval_every, progress=progress, **engine_kwargs
+    )
 
 
 def sweep(
@@ -159,8 +179,10 @@ def sweep(
     axes: dict[str, dict[str, Any]] = {}
     for opt, hp in grid.items():
         if not isinstance(hp, Mapping):
-            raise ValueError(f"grid[{opt!r}] must be a mapping of hyperparameter names to "
-                             f"values (with 'lr'), got {hp!r}")
+            raise ValueError(
+                f"grid[{opt!r}] must be a mapping of hyperparameter names to "
+                f"values (with 'lr'), got {hp!r}"
+            )
         hp = dict(hp)
         if "lr" not in hp:
             raise ValueError(f"grid[{opt!r}] needs an 'lr' entry (a list or 'lo:hi:n')")
@@ -171,16 +193,23 @@ def sweep(
     try:
         items = list(schedules) or [None]
     except TypeError:
-        raise ValueError(f"schedules must be a list of schedule specs, got {schedules!r}") \
-            from None
+        raise ValueError(f"schedules must be a list of schedule specs, got {schedules!r}") from None
     scheds = [parse_schedule(s) for s in items]
     for sched in scheds:
         check_schedule(sched, steps)
     configs: list[RunConfig] = []
     for name, kwargs in _problems(problem):
         for opt in grid:
-            configs += expand_grid(name, [opt], {opt: lrs[opt]}, steps, seeds,
-                                   hyperparams={opt: axes[opt]}, schedules=scheds,
-                                   problem_kwargs=kwargs)
-    return run_configs(configs, out, batched=batched, eval_every=eval_every,
-                       progress=progress, **engine_kwargs)
+            configs += expand_grid(
+                name,
+                [opt],
+                {opt: lrs[opt]},
+                steps,
+                seeds,
+                hyperparams={opt: axes[opt]},
+                schedules=scheds,
+                problem_kwargs=kwargs,
+            )
+    return run_configs(
+        configs, out, batched=batched, eval_every=eval_every, progress=progress, **engine_kwargs
+    )

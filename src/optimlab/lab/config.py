@@ -176,8 +176,7 @@ def parse_seeds(spec: int | str | Sequence[int]) -> list[int]:
         try:
             values = [_seed(v) for v in spec]
         except (TypeError, ValueError):
-            raise ValueError(f"seeds must be a count or a list of integers, got {spec!r}") \
-                from None
+            raise ValueError(f"seeds must be a count or a list of integers, got {spec!r}") from None
     if not values or any(v < 0 for v in values):
         raise ValueError(f"seeds must be non-negative integers, got {spec!r}")
     return sorted(set(values))
@@ -225,9 +224,15 @@ def full_hyperparams(optimizer: str, hp: Mapping[str, Any]) -> dict[str, Any]:
     # a float hyperparameter given as an int (``--hp weight_decay=0``) is the same run as
     # the float: store (and hash) it as a float
     floats = {h.name for h in rule.hyperparams if h.kind == "float"}
-    return {k: (float(v) if isinstance(v, float) or (k in floats and isinstance(v, int)
-                                                    and not isinstance(v, bool)) else v)
-            for k, v in full.items()}
+    return {
+        k: (
+            float(v)
+            if isinstance(v, float)
+            or (k in floats and isinstance(v, int) and not isinstance(v, bool))
+            else v
+        )
+        for k, v in full.items()
+    }
 
 
 def expand_grid(
@@ -265,19 +270,27 @@ def expand_grid(
             raise ValueError("hyperparams must not contain 'lr'; give learning rates as lrs")
         for k, values in axes.items():
             if not values:  # an empty axis would make an empty grid
-                raise ValueError(f"hyperparams for {opt_name}: {k} must list at least one "
-                                 f"value, got []")
+                raise ValueError(
+                    f"hyperparams for {opt_name}: {k} must list at least one value, got []"
+                )
         names = sorted(axes)
         for lr in parse_lrs(spec):
             for combo in itertools.product(*(axes[n] for n in names)):
                 hp = full_hyperparams(opt_name, {"lr": lr, **dict(zip(names, combo, strict=True))})
                 for sched, skw in schedules:
                     for seed in seed_list:
-                        configs.append(RunConfig(
-                            problem=problem, optimizer=opt_name, hyperparams=hp,
-                            steps=int(steps), seed=seed, schedule=sched,
-                            schedule_kwargs=dict(skw), problem_kwargs=dict(problem_kwargs or {}),
-                        ))
+                        configs.append(
+                            RunConfig(
+                                problem=problem,
+                                optimizer=opt_name,
+                                hyperparams=hp,
+                                steps=int(steps),
+                                seed=seed,
+                                schedule=sched,
+                                schedule_kwargs=dict(skw),
+                                problem_kwargs=dict(problem_kwargs or {}),
+                            )
+                        )
     if not configs:
         raise ValueError("optimizers must name at least one optimizer, got none")
     return list({c.run_id: c for c in configs}.values())

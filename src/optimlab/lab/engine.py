@@ -128,8 +128,7 @@ def run(
 
     out: dict[int, Trace] = {}
     for group in groups:
-        kw = dict(eval_every=eval_every, divergence_factor=float(divergence_factor),
-                  progress=tick)
+        kw = dict(eval_every=eval_every, divergence_factor=float(divergence_factor), progress=tick)
         if problem.kind == "function":
             rec = _func_batch.run_group(problem, group, steps, **kw)
         else:
@@ -138,4 +137,3 @@ def run(
             rec = _torch_batch.run_group(problem, group, steps, batched=batched, **kw)
         out.update(rec.traces(settings, group, Trace))
     return [out[i] for i in range(len(settings))]
-

@@ -19,8 +19,19 @@ from .runner import RunCounts
 from .store import Store
 
 _CSV_FIELDS = (
-    "run_id", "problem", "optimizer", "lr", "seed", "steps", "status", "schedule",
-    "initial_loss", "final_loss", "min_loss", "diverged_step", "wall_time",
+    "run_id",
+    "problem",
+    "optimizer",
+    "lr",
+    "seed",
+    "steps",
+    "status",
+    "schedule",
+    "initial_loss",
+    "final_loss",
+    "min_loss",
+    "diverged_step",
+    "wall_time",
 )
 
 
@@ -33,15 +44,23 @@ class Results:
     ``counts`` tells what the call that produced them computed and skipped.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], records: list[dict[str, Any]],
-                 counts: RunCounts | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        records: list[dict[str, Any]],
+        counts: RunCounts | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.records = records
         self.counts = counts
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str], run_ids: Sequence[str] | None = None,
-             counts: RunCounts | None = None) -> Results:
+    def load(
+        cls,
+        folder: str | os.PathLike[str],
+        run_ids: Sequence[str] | None = None,
+        counts: RunCounts | None = None,
+    ) -> Results:
         """Every run of ``folder`` (or just ``run_ids``) that has a final status."""
         with Store(folder, create=False) as store:
             rows = store.runs(run_ids, status=("finished", "diverged", "failed"))
@@ -55,8 +74,10 @@ class Results:
 
     def __repr__(self) -> str:
         n = {s: sum(r["status"] == s for r in self.records) for s in ("finished", "diverged")}
-        return (f"<Results {len(self)} runs ({n['finished']} finished, {n['diverged']} diverged)"
-                f" in {str(self.folder)!r}>")
+        return (
+            f"<Results {len(self)} runs ({n['finished']} finished, {n['diverged']} diverged)"
+            f" in {str(self.folder)!r}>"
+        )
 
     def filter(self, **where: Any) -> Results:
         """Records whose fields equal the given values, e.g. ``filter(optimizer="adam")``."""
@@ -72,8 +93,9 @@ class Results:
         """A cached ``run_id -> curve`` reader over one store connection."""
         return _CurveCache(self.folder)
 
-    def studies(self, criterion: str = "final_loss",
-                target: float | Mapping[str, float] | None = None) -> list[analysis.Study]:
+    def studies(
+        self, criterion: str = "final_loss", target: float | Mapping[str, float] | None = None
+    ) -> list[analysis.Study]:
         return analysis.studies(self.records, criterion, target)
 
     def best(self, criterion: str = "final_loss") -> list[dict[str, Any]]:
@@ -90,14 +112,16 @@ class Results:
         lines = []
         with self.curves() as curves:
             for study in self.studies(criterion):
-                lines.append(f"{study.label}: budget {study.budget}, {criterion} "
-                             f"(median [IQR] over seeds)")
+                lines.append(
+                    f"{study.label}: budget {study.budget}, {criterion} (median [IQR] over seeds)"
+                )
                 for row in analysis.best_table(study, curves):
                     lines.append(
                         f"  {row['rank']}. {row['setting']:<36} {fmt(row['median'])} "
                         f"[{fmt(row['q25'])}, {fmt(row['q75'])}]  "
                         f"steps-to-target {fmt(row['steps_to_target'], 'd')}  "
-                        f"LR range {fmt(row['lr_decades'], '.1f')} decades")
+                        f"LR range {fmt(row['lr_decades'], '.1f')} decades"
+                    )
         return "\n".join(lines)
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -106,21 +130,33 @@ class Results:
         eval_names = sorted({k for r in self.records for k in r if k.startswith("eval_")})
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([*_CSV_FIELDS, *(f"hp_{h}" for h in hp_names), *eval_names,
-                         "schedule_kwargs", "problem_kwargs"])
+        writer.writerow(
+            [
+                *_CSV_FIELDS,
+                *(f"hp_{h}" for h in hp_names),
+                *eval_names,
+                "schedule_kwargs",
+                "problem_kwargs",
+            ]
+        )
         for r in self.records:
-            writer.writerow([*(r.get(k) for k in _CSV_FIELDS),
-                             *(r["hyperparams"].get(h) for h in hp_names),
-                             *(r.get(e) for e in eval_names),
-                             json.dumps(r["schedule_kwargs"], sort_keys=True),
-                             json.dumps(r["problem_kwargs"], sort_keys=True)])
+            writer.writerow(
+                [
+                    *(r.get(k) for k in _CSV_FIELDS),
+                    *(r["hyperparams"].get(h) for h in hp_names),
+                    *(r.get(e) for e in eval_names),
+                    json.dumps(r["schedule_kwargs"], sort_keys=True),
+                    json.dumps(r["problem_kwargs"], sort_keys=True),
+                ]
+            )
         text = buf.getvalue()
         if path is not None:
             _atomic_write(Path(path), text)
         return text
 
-    def to_json(self, path: str | os.PathLike[str] | None = None, *,
-                with_curves: bool = False) -> str:
+    def to_json(
+        self, path: str | os.PathLike[str] | None = None, *, with_curves: bool = False
+    ) -> str:
         """The records as a JSON list (``with_curves`` adds each run's per-step metrics)."""
         recs = [dict(r) for r in self.records]
         if with_curves:

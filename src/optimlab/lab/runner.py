@@ -56,13 +56,23 @@ def _batches(configs: Sequence[RunConfig], max_runs: int | None) -> list[list[Ru
     and schedule per batch (learning rates, other hyperparameters and seeds vary inside)."""
     groups: dict[str, list[RunConfig]] = {}
     for cfg in configs:
-        key = json.dumps([cfg.problem, dict(cfg.problem_kwargs), cfg.steps, cfg.optimizer,
-                          cfg.schedule, dict(cfg.schedule_kwargs)], sort_keys=True, default=str)
+        key = json.dumps(
+            [
+                cfg.problem,
+                dict(cfg.problem_kwargs),
+                cfg.steps,
+                cfg.optimizer,
+                cfg.schedule,
+                dict(cfg.schedule_kwargs),
+            ],
+            sort_keys=True,
+            default=str,
+        )
         groups.setdefault(key, []).append(cfg)
     out: list[list[RunConfig]] = []
     for group in groups.values():
         size = max_runs or len(group)
-        out.extend(group[i:i + size] for i in range(0, len(group), size))
+        out.extend(group[i : i + size] for i in range(0, len(group), size))
     return out
 
 
@@ -105,13 +115,33 @@ def execute(
             todo = [c for c in by_id.values() if status.get(c.run_id) not in FINAL]
             with _threads(torch_threads, todo):
                 for batch in _batches(todo, max_batch):
-                    _run_batch(store, eng, batch, counts, done_units, total, progress,
-                               batched=batched, eval_every=eval_every,
-                               divergence_factor=divergence_factor)
-                _wait_for_others(store, eng, by_id, counts, done_units, total, progress,
-                                 batched=batched, eval_every=eval_every,
-                                 divergence_factor=divergence_factor, max_batch=max_batch,
-                                 stale_after=stale_after, poll=poll)
+                    _run_batch(
+                        store,
+                        eng,
+                        batch,
+                        counts,
+                        done_units,
+                        total,
+                        progress,
+                        batched=batched,
+                        eval_every=eval_every,
+                        divergence_factor=divergence_factor,
+                    )
+                _wait_for_others(
+                    store,
+                    eng,
+                    by_id,
+                    counts,
+                    done_units,
+                    total,
+                    progress,
+                    batched=batched,
+                    eval_every=eval_every,
+                    divergence_factor=divergence_factor,
+                    max_batch=max_batch,
+                    stale_after=stale_after,
+                    poll=poll,
+                )
         except BaseException:
             store.release()
             raise
@@ -120,8 +150,10 @@ def execute(
 
 @contextlib.contextmanager
 def _threads(n: int | None, configs: Sequence[RunConfig]) -> Iterator[None]:
-    kinds = {_problem_kind(c.problem, json.dumps(dict(c.problem_kwargs), sort_keys=True))
-             for c in configs}
+    kinds = {
+        _problem_kind(c.problem, json.dumps(dict(c.problem_kwargs), sort_keys=True))
+        for c in configs
+    }
     if n is None or "torch" not in kinds:
         yield
         return
@@ -146,14 +178,22 @@ def _problem_kind(name: str, kwargs_json: str) -> str:
 def _check_args(**optional_ints: Any) -> None:
     """Each must be None or an integer >= 1 (checked before anything runs)."""
     for name, value in optional_ints.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
 
 
-def _run_batch(store: Store, eng: ModuleType, batch: list[RunConfig], counts: RunCounts,
-               done_units: list[int], total: int, progress: ProgressFn | None,
-               **engine_kw: Any) -> None:
+def _run_batch(
+    store: Store,
+    eng: ModuleType,
+    batch: list[RunConfig],
+    counts: RunCounts,
+    done_units: list[int],
+    total: int,
+    progress: ProgressFn | None,
+    **engine_kw: Any,
+) -> None:
     claimed = set(store.claim([c.run_id for c in batch]))
     configs = [c for c in batch if c.run_id in claimed]
     if not configs:
@@ -173,8 +213,13 @@ def _run_batch(store: Store, eng: ModuleType, batch: list[RunConfig], counts: Ru
     try:
         problem = load_problem(first.problem, dict(first.problem_kwargs))
         settings = [
-            eng.Setting(optimizer=c.optimizer, hyperparams=dict(c.hyperparams),
-                        schedule=c.schedule, schedule_kwargs=dict(c.schedule_kwargs), seed=c.seed)
+            eng.Setting(
+                optimizer=c.optimizer,
+                hyperparams=dict(c.hyperparams),
+                schedule=c.schedule,
+                schedule_kwargs=dict(c.schedule_kwargs),
+                seed=c.seed,
+            )
             for c in configs
         ]
         traces = eng.run(problem, settings, first.steps, progress=on_steps, **engine_kw)
@@ -198,17 +243,33 @@ def _run_batch(store: Store, eng: ModuleType, batch: list[RunConfig], counts: Ru
 
 def _to_result(cfg: RunConfig, trace: Any) -> RunResult:
     return RunResult(
-        run_id=cfg.run_id, status=str(trace.status), loss=trace.loss, lr=trace.lr,
-        grad_norm=trace.grad_norm, update_norm=trace.update_norm, time=trace.time,
-        evals=list(trace.evals or ()), trajectory=trace.trajectory,
+        run_id=cfg.run_id,
+        status=str(trace.status),
+        loss=trace.loss,
+        lr=trace.lr,
+        grad_norm=trace.grad_norm,
+        update_norm=trace.update_norm,
+        time=trace.time,
+        evals=list(trace.evals or ()),
+        trajectory=trace.trajectory,
         diverged_step=None if trace.diverged_step is None else int(trace.diverged_step),
     )
 
 
-def _wait_for_others(store: Store, eng: ModuleType, by_id: dict[str, RunConfig],
-                     counts: RunCounts, done_units: list[int], total: int,
-                     progress: ProgressFn | None, *, max_batch: int | None,
-                     stale_after: float, poll: float, **engine_kw: Any) -> None:
+def _wait_for_others(
+    store: Store,
+    eng: ModuleType,
+    by_id: dict[str, RunConfig],
+    counts: RunCounts,
+    done_units: list[int],
+    total: int,
+    progress: ProgressFn | None,
+    *,
+    max_batch: int | None,
+    stale_after: float,
+    poll: float,
+    **engine_kw: Any,
+) -> None:
     """Runs that another process held when we got to them: wait for them, or take them
     over if that process dies."""
     while True:

@@ -75,9 +75,25 @@ CREATE TABLE IF NOT EXISTS trajectory (
 
 METRIC_COLUMNS = ("loss", "lr", "grad_norm", "update_norm", "time")
 RUN_COLUMNS = (
-    "run_id", "problem", "optimizer", "lr", "schedule", "seed", "steps", "status",
-    "initial_loss", "final_loss", "min_loss", "diverged_step", "wall_time", "attempts",
-    "code_version", "group_key", "config", "final_evals", "error",
+    "run_id",
+    "problem",
+    "optimizer",
+    "lr",
+    "schedule",
+    "seed",
+    "steps",
+    "status",
+    "initial_loss",
+    "final_loss",
+    "min_loss",
+    "diverged_step",
+    "wall_time",
+    "attempts",
+    "code_version",
+    "group_key",
+    "config",
+    "final_evals",
+    "error",
 )
 
 
@@ -132,27 +148,32 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 class Store:
     """The SQLite store of a results folder (created if missing)."""
 
-    def __init__(self, folder: str | os.PathLike[str], *, create: bool = True,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], *, create: bool = True, timeout: float = 60.0
+    ) -> None:
         self.folder = Path(folder)
         self.path = self.folder / DB_NAME
         if not self.path.exists():
             if not create:
-                raise FileNotFoundError(f"no results store in {str(self.folder)!r} "
-                                        f"(expected {DB_NAME}); run 'optimlab compare' first")
+                raise FileNotFoundError(
+                    f"no results store in {str(self.folder)!r} "
+                    f"(expected {DB_NAME}); run 'optimlab compare' first"
+                )
             if self.folder.exists() and not self.folder.is_dir():
                 raise StoreError(f"out must be a folder, got file {str(self.folder)!r}")
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"cannot create results folder {str(self.folder)!r}: "
-                                 f"{exc.strerror or exc}") from None
+                raise StoreError(
+                    f"cannot create results folder {str(self.folder)!r}: {exc.strerror or exc}"
+                ) from None
         self.owner = uuid.uuid4().hex
         _LIVE_OWNERS.add(self.owner)
         self.host = socket.gethostname()
         self.timeout = timeout
-        self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                                    check_same_thread=False)
+        self.conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             # switching the journal mode can report "locked" at once, without waiting on
@@ -163,14 +184,17 @@ class Store:
         except sqlite3.OperationalError as exc:
             self.close()
             if _is_busy(exc):
-                raise StoreError(f"{str(self.path)!r} stayed locked by another process for "
-                                 f"{timeout:g} s ({exc})") from None
+                raise StoreError(
+                    f"{str(self.path)!r} stayed locked by another process for {timeout:g} s ({exc})"
+                ) from None
             raise StoreError(
-                f"{str(self.path)!r} is not an optimlab results store ({exc})") from None
+                f"{str(self.path)!r} is not an optimlab results store ({exc})"
+            ) from None
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StoreError(
-                f"{str(self.path)!r} is not an optimlab results store ({exc})") from None
+                f"{str(self.path)!r} is not an optimlab results store ({exc})"
+            ) from None
         except BaseException:
             self.close()
             raise
@@ -178,28 +202,39 @@ class Store:
     # -- setup ---------------------------------------------------------------------------
     def _init_schema(self) -> None:
         with self.transaction():
-            tables = {r[0] for r in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                r[0]
+                for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
             if tables and "meta" not in tables:
-                raise StoreError(f"{str(self.path)!r} is a SQLite file of another program "
-                                 f"(tables: {', '.join(sorted(tables))})")
+                raise StoreError(
+                    f"{str(self.path)!r} is a SQLite file of another program "
+                    f"(tables: {', '.join(sorted(tables))})"
+                )
             if "meta" in tables:
                 meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
                 if meta.get("app") != APP:
-                    raise StoreError(f"{str(self.path)!r} belongs to {meta.get('app')!r}, "
-                                     f"not an optimlab results store")
+                    raise StoreError(
+                        f"{str(self.path)!r} belongs to {meta.get('app')!r}, "
+                        f"not an optimlab results store"
+                    )
                 version = int(meta.get("schema_version", "0"))
                 if version != SCHEMA_VERSION:
                     raise StoreError(
                         f"{str(self.path)!r} has store schema version {version}; this optimlab "
-                        f"reads version {SCHEMA_VERSION}: use a new --out folder")
+                        f"reads version {SCHEMA_VERSION}: use a new --out folder"
+                    )
                 return
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self.conn.execute(statement)
-            self.conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-                ("app", APP), ("schema_version", str(SCHEMA_VERSION)),
-                ("created_by", CODE_VERSION),
-            ])
+            self.conn.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [
+                    ("app", APP),
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("created_by", CODE_VERSION),
+                ],
+            )
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -255,15 +290,29 @@ class Store:
                         "INSERT INTO runs (run_id, config, problem, optimizer, lr, schedule, seed,"
                         " steps, group_key, code_version, status, created)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
-                        (rid, cfg.canonical_json(), cfg.problem, cfg.optimizer, cfg.lr,
-                         cfg.schedule, cfg.seed, cfg.steps, cfg.group_key, CODE_VERSION, now),
+                        (
+                            rid,
+                            cfg.canonical_json(),
+                            cfg.problem,
+                            cfg.optimizer,
+                            cfg.lr,
+                            cfg.schedule,
+                            cfg.seed,
+                            cfg.steps,
+                            cfg.group_key,
+                            CODE_VERSION,
+                            now,
+                        ),
                     )
                     counts["new"] += 1
                 elif row[0] in FINAL:
                     counts["done"] += 1
                 elif row[0] == "failed":
-                    c.execute("UPDATE runs SET status = 'queued', owner = NULL, error = NULL"
-                              " WHERE run_id = ? AND status = 'failed'", (rid,))
+                    c.execute(
+                        "UPDATE runs SET status = 'queued', owner = NULL, error = NULL"
+                        " WHERE run_id = ? AND status = 'failed'",
+                        (rid,),
+                    )
                     counts["requeued"] += 1
                 else:
                     counts["pending"] += 1
@@ -273,19 +322,31 @@ class Store:
         """Requeue ``running`` rows whose process is gone (same host) or silent too long."""
         now = time.time()
         with self.transaction() as c:
-            rows = c.execute("SELECT run_id, owner, pid, host, heartbeat FROM runs"
-                             " WHERE status = 'running'").fetchall()
+            rows = c.execute(
+                "SELECT run_id, owner, pid, host, heartbeat FROM runs WHERE status = 'running'"
+            ).fetchall()
             stale = [
-                rid for rid, owner, pid, host, beat in rows
-                if owner != self.owner and (
-                    (host == self.host and pid is not None and (
-                        not _pid_alive(pid)
-                        or (pid == os.getpid() and owner not in _LIVE_OWNERS)))
-                    or beat is None or now - beat > stale_after
+                rid
+                for rid, owner, pid, host, beat in rows
+                if owner != self.owner
+                and (
+                    (
+                        host == self.host
+                        and pid is not None
+                        and (
+                            not _pid_alive(pid)
+                            or (pid == os.getpid() and owner not in _LIVE_OWNERS)
+                        )
+                    )
+                    or beat is None
+                    or now - beat > stale_after
                 )
             ]
-            c.executemany("UPDATE runs SET status = 'queued', owner = NULL, pid = NULL"
-                          " WHERE run_id = ? AND status = 'running'", [(r,) for r in stale])
+            c.executemany(
+                "UPDATE runs SET status = 'queued', owner = NULL, pid = NULL"
+                " WHERE run_id = ? AND status = 'running'",
+                [(r,) for r in stale],
+            )
         return len(stale)
 
     def claim(self, run_ids: Sequence[str]) -> list[str]:
@@ -311,24 +372,32 @@ class Store:
         with contextlib.suppress(sqlite3.OperationalError):  # busy: the next beat will do
             self.conn.execute(
                 "UPDATE runs SET heartbeat = ? WHERE owner = ? AND status = 'running'",
-                (time.time(), self.owner))
+                (time.time(), self.owner),
+            )
 
     def release(self, run_ids: Sequence[str] | None = None) -> None:
         """Give this owner's running rows back to the queue (after an interruption)."""
         with self.transaction() as c:
             if run_ids is None:
-                c.execute("UPDATE runs SET status = 'queued', owner = NULL, pid = NULL"
-                          " WHERE owner = ? AND status = 'running'", (self.owner,))
+                c.execute(
+                    "UPDATE runs SET status = 'queued', owner = NULL, pid = NULL"
+                    " WHERE owner = ? AND status = 'running'",
+                    (self.owner,),
+                )
             else:
-                c.executemany("UPDATE runs SET status = 'queued', owner = NULL, pid = NULL"
-                              " WHERE owner = ? AND status = 'running' AND run_id = ?",
-                              [(self.owner, r) for r in run_ids])
+                c.executemany(
+                    "UPDATE runs SET status = 'queued', owner = NULL, pid = NULL"
+                    " WHERE owner = ? AND status = 'running' AND run_id = ?",
+                    [(self.owner, r) for r in run_ids],
+                )
 
     def fail(self, run_ids: Sequence[str], error: str) -> None:
         with self.transaction() as c:
-            c.executemany("UPDATE runs SET status = 'failed', error = ?, ended = ?"
-                          " WHERE owner = ? AND status = 'running' AND run_id = ?",
-                          [(error[:2000], time.time(), self.owner, r) for r in run_ids])
+            c.executemany(
+                "UPDATE runs SET status = 'failed', error = ?, ended = ?"
+                " WHERE owner = ? AND status = 'running' AND run_id = ?",
+                [(error[:2000], time.time(), self.owner, r) for r in run_ids],
+            )
 
     def finish(self, results: Sequence[RunResult]) -> list[str]:
         """Write results in one transaction; only rows this owner still holds are written.
@@ -339,8 +408,10 @@ class Store:
             for res in results:
                 if res.status not in FINAL:
                     raise ValueError(f"status must be finished or diverged, got {res.status!r}")
-                held = c.execute("SELECT 1 FROM runs WHERE run_id = ? AND owner = ?"
-                                 " AND status = 'running'", (res.run_id, self.owner)).fetchone()
+                held = c.execute(
+                    "SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running'",
+                    (res.run_id, self.owner),
+                ).fetchone()
                 if not held:
                     continue
                 self._write_result(c, res, now)
@@ -353,17 +424,22 @@ class Store:
             c.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
         cols = [np.asarray(getattr(res, k), dtype=np.float64) for k in METRIC_COLUMNS]
         n = len(cols[0])
-        c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", (
-            (rid, i, *(_num(col[i]) if i < len(col) else None for col in cols))
-            for i in range(n)
-        ))
+        c.executemany(
+            "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((rid, i, *(_num(col[i]) if i < len(col) else None for col in cols)) for i in range(n)),
+        )
         evals = [(rid, int(step), str(k), _num(v)) for step, d in res.evals for k, v in d.items()]
         c.executemany("INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?)", evals)
-        if res.trajectory is not None and np.ndim(res.trajectory) == 2 \
-                and np.shape(res.trajectory)[1] == 2:
+        if (
+            res.trajectory is not None
+            and np.ndim(res.trajectory) == 2
+            and np.shape(res.trajectory)[1] == 2
+        ):
             traj = np.asarray(res.trajectory, dtype=np.float64)
-            c.executemany("INSERT INTO trajectory VALUES (?, ?, ?, ?)",
-                          ((rid, i, _num(x), _num(y)) for i, (x, y) in enumerate(traj)))
+            c.executemany(
+                "INSERT INTO trajectory VALUES (?, ?, ?, ?)",
+                ((rid, i, _num(x), _num(y)) for i, (x, y) in enumerate(traj)),
+            )
         loss = cols[0]
         finite = loss[np.isfinite(loss)]
         final_evals = dict(res.evals[-1][1]) if res.evals else {}
@@ -371,28 +447,40 @@ class Store:
             "UPDATE runs SET status = ?, ended = ?, heartbeat = ?, initial_loss = ?,"
             " final_loss = ?, min_loss = ?, diverged_step = ?, wall_time = ?, final_evals = ?,"
             " error = NULL WHERE run_id = ?",
-            (res.status, now, now, _num(loss[0]) if n else None,
-             _num(loss[-1]) if n else None, float(finite.min()) if finite.size else None,
-             res.diverged_step, _num(cols[4][-1]) if len(cols[4]) else None,
-             json.dumps({k: _num(v) for k, v in final_evals.items()}, sort_keys=True), rid),
+            (
+                res.status,
+                now,
+                now,
+                _num(loss[0]) if n else None,
+                _num(loss[-1]) if n else None,
+                float(finite.min()) if finite.size else None,
+                res.diverged_step,
+                _num(cols[4][-1]) if len(cols[4]) else None,
+                json.dumps({k: _num(v) for k, v in final_evals.items()}, sort_keys=True),
+                rid,
+            ),
         )
 
     # -- reading -------------------------------------------------------------------------
     def status_of(self, run_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for i in range(0, len(run_ids), 500):
-            chunk = list(run_ids[i:i + 500])
+            chunk = list(run_ids[i : i + 500])
             marks = ",".join("?" * len(chunk))
-            out.update(self.conn.execute(
-                f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})", chunk).fetchall())
+            out.update(
+                self.conn.execute(
+                    f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})", chunk
+                ).fetchall()
+            )
         return out
 
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
         return {s: 0 for s in STATUSES} | dict(rows)
 
-    def runs(self, run_ids: Sequence[str] | None = None,
-             status: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def runs(
+        self, run_ids: Sequence[str] | None = None, status: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Run rows as dicts (config and final evaluations decoded from JSON)."""
         sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
         clauses, params = [], []
@@ -415,23 +503,26 @@ class Store:
         """Per-step metrics of a run: ``step`` and each of ``METRIC_COLUMNS`` as arrays."""
         rows = self.conn.execute(
             f"SELECT step, {', '.join(METRIC_COLUMNS)} FROM metrics WHERE run_id = ? ORDER BY step",
-            (run_id,)).fetchall()
+            (run_id,),
+        ).fetchall()
         arr = np.array(rows, dtype=np.float64).reshape(len(rows), 1 + len(METRIC_COLUMNS))
         out = {"step": arr[:, 0].astype(np.int64)}
         out.update({k: arr[:, i + 1] for i, k in enumerate(METRIC_COLUMNS)})
         return out
 
     def evals(self, run_id: str) -> list[tuple[int, dict[str, float]]]:
-        rows = self.conn.execute("SELECT step, name, value FROM evals WHERE run_id = ?"
-                                 " ORDER BY step, name", (run_id,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT step, name, value FROM evals WHERE run_id = ? ORDER BY step, name", (run_id,)
+        ).fetchall()
         out: dict[int, dict[str, float]] = {}
         for step, name, value in rows:
             out.setdefault(step, {})[name] = math.nan if value is None else value
         return sorted(out.items())
 
     def trajectory(self, run_id: str) -> np.ndarray | None:
-        rows = self.conn.execute("SELECT x, y FROM trajectory WHERE run_id = ? ORDER BY step",
-                                 (run_id,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT x, y FROM trajectory WHERE run_id = ? ORDER BY step", (run_id,)
+        ).fetchall()
         return np.array(rows, dtype=np.float64) if rows else None
 
     def integrity_ok(self) -> bool:

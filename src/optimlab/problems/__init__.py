@@ -35,9 +35,26 @@ from .task import TorchTask
 from .user import UserProblem, from_callable
 
 __all__ = [
-    "MLP", "Adding", "Beale", "Himmelblau", "LeastSquares", "Logistic", "Problem", "Rastrigin",
-    "Ravine", "Rosenbrock", "Saddle", "Shapes", "TestFunction", "TorchProblem", "TorchTask",
-    "UserProblem", "describe", "from_callable", "get", "list",
+    "MLP",
+    "Adding",
+    "Beale",
+    "Himmelblau",
+    "LeastSquares",
+    "Logistic",
+    "Problem",
+    "Rastrigin",
+    "Ravine",
+    "Rosenbrock",
+    "Saddle",
+    "Shapes",
+    "TestFunction",
+    "TorchProblem",
+    "TorchTask",
+    "UserProblem",
+    "describe",
+    "from_callable",
+    "get",
+    "list",
 ]
 
 _BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in (*FUNCTIONS, *MODELS)}
@@ -56,8 +73,9 @@ def get(name: str, **kwargs: Any) -> Problem:
         raise ValueError(f"problem name must be a string, got {name!r}")
     if ":" in name:
         if kwargs:
-            raise ValueError(f"user problem {name!r} takes no keyword arguments, "
-                             f"got {', '.join(sorted(kwargs))}")
+            raise ValueError(
+                f"user problem {name!r} takes no keyword arguments, got {', '.join(sorted(kwargs))}"
+            )
         from .user import load
 
         return load(name)
@@ -67,10 +85,10 @@ def get(name: str, **kwargs: Any) -> Problem:
     known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(kwargs) - set(known))
     if unknown:
-        raise ValueError(f"problem {cls.name!r} got unknown argument {unknown[0]!r}; "
-                         f"known: {', '.join(known)}")
+        raise ValueError(
+            f"problem {cls.name!r} got unknown argument {unknown[0]!r}; known: {', '.join(known)}"
+        )
     return cls(**kwargs)
-
 
 
 def describe(name: str) -> str:

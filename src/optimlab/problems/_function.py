@@ -19,7 +19,6 @@ from .task import TorchTask
 Array = Any  # a NumPy array or a torch tensor
 
 
-
 def cos_sin(x: Array) -> tuple[Array, Array]:
     if is_torch(x):
         import torch
@@ -96,8 +95,9 @@ class TestFunction(Problem):
         if not is_torch(x):
             x = np.asarray(x, dtype=np.float64)
         if x.ndim == 0 or x.shape[-1] != self.dim:
-            raise ValueError(f"{self.name} takes points of shape (..., {self.dim}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"{self.name} takes points of shape (..., {self.dim}), got {tuple(x.shape)}"
+            )
         return x
 
     def loss(self, x: Array) -> Array:

@@ -49,8 +49,9 @@ def check_float(name: str, value: Any, low: float = -math.inf, *, open_low: bool
     x = float(value)
     ok = math.isfinite(x) and (x > low if open_low else x >= low)
     if not ok:
-        raise ValueError(f"{name} must be a finite number {'>' if open_low else '>='} {low:g}, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{name} must be a finite number {'>' if open_low else '>='} {low:g}, got {value!r}"
+        )
     return x
 
 

@@ -17,8 +17,16 @@ import numpy as np
 from ._function import Array, TestFunction, cos_sin, is_torch, stack_last, zeros_like
 from .base import check_float, check_int
 
-__all__ = ["FUNCTIONS", "Beale", "Himmelblau", "Rastrigin", "Ravine", "Rosenbrock", "Saddle",
-           "TestFunction"]
+__all__ = [
+    "FUNCTIONS",
+    "Beale",
+    "Himmelblau",
+    "Rastrigin",
+    "Ravine",
+    "Rosenbrock",
+    "Saddle",
+    "TestFunction",
+]
 
 
 class Rosenbrock(TestFunction):
@@ -135,12 +143,14 @@ class Himmelblau(TestFunction):
 
     @property
     def minima(self) -> np.ndarray:
-        return np.array([
-            [3.0, 2.0],
-            [-2.805118086952745, 3.131312518250573],
-            [-3.779310253377747, -3.283185991286170],
-            [3.584428340330492, -1.848126526964404],
-        ])
+        return np.array(
+            [
+                [3.0, 2.0],
+                [-2.805118086952745, 3.131312518250573],
+                [-3.779310253377747, -3.283185991286170],
+                [3.584428340330492, -1.848126526964404],
+            ]
+        )
 
     @property
     def box(self) -> tuple[tuple[float, float], ...]:
@@ -260,5 +270,11 @@ class Saddle(TestFunction):
         return ((-2.0, 2.0), (-1.6, 1.6))
 
 
-FUNCTIONS: tuple[type[TestFunction], ...] = (Rosenbrock, Beale, Himmelblau, Rastrigin, Ravine,
-                                             Saddle)
+FUNCTIONS: tuple[type[TestFunction], ...] = (
+    Rosenbrock,
+    Beale,
+    Himmelblau,
+    Rastrigin,
+    Ravine,
+    Saddle,
+)

@@ -35,8 +35,9 @@ class TorchProblem(Problem):
 
     kind = "torch"
 
-    def __init__(self, batch_size: int | None, n_train: int, n_val: int, data_seed: int,
-                 dtype: str) -> None:
+    def __init__(
+        self, batch_size: int | None, n_train: int, n_val: int, data_seed: int, dtype: str
+    ) -> None:
         self.n_train = check_int("n_train", n_train, 1)
         self.n_val = check_int("n_val", n_val, 1)
         if batch_size is not None:
@@ -97,8 +98,13 @@ class TorchProblem(Problem):
 
     def torch_task(self, seed: int = 0) -> TorchTask:
         val = (self._tensor(self.data[2]), self._tensor(self.data[3]))
-        return TorchTask(self.model(seed), self.loss_fn, self._batches(check_seed(seed)), val,
-                         metrics=self.metrics_fn)
+        return TorchTask(
+            self.model(seed),
+            self.loss_fn,
+            self._batches(check_seed(seed)),
+            val,
+            metrics=self.metrics_fn,
+        )
 
 
 def _classification_metrics(logits: Any, y: Any) -> dict[str, Any]:
@@ -117,8 +123,15 @@ class Logistic(TorchProblem):
 
     name = "logistic"
 
-    def __init__(self, features: int = 20, n_train: int = 1024, n_val: int = 512,
-                 batch_size: int | None = 64, data_seed: int = 0, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        features: int = 20,
+        n_train: int = 1024,
+        n_val: int = 512,
+        batch_size: int | None = 64,
+        data_seed: int = 0,
+        dtype: str = "float32",
+    ) -> None:
         self.features = check_int("features", features, 1)
         super().__init__(batch_size, n_train, n_val, data_seed, dtype)
 
@@ -153,9 +166,17 @@ class MLP(TorchProblem):
 
     name = "mlp"
 
-    def __init__(self, features: int = 20, hidden: int = 64, classes: int = 5,
-                 n_train: int = 2000, n_val: int = 500, batch_size: int | None = 128,
-                 data_seed: int = 0, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        features: int = 20,
+        hidden: int = 64,
+        classes: int = 5,
+        n_train: int = 2000,
+        n_val: int = 500,
+        batch_size: int | None = 128,
+        data_seed: int = 0,
+        dtype: str = "float32",
+    ) -> None:
         self.features = check_int("features", features, 1)
         self.hidden = check_int("hidden", hidden, 1)
         self.classes = check_int("classes", classes, 2)
@@ -171,8 +192,9 @@ class MLP(TorchProblem):
 
     def make_model(self) -> Any:
         nn = _torch().nn
-        return nn.Sequential(nn.Linear(self.features, self.hidden), nn.ReLU(),
-                             nn.Linear(self.hidden, self.classes))
+        return nn.Sequential(
+            nn.Linear(self.features, self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.classes)
+        )
 
     def loss_fn(self, model: Any, batch: Any) -> Any:
         x, y = batch
@@ -197,9 +219,16 @@ class LeastSquares(TorchProblem):
 
     name = "least_squares"
 
-    def __init__(self, features: int = 10, n_train: int = 200, condition: float = 10.0,
-                 noise: float = 0.1, batch_size: int | None = None, data_seed: int = 0,
-                 dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        features: int = 10,
+        n_train: int = 200,
+        condition: float = 10.0,
+        noise: float = 0.1,
+        batch_size: int | None = None,
+        data_seed: int = 0,
+        dtype: str = "float32",
+    ) -> None:
         from .base import check_float
 
         self.features = check_int("features", features, 1)
@@ -232,8 +261,11 @@ class LeastSquares(TorchProblem):
         loss = self.loss_fn(model, batch)
         w = model.weight[0]
         opt = torch.as_tensor(self.optimum, dtype=w.dtype)
-        return {"loss": loss, "excess_loss": loss - self.optimal_loss,
-                "distance": torch.sqrt(((w - opt) ** 2).sum())}
+        return {
+            "loss": loss,
+            "excess_loss": loss - self.optimal_loss,
+            "distance": torch.sqrt(((w - opt) ** 2).sum()),
+        }
 
 
 class Shapes(TorchProblem):
@@ -247,9 +279,16 @@ class Shapes(TorchProblem):
     name = "shapes"
     classes = 4
 
-    def __init__(self, size: int = 8, noise: float = 0.3, n_train: int = 1024,
-                 n_val: int = 512, batch_size: int | None = 64, data_seed: int = 0,
-                 dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        size: int = 8,
+        noise: float = 0.3,
+        n_train: int = 1024,
+        n_val: int = 512,
+        batch_size: int | None = 64,
+        data_seed: int = 0,
+        dtype: str = "float32",
+    ) -> None:
         from .base import check_float
 
         self.size = check_int("size", size, 6)
@@ -280,8 +319,13 @@ class Shapes(TorchProblem):
     def make_model(self) -> Any:
         nn = _torch().nn
         half = self.size // 2
-        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
-                             nn.Flatten(), nn.Linear(8 * half * half, self.classes))
+        return nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(8 * half * half, self.classes),
+        )
 
     def loss_fn(self, model: Any, batch: Any) -> Any:
         x, y = batch
@@ -325,9 +369,16 @@ class Adding(TorchProblem):
 
     name = "adding"
 
-    def __init__(self, length: int = 10, hidden: int = 16, n_train: int = 1024,
-                 n_val: int = 512, batch_size: int | None = 64, data_seed: int = 0,
-                 dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        length: int = 10,
+        hidden: int = 16,
+        n_train: int = 1024,
+        n_val: int = 512,
+        batch_size: int | None = 64,
+        data_seed: int = 0,
+        dtype: str = "float32",
+    ) -> None:
         self.length = check_int("length", length, 2)
         self.hidden = check_int("hidden", hidden, 1)
         super().__init__(batch_size, n_train, n_val, data_seed, dtype)

@@ -42,8 +42,9 @@ def _endless(data: Any) -> Iterator[Any]:
     try:
         it = iter(data)
     except TypeError:
-        raise ValueError(f"data must be an iterable of batches, got {type(data).__name__}") \
-            from None
+        raise ValueError(
+            f"data must be an iterable of batches, got {type(data).__name__}"
+        ) from None
     if it is data:  # a one-shot iterator: use it as it comes
 
         def once() -> Iterator[Any]:
@@ -51,8 +52,10 @@ def _endless(data: Any) -> Iterator[Any]:
             for batch in it:
                 count += 1
                 yield batch
-            raise ValueError(f"data ran out after {count} batches; return a list, a "
-                             "DataLoader or an endless generator")
+            raise ValueError(
+                f"data ran out after {count} batches; return a list, a "
+                "DataLoader or an endless generator"
+            )
 
         return once()
 
@@ -88,8 +91,10 @@ class UserProblem(Problem):
         self.name = name or f"{fn.__module__}:{getattr(fn, '__qualname__', repr(fn))}"
         try:
             params = inspect.signature(fn).parameters.values()
-            self._takes_seed = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
-                                              p.VAR_POSITIONAL) for p in params)
+            self._takes_seed = any(
+                p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                for p in params
+            )
         except (TypeError, ValueError):
             self._takes_seed = False
 
@@ -103,12 +108,15 @@ class UserProblem(Problem):
         if isinstance(out, TorchTask):
             return out
         if not (isinstance(out, tuple | list) and len(out) in (3, 4)):
-            raise ValueError(f"{self.name} must return (model, loss_fn, data) or "
-                             f"(model, loss_fn, data, val_batch), got {type(out).__name__}")
+            raise ValueError(
+                f"{self.name} must return (model, loss_fn, data) or "
+                f"(model, loss_fn, data, val_batch), got {type(out).__name__}"
+            )
         model, loss_fn, data, *rest = out
         if not isinstance(model, torch.nn.Module):
-            raise ValueError(f"{self.name}: model must be a torch.nn.Module, got "
-                             f"{type(model).__name__}")
+            raise ValueError(
+                f"{self.name}: model must be a torch.nn.Module, got {type(model).__name__}"
+            )
         if not callable(loss_fn):
             raise ValueError(f"{self.name}: loss_fn must be callable, got {loss_fn!r}")
         val = rest[0] if rest else _first(data)
@@ -152,9 +160,15 @@ def load(spec: str) -> UserProblem:
             raise ValueError(f"cannot import problem module {module_name!r}: {exc}") from None
     fn = getattr(module, attr, None)
     if fn is None:
-        names = sorted(n for n, v in vars(module).items()
-                       if callable(v) and not n.startswith("_") and
-                       getattr(v, "__module__", None) == module.__name__)
-        raise ValueError(f"module {module_name!r} has no function {attr!r}"
-                         + (f" (it has: {', '.join(names)})" if names else ""))
+        names = sorted(
+            n
+            for n, v in vars(module).items()
+            if callable(v)
+            and not n.startswith("_")
+            and getattr(v, "__module__", None) == module.__name__
+        )
+        raise ValueError(
+            f"module {module_name!r} has no function {attr!r}"
+            + (f" (it has: {', '.join(names)})" if names else "")
+        )
     return UserProblem(fn, spec)

@@ -135,7 +135,11 @@ ADAFACTOR = Rule(
         Hyper("lr", 1e-2, low=0.0, doc="caps the relative step size min(lr, 1/sqrt(t))"),
         Hyper("beta2_decay", -0.8, high=0.0, doc="c in 1 - beta2_t = t^c"),
         Hyper(
-            "eps1", None, 0.0, low_open=True, optional=True,
+            "eps1",
+            None,
+            0.0,
+            low_open=True,
+            optional=True,
             doc="floor of the second moment (squared); None: dtype's machine epsilon",
         ),
         Hyper("eps2", 1e-3, 0.0, low_open=True, doc="floor of the parameter RMS in the step"),

@@ -68,8 +68,11 @@ class Hyper:
                 raise ValueError(f"{self.name} must be True or False, got {value!r}")
             return bool(value)
         if isinstance(value, bool | np.bool_ | str | bytes) or not _is_real(value):
-            hint = " (use a NumPy array for one value per setting)" if isinstance(
-                value, list | tuple) else ""
+            hint = (
+                " (use a NumPy array for one value per setting)"
+                if isinstance(value, list | tuple)
+                else ""
+            )
             raise ValueError(f"{self.name} must be a number, got {value!r}{hint}")
         if self.kind == "int" and not (
             isinstance(value, int | np.integer) or (isinstance(value, float) and value.is_integer())
@@ -98,8 +101,9 @@ def _is_real(value: Any) -> bool:
     if is_torch(value):
         return not (value.is_complex() or str(value.dtype) == "torch.bool")
     if isinstance(value, np.ndarray | np.generic):
-        return bool(np.issubdtype(value.dtype, np.integer)
-                    or np.issubdtype(value.dtype, np.floating))
+        return bool(
+            np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating)
+        )
     return isinstance(value, int | float)
 
 

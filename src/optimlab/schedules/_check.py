@@ -50,8 +50,15 @@ def _keep(value: Any, arr: np.ndarray, integer: bool) -> Value:
     return arr
 
 
-def real(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf,
-         low_open: bool = False, high_open: bool = False) -> Value:
+def real(
+    name: str,
+    value: Any,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Value:
     """A finite real number (or array of them) in the given range."""
     arr = _array(name, value)
     ok = np.isfinite(arr) & (arr > low if low_open else arr >= low)

@@ -128,4 +128,3 @@ def from_spec(spec: str, **defaults: Any) -> Schedule:
         given.add(key.strip())
         kwargs[key.strip()] = _literal(value.strip())
     return get(name, **kwargs)
-

@@ -34,10 +34,11 @@ def as_steps(step: Any) -> np.ndarray:
     torch tensors (such as an optimizer's ``state["step"]``) are accepted."""
     if is_torch(step) and not step.is_floating_point():
         step = step.detach().cpu().numpy()
-    if (isinstance(step, bool | np.bool_ | str | complex | np.complexfloating)
-            or is_torch(step)
-            or (isinstance(step, np.ndarray)
-                and (step.dtype == np.bool_ or np.iscomplexobj(step)))):
+    if (
+        isinstance(step, bool | np.bool_ | str | complex | np.complexfloating)
+        or is_torch(step)
+        or (isinstance(step, np.ndarray) and (step.dtype == np.bool_ or np.iscomplexobj(step)))
+    ):
         raise ValueError(f"step must be an integer >= 0, got {step!r}")
     try:
         arr = np.asarray(step, dtype=np.float64)
@@ -157,8 +158,9 @@ class Join(Schedule):
         schedules = _sequence("schedules", self.schedules)
         if not schedules or not all(isinstance(s, Schedule) for s in schedules):
             raise ValueError(f"schedules must be a non-empty sequence of schedules: {schedules}")
-        bounds = tuple(_check.integer("boundaries", b, low=1)
-                       for b in _sequence("boundaries", self.boundaries))
+        bounds = tuple(
+            _check.integer("boundaries", b, low=1) for b in _sequence("boundaries", self.boundaries)
+        )
         if any(isinstance(b, np.ndarray) for b in bounds):
             raise ValueError("boundaries must be Python integers, not arrays")
         if len(bounds) != len(schedules) - 1:

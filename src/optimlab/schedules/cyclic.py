@@ -67,8 +67,16 @@ class Cyclic(Schedule):
         gamma = _check.real("gamma", self.gamma, low=0, high=1, low_open=True)
         if mode != "exp_range" and np.any(np.asarray(gamma) != 1):
             raise ValueError(f"gamma is used only with mode='exp_range', got {_check.show(gamma)}")
-        _set(self, step_size_up=up, step_size_down=down, lr=lr, min_lr=min_lr, mode=mode,
-             gamma=gamma, total_steps=total)
+        _set(
+            self,
+            step_size_up=up,
+            step_size_down=down,
+            lr=lr,
+            min_lr=min_lr,
+            mode=mode,
+            gamma=gamma,
+            total_steps=total,
+        )
 
     def _height(self, t: np.ndarray) -> np.ndarray:
         """:math:`h f`, in [0, 1]: where the step sits between ``min_lr`` and ``lr``."""
@@ -201,8 +209,10 @@ class MomentumCycle(Schedule):
         if not isinstance(self.schedule, Cyclic | OneCycle):
             raise ValueError(f"schedule must be Cyclic or OneCycle, got {self.schedule!r}")
         for name in ("base_momentum", "max_momentum"):
-            _set(self, **{name: _check.real(name, getattr(self, name), low=0, high=1,
-                                            high_open=True)})
+            _set(
+                self,
+                **{name: _check.real(name, getattr(self, name), low=0, high=1, high_open=True)},
+            )
 
     def _value(self, t: np.ndarray) -> np.ndarray:
         s, lo, hi = self.schedule, self.base_momentum, self.max_momentum
@@ -210,4 +220,3 @@ class MomentumCycle(Schedule):
             return hi - (hi - lo) * s._height(t)
         points = (hi, lo, hi, hi) if s.three_phase else (hi, lo, hi)
         return s._interpolate(t, points)
-

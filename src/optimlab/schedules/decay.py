@@ -43,8 +43,10 @@ def _set(obj: object, **fields: object) -> None:
         np.broadcast_shapes(*shapes.values())
     except ValueError:
         listed = ", ".join(f"{k} {v}" for k, v in shapes.items())
-        raise ValueError(f"array arguments must broadcast together (one value per setting on "
-                         f"the leading axis), got shapes {listed}") from None
+        raise ValueError(
+            f"array arguments must broadcast together (one value per setting on "
+            f"the leading axis), got shapes {listed}"
+        ) from None
 
 
 @dataclass(frozen=True, eq=False)

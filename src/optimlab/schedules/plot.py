@@ -44,8 +44,9 @@ def plot(
     curves = [_resolve(item, steps, lr) for item in items]  # validate before drawing
     if labels is not None:
         if len(labels) != len(curves):
-            raise ValueError(f"labels must name each of the {len(curves)} schedules, "
-                             f"got {len(labels)}")
+            raise ValueError(
+                f"labels must name each of the {len(curves)} schedules, got {len(labels)}"
+            )
         curves = [(str(label), s) for label, (_, s) in zip(labels, curves, strict=True)]
     for label, s in curves:
         if np.ndim(s(0)) != 0:

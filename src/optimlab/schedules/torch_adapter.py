@@ -79,8 +79,9 @@ class ScheduleLR(LRScheduler):
         self.momentum_schedules: list[Schedule] | None = None
         self._momentum_keys: list[str] = []
         if momentum_schedule is not None:
-            self.momentum_schedules = _per_group("momentum_schedule", momentum_schedule,
-                                                 len(groups))
+            self.momentum_schedules = _per_group(
+                "momentum_schedule", momentum_schedule, len(groups)
+            )
             self._momentum_keys = [_momentum_key(g, i) for i, g in enumerate(groups)]
         super().__init__(optimizer)
 
@@ -88,8 +89,12 @@ class ScheduleLR(LRScheduler):
         """The rates at ``self.last_epoch``; also sets the momentum, as torch's cyclic ones do."""
         step = self.last_epoch
         if self.momentum_schedules is not None:
-            for group, key, sched in zip(self.optimizer.param_groups, self._momentum_keys,
-                                         self.momentum_schedules, strict=True):
+            for group, key, sched in zip(
+                self.optimizer.param_groups,
+                self._momentum_keys,
+                self.momentum_schedules,
+                strict=True,
+            ):
                 _set_value(group, key, sched(step))
         return [s(step) for s in self.schedules]
 
@@ -121,8 +126,10 @@ class ScheduleLR(LRScheduler):
         self.last_epoch = step
         for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
             _set_value(group, "lr", lr)
-        self._last_lr = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"]
-                         for g in self.optimizer.param_groups]
+        self._last_lr = [
+            g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"]
+            for g in self.optimizer.param_groups
+        ]
 
 
 def to_torch(

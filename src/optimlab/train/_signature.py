@@ -15,15 +15,18 @@ def signature(components: Mapping[str, Any]) -> dict[str, Any]:
     optimizer = components["optimizer"]
     return {
         "tensors": {k: [list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()},
-        "param_groups": [[names.get(id(p), f"<unnamed {i}>") for i, p in enumerate(g["params"])]
-                         for g in optimizer.param_groups],
+        "param_groups": [
+            [names.get(id(p), f"<unnamed {i}>") for i, p in enumerate(g["params"])]
+            for g in optimizer.param_groups
+        ],
         "types": {n: _qualname(components.get(n)) for n in COMPONENTS},
         "precision": getattr(components.get("trainer"), "precision", None),
     }
 
 
-def differences(manifest: dict[str, Any], config: dict[str, Any],
-                current: dict[str, Any]) -> list[str]:
+def differences(
+    manifest: dict[str, Any], config: dict[str, Any], current: dict[str, Any]
+) -> list[str]:
     saved = manifest["signature"]
     out = []
     for name in COMPONENTS:
@@ -32,11 +35,15 @@ def differences(manifest: dict[str, Any], config: dict[str, Any],
             out.append(f"{name} is {was or 'absent'} in the checkpoint but {now or 'absent'} here")
     out += _dict_diff("parameter", saved["tensors"], current["tensors"], "shape/dtype")
     if saved.get("precision") != current["precision"]:
-        out.append(f"precision is {saved.get('precision')!r} in the checkpoint but "
-                   f"{current['precision']!r} here")
+        out.append(
+            f"precision is {saved.get('precision')!r} in the checkpoint but "
+            f"{current['precision']!r} here"
+        )
     if saved["param_groups"] != current["param_groups"]:
-        out.append(f"param groups are {saved['param_groups']} in the checkpoint but "
-                   f"{current['param_groups']} here")
+        out.append(
+            f"param groups are {saved['param_groups']} in the checkpoint but "
+            f"{current['param_groups']} here"
+        )
     out += _dict_diff("config", manifest["config"], config, "value")
     return out
 
@@ -49,8 +56,9 @@ def _dict_diff(what: str, saved: dict[str, Any], now: dict[str, Any], field: str
         elif key not in saved:
             out.append(f"{what} {key!r} is here but not in the checkpoint")
         elif saved[key] != now[key]:
-            out.append(f"{what} {key!r} {field} is {saved[key]} in the checkpoint "
-                       f"but {now[key]} here")
+            out.append(
+                f"{what} {key!r} {field} is {saved[key]} in the checkpoint but {now[key]} here"
+            )
     return out
 
 

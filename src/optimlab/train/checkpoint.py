@@ -106,8 +106,13 @@ class CheckpointManager:
             config = json.loads(json.dumps(config, sort_keys=True, allow_nan=False))
         except (TypeError, ValueError) as e:
             raise ValueError(f"config must be JSON data, got {config!r} ({e})") from None
-        parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler,
-                 "scaler": scaler, "trainer": trainer}
+        parts = {
+            "model": model,
+            "optimizer": optimizer,
+            "scheduler": scheduler,
+            "scaler": scaler,
+            "trainer": trainer,
+        }
         for name, obj in parts.items():
             if obj is not None and not (
                 callable(getattr(obj, "state_dict", None))
@@ -126,8 +131,11 @@ class CheckpointManager:
     # -- listing -----------------------------------------------------------------------------
     def checkpoints(self) -> list[Path]:
         """Checkpoint directories, oldest step first."""
-        found = [(int(m.group(1)), p) for p in self.directory.iterdir()
-                 if p.is_dir() and (m := _NAME.match(p.name))]
+        found = [
+            (int(m.group(1)), p)
+            for p in self.directory.iterdir()
+            if p.is_dir() and (m := _NAME.match(p.name))
+        ]
         return [p for _, p in sorted(found)]
 
     def clean_stale(self) -> list[Path]:
@@ -228,8 +236,11 @@ class CheckpointManager:
         try:
             _files.fsync_dir(self.directory)
         except OSError as e:  # the new checkpoint is complete and synced; only removals pend
-            warnings.warn(f"could not sync {self.directory} after rotation: {e}",
-                          CheckpointWarning, stacklevel=3)
+            warnings.warn(
+                f"could not sync {self.directory} after rotation: {e}",
+                CheckpointWarning,
+                stacklevel=3,
+            )
 
     # -- loading -----------------------------------------------------------------------------
     def restore(self, *, rng: bool = True) -> Checkpoint | None:
@@ -247,8 +258,9 @@ class CheckpointManager:
                 manifest, states = read_checkpoint(path)
             except CheckpointCorruptError as e:
                 problems.append(str(e))
-                warnings.warn(f"{e}; falling back to the previous checkpoint",
-                              CheckpointWarning, stacklevel=2)
+                warnings.warn(
+                    f"{e}; falling back to the previous checkpoint", CheckpointWarning, stacklevel=2
+                )
                 continue
             return self._apply(path, manifest, states, rng)
         raise CheckpointCorruptError(
@@ -261,8 +273,9 @@ class CheckpointManager:
         manifest, states = read_checkpoint(path)
         return self._apply(path, manifest, states, rng)
 
-    def _apply(self, path: Path, manifest: dict[str, Any], states: dict[str, Any],
-               rng: bool) -> Checkpoint:
+    def _apply(
+        self, path: Path, manifest: dict[str, Any], states: dict[str, Any], rng: bool
+    ) -> Checkpoint:
         found = differences(manifest, self.config, signature(self.components))
         if found:
             shown = "; ".join(found[:6])
@@ -272,8 +285,11 @@ class CheckpointManager:
             )
         # Small components first, with a snapshot each: one that rejects its saved state
         # (a ScheduleLR built with another schedule) leaves everything as it was.
-        order = [n for n in ("trainer", "scaler", "scheduler", "optimizer", "model")
-                 if n in self.components]
+        order = [
+            n
+            for n in ("trainer", "scaler", "scheduler", "optimizer", "model")
+            if n in self.components
+        ]
         snapshots: dict[str, Any] = {}
         for name in order:
             component = self.components[name]

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     import torch
 
 
-
 def _grads(params: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor]:
     import torch
 

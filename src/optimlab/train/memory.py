@@ -126,10 +126,13 @@ def table(
         theory = memory(name, model_or_n_params, dtype=dtype)
         if measure:
             measured = _measure(name, theory)
-            theory = MemoryReport(theory.optimizer, tuple(
-                dataclasses.replace(t, measured_bytes=m.measured_bytes)
-                for t, m in zip(theory.params, measured.params, strict=True)
-            ))
+            theory = MemoryReport(
+                theory.optimizer,
+                tuple(
+                    dataclasses.replace(t, measured_bytes=m.measured_bytes)
+                    for t, m in zip(theory.params, measured.params, strict=True)
+                ),
+            )
         reports.append(theory)
     return reports
 
@@ -155,13 +158,15 @@ def format_table(reports: Iterable[MemoryReport]) -> str:
     rows = [("optimizer", "state bytes", "bytes/param", "x params", "measured")]
     for r in reports:
         s, m = r.state_bytes, r.measured_bytes
-        rows.append((
-            r.optimizer,
-            "?" if s is None else f"{s:,}",
-            "?" if r.bytes_per_param is None else f"{r.bytes_per_param:.3f}",
-            "?" if r.ratio is None else f"{r.ratio:.3f}",
-            "-" if m is None else f"{m:,}",
-        ))
+        rows.append(
+            (
+                r.optimizer,
+                "?" if s is None else f"{s:,}",
+                "?" if r.bytes_per_param is None else f"{r.bytes_per_param:.3f}",
+                "?" if r.ratio is None else f"{r.ratio:.3f}",
+                "-" if m is None else f"{m:,}",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
     for row in rows:
@@ -171,17 +176,31 @@ def format_table(reports: Iterable[MemoryReport]) -> str:
     return "\n".join(lines)
 
 
-def _param(name: str, shape: tuple[int, ...], dtype: str, spec: OptimizerSpec | None,
-           hp: Mapping[str, Any] | None, measured: int | None,
-           state_dtype: Any = None) -> ParamMemory:
+def _param(
+    name: str,
+    shape: tuple[int, ...],
+    dtype: str,
+    spec: OptimizerSpec | None,
+    hp: Mapping[str, Any] | None,
+    measured: int | None,
+    state_dtype: Any = None,
+) -> ParamMemory:
     """``state_dtype``: the state's element type when it differs from the parameter's
     (an optimlab optimizer's ``state_dtype`` option)."""
     numel = math.prod(shape)
     size = _itemsize(dtype)
     state_size = size if state_dtype is None else _itemsize(state_dtype)
     state = None if spec is None or hp is None else int(spec.rule.state_numel(shape, hp))
-    return ParamMemory(name, shape, dtype, numel, numel * size, state,
-                       None if state is None else state * state_size, measured)
+    return ParamMemory(
+        name,
+        shape,
+        dtype,
+        numel,
+        numel * size,
+        state,
+        None if state is None else state * state_size,
+        measured,
+    )
 
 
 def _itemsize(dtype: Any) -> int:
@@ -205,8 +224,10 @@ def _shapes(source: Any, dtype: Any) -> list[tuple[str, tuple[int, ...], str]]:
         return [("params", (source,), dtype_name)]
     if isinstance(source, Mapping):
         return [(str(k), tuple(int(d) for d in v), dtype_name) for k, v in source.items()]
-    named = source.named_parameters() if hasattr(source, "named_parameters") else (
-        (f"param{i}", t) for i, t in enumerate(source)
+    named = (
+        source.named_parameters()
+        if hasattr(source, "named_parameters")
+        else ((f"param{i}", t) for i, t in enumerate(source))
     )
     return [(n, tuple(t.shape), str(t.dtype).removeprefix("torch.")) for n, t in named]
 

@@ -73,8 +73,10 @@ class LossScaler:
         _check_float("backoff_factor", backoff_factor, 0.0, 1.0, low_open=True, high_open=True)
         _check_float("max_scale", max_scale, init_scale, math.inf)
         _check_float("min_scale", min_scale, 0.0, init_scale, low_open=True)
-        if isinstance(growth_interval, bool) or not isinstance(growth_interval, int) or (
-            growth_interval < 1
+        if (
+            isinstance(growth_interval, bool)
+            or not isinstance(growth_interval, int)
+            or (growth_interval < 1)
         ):
             raise ValueError(f"growth_interval must be an integer >= 1, got {growth_interval!r}")
         self.scale = float(init_scale)
@@ -90,8 +92,10 @@ class LossScaler:
         """``loss * scale``, computed in fp32 so the scaled loss does not overflow fp16."""
         import torch
 
-        return loss.to(torch.float32) * self.scale if loss.dtype == torch.float16 else (
-            loss * self.scale
+        return (
+            loss.to(torch.float32) * self.scale
+            if loss.dtype == torch.float16
+            else (loss * self.scale)
         )
 
     def unscale_(self, params: Iterable[torch.Tensor]) -> bool:
@@ -164,7 +168,12 @@ class LossScaler:
 
 
 def _check_float(
-    name: str, value: object, low: float, high: float, *, low_open: bool = False,
+    name: str,
+    value: object,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
     high_open: bool = False,
 ) -> None:
     ok = (

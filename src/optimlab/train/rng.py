@@ -56,8 +56,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
         )
     )
     random.setstate(
-        (py_state["version"], tuple(int(x) for x in py_state["internal"].tolist()),
-         py_state["gauss_next"])
+        (
+            py_state["version"],
+            tuple(int(x) for x in py_state["internal"].tolist()),
+            py_state["gauss_next"],
+        )
     )
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

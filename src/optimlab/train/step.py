@@ -109,8 +109,12 @@ def _check_scheduler(scheduler: Any) -> None:
         params = inspect.signature(step).parameters.values()
     except (TypeError, ValueError):  # a builtin without a signature: trust it
         return
-    required = [p.name for p in params if p.default is p.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = [
+        p.name
+        for p in params
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     if required:
         raise ValueError(
             f"scheduler {type(scheduler).__name__}.step() needs {', '.join(required)} (a metric, "
@@ -160,8 +164,10 @@ class TrainStep:
             raise ValueError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
         if not callable(loss_fn):
             raise ValueError(f"loss_fn must be callable, got {loss_fn!r}")
-        if isinstance(accumulation_steps, bool) or not isinstance(accumulation_steps, int) or (
-            accumulation_steps < 1
+        if (
+            isinstance(accumulation_steps, bool)
+            or not isinstance(accumulation_steps, int)
+            or (accumulation_steps < 1)
         ):
             raise ValueError(
                 f"accumulation_steps must be an integer >= 1, got {accumulation_steps!r}"
