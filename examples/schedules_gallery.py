@@ -42,7 +42,7 @@ def gallery(path: Path) -> None:
 
 def lr_find_figure(path: Path) -> None:
     from optimlab import problems
-    from optimlab.lr_range_test import lr_find_task
+    from optimlab.train.lr_range_test import lr_find_task
 
     task = problems.get("mlp").torch_task(0)
     result = lr_find_task(task, "adam", start_lr=1e-6, end_lr=10.0, num_iter=100)

@@ -1,6 +1,6 @@
 """The table of optimizer cases that every generic test runs over.
 
-For each registered optimizer (``optimlab.registry``):
+For each registered optimizer (``optimlab.rules.registry``):
 
 - ``CASES``: hyperparameter combinations (in the rule's names) that together exercise
   every option; ``cases_for(name)`` selects one optimizer's rows.
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from optimlab.registry import REGISTRY, get_rule, get_spec
+from optimlab.rules.registry import REGISTRY, get_rule, get_spec
 
 
 @dataclass(frozen=True)

@@ -355,7 +355,7 @@ def test_lab_imports_stay_light() -> None:
 
     code = (
         "import sys, optimlab, optimlab.lab, optimlab.lab.api, optimlab.lab.store, "
-        "optimlab.report, optimlab.plots, optimlab.cli.compare, optimlab.cli.sweep\n"
+        "optimlab.lab.report, optimlab.lab.plots, optimlab.cli.compare, optimlab.cli.sweep\n"
         "import optimlab.lab as lab; lab.compare; lab.Results; lab.load\n"
         "heavy = [m for m in ('torch', 'matplotlib') if m in sys.modules]\n"
         "assert not heavy, heavy"

@@ -484,7 +484,7 @@ def test_zero_d_arrays_stay_arrays():
         "optimlab.functional",
         "optimlab.functional.steps",
         "optimlab.functional.training",
-        "optimlab.numpy_optim",
+        "optimlab.functional.optimizer",
     ],
 )
 def test_docstring_examples(module):

@@ -233,7 +233,7 @@ def test_f11_sigterm_releases_runs_and_says_how_to_resume(tmp_path: Path) -> Non
 
 def test_report_while_a_sweep_writes_and_overlapping_sweeps(tmp_path: Path) -> None:
     # readers never block writers (WAL): reports drawn mid-sweep show what is finished
-    from optimlab.report import render
+    from optimlab.lab.report import render
 
     out = tmp_path / "live"
     proc = subprocess.Popen(

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import optimlab
-from optimlab.lr_range_test import LRFindResult, lr_find, lr_range
+from optimlab.train.lr_range_test import LRFindResult, lr_find, lr_range
 
 # --- a least-squares problem with known curvature ------------------------------------------
 
@@ -332,9 +332,9 @@ def test_fresh_optimizer_state_is_removed_again() -> None:
 
 
 def test_package_attribute_is_the_function() -> None:
-    import optimlab.lr_range_test  # importing the module must not shadow the function
+    import optimlab.train.lr_range_test  # importing the module must not shadow the function
 
-    assert optimlab.lr_find is optimlab.lr_range_test.lr_find
+    assert optimlab.lr_find is optimlab.train.lr_range_test.lr_find
     model, x, y, _ = least_squares()
     res = optimlab.lr_find(
         model, mse, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1), num_iter=10
@@ -344,7 +344,7 @@ def test_package_attribute_is_the_function() -> None:
 
 def test_task_helper_with_registry_optimizer() -> None:
     from optimlab import problems
-    from optimlab.lr_range_test import lr_find_task
+    from optimlab.train.lr_range_test import lr_find_task
 
     task = problems.get("least_squares").torch_task(0)
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
@@ -415,7 +415,7 @@ def test_bad_objects() -> None:
 
 def test_task_helper_names_a_bad_start_lr() -> None:
     from optimlab import problems
-    from optimlab.lr_range_test import lr_find_task
+    from optimlab.train.lr_range_test import lr_find_task
 
     with pytest.raises(ValueError, match=r"start_lr must be > 0, got -1"):
         lr_find_task(problems.get("least_squares").torch_task(0), "sgd", start_lr=-1.0)

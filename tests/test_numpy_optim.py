@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import optimlab
-from optimlab.numpy_optim import NumpyOptimizer
+from optimlab.functional.optimizer import NumpyOptimizer
 
 NAMES = optimlab.list_optimizers()  # read at test time: new rules are covered automatically
 SHAPES = {"w": (3, 4), "b": (4,), "s": ()}

@@ -26,7 +26,7 @@ from torch_cases import (
 
 import optimlab
 from optimlab.optim import CLASSES, create_optimizer, optimizer_class
-from optimlab.registry import REGISTRY, get_spec
+from optimlab.rules.registry import REGISTRY, get_spec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 assert one_thread

@@ -13,7 +13,7 @@ import torch
 from cases import CASES, INVALID, REFERENCES, cases_for, torch_kwargs
 
 import optimlab
-from optimlab.registry import REGISTRY, get_rule, get_spec, list_optimizers
+from optimlab.rules.registry import REGISTRY, get_rule, get_spec, list_optimizers
 
 NAMES = [spec.name for spec in REGISTRY]
 
@@ -161,7 +161,7 @@ def test_unknown_names_suggest_close_ones() -> None:
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, optimlab; from optimlab.registry import get_rule; "
+        "import sys, optimlab; from optimlab.rules.registry import get_rule; "
         "get_rule('adafactor').validate(eps1=None); optimlab.list_optimizers(); "
         "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
     )

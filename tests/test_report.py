@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from optimlab.lab import api
-from optimlab.report import render, write_report
+from optimlab.lab.report import render, write_report
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 import torch
 from cases import CASES, Case, randomized, reference_run, torch_kwargs
 
-from optimlab.registry import get_rule, get_spec
+from optimlab.rules.registry import get_rule, get_spec
 
 STEPS = 100
 ELEMENTWISE_SHAPES = [(1,), (7,), (3, 4, 5)]
@@ -138,7 +138,7 @@ def test_rule_matches_torch_optim(case: Case) -> None:
 
 def test_every_torch_algorithm_is_checked_against_torch() -> None:
     names = {c.name for c in TORCH_CASES}
-    from optimlab.registry import REGISTRY
+    from optimlab.rules.registry import REGISTRY
 
     assert names == {s.name for s in REGISTRY if s.torch_reference is not None}
 

@@ -13,8 +13,8 @@ from cases import CASES, INVALID, Case, Invalid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optimlab.registry import REGISTRY, get_rule
 from optimlab.rules.base import Hyper
+from optimlab.rules.registry import REGISTRY, get_rule
 
 
 @pytest.mark.parametrize("inv", [pytest.param(i, id=i.id) for i in INVALID])

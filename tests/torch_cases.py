@@ -17,7 +17,7 @@ import torch
 from cases import CASES, Case, torch_kwargs
 
 from optimlab.optim import CLASSES
-from optimlab.registry import REGISTRY, get_spec
+from optimlab.rules.registry import REGISTRY, get_spec
 
 NAMES = [spec.name for spec in REGISTRY]
 TORCH_NAMES = [spec.name for spec in REGISTRY if spec.torch_reference is not None]

@@ -9,18 +9,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .registry import get_rule, list_optimizers
-
-__version__ = "0.1.0"
+from .core.version import __version__
+from .rules.registry import get_rule, list_optimizers
 
 # name -> (module, attribute or None for the module itself), imported on first use
 _LAZY: dict[str, tuple[str, str | None]] = {
     "functional": ("optimlab.functional", None),
-    "numpy_optimizer": ("optimlab.numpy_optim", "numpy_optimizer"),
+    "numpy_optimizer": ("optimlab.functional.optimizer", "numpy_optimizer"),
     "optim": ("optimlab.optim", None),
     "create_optimizer": ("optimlab.optim", "create_optimizer"),
     "schedules": ("optimlab.schedules", None),
-    "lr_find": ("optimlab.lr_range_test", "lr_find"),
+    "lr_find": ("optimlab.train.lr_range_test", "lr_find"),
     "problems": ("optimlab.problems", None),
     "lab": ("optimlab.lab", None),
     "train": ("optimlab.train", None),

@@ -46,7 +46,7 @@ def _available() -> dict[str, tuple[str, str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="optimlab", description="Choose, tune and understand optimizers.")
-    from optimlab import __version__
+    from ..core.version import __version__
 
     parser.add_argument("--version", action="version", version=f"optimlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -163,7 +163,7 @@ def parse_hp_options(values: list[str]) -> dict[str, dict[str, Any]]:
 
 def check_unprefixed(hp: dict[str, dict[str, Any]], optimizers: list[str]) -> None:
     """An ``--hp NAME=V`` without ``OPT.`` applies to every optimizer: each must have NAME."""
-    from ..registry import get_rule
+    from ..rules.registry import get_rule
 
     for name in hp.get("*", {}):
         lacking = [o for o in optimizers if name not in get_rule(o).names]
@@ -196,7 +196,7 @@ def check_named(option: str, names: Any, optimizers: list[str], where: str) -> N
 
 
 def check_optimizers(names: list[str]) -> list[str]:
-    from ..registry import get_spec
+    from ..rules.registry import get_spec
 
     return [get_spec(n).name for n in names]  # unknown -> ValueError with a suggestion
 
@@ -271,7 +271,7 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
         for err in dict.fromkeys(c.errors):
             console.print(f"[red]failed:[/red] {err}")
     if not args.no_report:
-        from ..report import write_report
+        from ..lab.report import write_report
 
         try:
             path = write_report(out)

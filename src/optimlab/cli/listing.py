@@ -22,7 +22,7 @@ def _first_line(obj: Any) -> str:
 
 
 def optimizer_rows() -> list[tuple[str, str]]:
-    from ..registry import get_rule, list_optimizers
+    from ..rules.registry import get_rule, list_optimizers
 
     rows = []
     for name in list_optimizers():

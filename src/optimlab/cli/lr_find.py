@@ -57,8 +57,8 @@ def parse_hp(items: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from optimlab import problems
-    from optimlab.lr_range_test import lr_find_task
-    from optimlab.registry import get_spec
+    from optimlab.rules.registry import get_spec
+    from optimlab.train.lr_range_test import lr_find_task
 
     get_spec(args.optimizer)  # an unknown optimizer fails before the problem is built
     hp = parse_hp(args.hp)

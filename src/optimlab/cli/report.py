@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..lab.report import write_report
     from ..lab.results import Results
-    from ..report import write_report
 
     folder = Path(args.folder)
     if not folder.is_dir():

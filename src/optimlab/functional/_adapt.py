@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import get_rule
 from ..rules.base import Hyper, Rule
+from ..rules.registry import get_rule
 from . import _tree
 
 STEP_T = Hyper("t", 1, low=1, kind="int", doc="1-based step number")

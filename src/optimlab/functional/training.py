@@ -138,7 +138,7 @@ def _display_name(spec: Any) -> str:
 
 
 def _as_step(name: Any, spec: Any) -> StepFn:
-    from ..numpy_optim import numpy_optimizer
+    from .optimizer import numpy_optimizer
 
     if isinstance(spec, str):
         return numpy_optimizer(spec).update

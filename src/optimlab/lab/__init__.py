@@ -23,8 +23,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "parse_lrs": ("optimlab.lab.config", "parse_lrs"),
     "expand_grid": ("optimlab.lab.config", "expand_grid"),
     "execute": ("optimlab.lab.runner", "execute"),
-    "write_report": ("optimlab.report", "write_report"),
-    "lr_find": ("optimlab.lr_range_test", "lr_find"),  # design.md: ol.lab.lr_find
+    "write_report": ("optimlab.lab.report", "write_report"),
+    "lr_find": ("optimlab.train.lr_range_test", "lr_find"),  # design.md: ol.lab.lr_find
     "run": ("optimlab.lab.engine", "run"),
     "Setting": ("optimlab.lab.engine", "Setting"),
     "Trace": ("optimlab.lab.engine", "Trace"),

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import get_rule
 from ..rules.base import Rule
+from ..rules.registry import get_rule
 
 LOSS_FLOOR = 1e-2  # divergence threshold = factor * max(|initial loss|, LOSS_FLOOR)
 

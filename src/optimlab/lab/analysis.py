@@ -47,7 +47,7 @@ def study_label(problem: str, problem_kwargs: Mapping[str, Any]) -> str:
 
 def setting_label(r: Record, *, with_lr: bool = True) -> str:
     """``adam lr=0.01 beta1=0.8 + cosine`` listing only what differs from the defaults."""
-    from ..registry import get_rule
+    from ..rules.registry import get_rule
 
     defaults = get_rule(r["optimizer"]).defaults
     parts = [r["optimizer"]]

@@ -44,7 +44,7 @@ def parse_schedule(spec: ScheduleSpec) -> tuple[str | None, dict[str, Any]]:
     else:
         raise ValueError(f"schedule must be a name or (name, kwargs), got {spec!r}")
     from .. import schedules
-    from .._names import unknown_name
+    from ..core.names import unknown_name
 
     known = schedules.list()
     if name not in known:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..registry import get_rule
+from ..core.version import __version__
+from ..rules.registry import get_rule
 
 CODE_VERSION = f"optimlab-{__version__}"
 

@@ -20,7 +20,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from ..registry import REGISTRY, OptimizerSpec, get_spec
+from ..rules.registry import REGISTRY, OptimizerSpec, get_spec
 from ._adapter import Adapter, build_adapter
 from .base import RuleOptimizer
 

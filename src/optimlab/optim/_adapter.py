@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..registry import OptimizerSpec
+from ..rules.registry import OptimizerSpec
 
 P = inspect.Parameter
 

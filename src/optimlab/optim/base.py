@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..registry import OptimizerSpec
+from ..rules.registry import OptimizerSpec
 from . import _fast, _state
 from ._adapter import Adapter
 

@@ -18,7 +18,8 @@ import builtins
 import inspect
 from typing import Any
 
-from .._names import unknown_name
+from ..core.names import unknown_name
+from ..train.task import TorchTask
 from .base import Problem
 from .functions import (
     FUNCTIONS,
@@ -31,7 +32,6 @@ from .functions import (
     TestFunction,
 )
 from .models import MLP, MODELS, Adding, LeastSquares, Logistic, Shapes, TorchProblem
-from .task import TorchTask
 from .user import UserProblem, from_callable
 
 __all__ = [

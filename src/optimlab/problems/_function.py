@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..rules._xp import is_torch
+from ..core.arrays import is_torch
+from ..train.task import TorchTask
 from .base import Problem, check_int, check_seed
-from .task import TorchTask
 
 Array = Any  # a NumPy array or a torch tensor
 

@@ -18,7 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any
 
-from .task import TorchTask
+from ..train.task import TorchTask
 
 
 class Problem(ABC):

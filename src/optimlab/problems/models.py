@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..train.task import TorchTask
 from .base import Problem, check_dtype, check_int, check_seed
-from .task import TorchTask
 
 
 def _torch() -> Any:

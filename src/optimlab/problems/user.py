@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..train.task import TorchTask
 from .base import Problem, check_seed
-from .task import TorchTask
 
 
 def _is_tensor(x: Any) -> bool:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ._xp import namespace
+from ..core.arrays import namespace
 from .base import Hyper, Rule, is_on
 
 

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._xp import is_torch
+from ..core.arrays import is_torch
 
 Array = Any  # a NumPy array or a torch tensor
 State = NamedTuple

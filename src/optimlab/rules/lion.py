@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ._xp import namespace
+from ..core.arrays import namespace
 from .base import Hyper, Rule, is_on, n_slots
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rules._xp import is_torch
+from ..core.arrays import is_torch
 
 Value = Any  # a Python number or a NumPy array of numbers
 

@@ -6,7 +6,7 @@ import ast
 import dataclasses
 from typing import Any
 
-from .._names import unknown_name
+from ..core.names import unknown_name
 from .base import Constant, Schedule
 from .cyclic import Cyclic, OneCycle
 from .decay import (

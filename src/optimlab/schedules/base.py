@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rules._xp import is_torch
+from ..core.arrays import is_torch
 from . import _check
 
 Value = Any  # a Python float, or a NumPy array when arguments or steps are arrays

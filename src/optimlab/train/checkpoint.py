@@ -375,6 +375,6 @@ def _step_of(path: Path) -> int:
 def _versions() -> dict[str, str]:
     import torch
 
-    from .. import __version__
+    from ..core.version import __version__
 
     return {"optimlab": __version__, "torch": torch.__version__}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import REGISTRY, OptimizerSpec, get_spec, list_optimizers
+from ..rules.registry import REGISTRY, OptimizerSpec, get_spec, list_optimizers
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from .preserve import preserved
 if TYPE_CHECKING:
     import torch
 
-    from optimlab.problems.task import TorchTask
+    from optimlab.train.task import TorchTask
 
 
 @dataclass

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .lab.analysis import Study
+    from .analysis import Study
 
 Curves = Callable[[str], Mapping[str, np.ndarray]]
 Trajectories = Callable[[str], "np.ndarray | None"]

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._names import unknown_name
-from .rules import adafactor, adagrad, adam, lion, nadam, radam, rmsprop, sgd
-from .rules.base import Rule
+from ..core.names import unknown_name
+from . import adafactor, adagrad, adam, lion, nadam, radam, rmsprop, sgd
+from .base import Rule
 
 
 @dataclass(frozen=True)

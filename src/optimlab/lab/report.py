@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .lab import analysis
-from .lab.results import Results, _atomic_write, fmt
-from .lab.store import Store
+from . import analysis
+from .results import Results, _atomic_write, fmt
+from .store import Store
 
 REPORT_NAME = "report.html"
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .functional import _tree
-from .registry import get_spec
-from .rules.base import Rule, State
+from ..rules.base import Rule, State
+from ..rules.registry import get_spec
+from . import _tree
 
 FORMAT = "optimlab.numpy_optimizer/1"
 
