@@ -90,13 +90,13 @@ def test_import_optimlab_does_not_import_torch() -> None:
 
 def _torch_style(inv: Invalid) -> dict | None:
     """An invalid rule-name setting as constructor arguments (None: not expressible)."""
-    adapter = CLASSES[inv.name]._adapter
+    arguments = CLASSES[inv.name]._arguments
     out: dict = {}
     for key, value in inv.hp.items():
-        arg = next((a for a in adapter.args if key in a.targets), None)
+        arg = next((a for a in arguments.args if key in a.targets), None)
         if arg is None:
             return None
-        if arg.is_pair:
+        if arg.is_group:
             pair = list(out.get(arg.name, arg.default))
             pair[arg.targets.index(key)] = value
             out[arg.name] = tuple(pair)
@@ -147,7 +147,7 @@ def test_torch_api_errors(name: str) -> None:
         cls([p * 2])
     with pytest.raises(TypeError, match="unexpected keyword argument 'momentun'"):
         cls([p], momentun=0.9)
-    if "differentiable" in cls._adapter.flags:
+    if "differentiable" in cls._arguments.flags:
         with pytest.raises(ValueError, match="differentiable=True is not supported"):
             cls([p], differentiable=True)
     with pytest.raises(ValueError, match="foreach must be None, True or False"):
@@ -411,10 +411,10 @@ def test_missing_torch_reference_falls_back_to_the_rule_order() -> None:
     """Older torch lacks some classes (Adafactor is 2.5+): the class still builds."""
     import dataclasses
 
-    from optimlab.optim._adapter import build_adapter
+    from optimlab.optim.arguments import build_arguments
 
     spec = dataclasses.replace(get_spec("adafactor"), torch_reference="torch.optim.NoSuch")
-    params = list(build_adapter(spec).signature.parameters)
+    params = list(build_arguments(spec).signature.parameters)
     assert params == [
         "params",
         "lr",
