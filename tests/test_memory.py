@@ -160,7 +160,7 @@ def test_unknown_optimizer_class_has_measured_only() -> None:
     ("args", "kwargs", "message"),
     [
         (("adamm", 10), {}, "unknown optimizer 'adamm'; did you mean 'adam'"),
-        (("adam", -1), {}, "model_or_n_params must be >= 0, got -1"),
+        (("adam", -1), {}, "model_or_n_params must be an integer >= 0, got -1"),
         (("adam", True), {}, "model_or_n_params must be a model, an int or shapes, got True"),
         (("adam", None), {}, "model_or_n_params is required"),
         (("adam", 10), {"beta1": 2.0}, "beta1 must be in"),

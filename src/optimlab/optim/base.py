@@ -74,10 +74,6 @@ class RuleOptimizer(torch.optim.Optimizer):
         """The registry row this optimizer runs."""
         return self._arguments.spec
 
-    def rule_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
-        """A param group's values under the rule's names (``betas`` -> ``beta1, beta2``)."""
-        return self._arguments.rule_kwargs(group)
-
     # -- construction -------------------------------------------------------------------
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
