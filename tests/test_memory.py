@@ -147,6 +147,7 @@ def test_live_optimizer_before_its_first_step_measures_zero() -> None:
     m = model()
     r = optimlab.memory(torch.optim.Adam(m.parameters()), m)
     assert r.measured_bytes == 0 and r.state_bytes == 8 * sum(p.numel() for p in m.parameters())
+    assert r.measured_ratio == 0.0 and r.ratio == 2.0
 
 
 def test_unknown_optimizer_class_has_measured_only() -> None:

@@ -58,7 +58,7 @@ def _make(optimizer: str, path: str) -> Callable[[list[torch.Tensor]], torch.opt
     hp = HYPERPARAMS[optimizer]
     torch_cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.SGD
     ours = optimizer_class("adamw" if optimizer == "adamw" else "sgd")
-    kwargs = {
+    kwargs: dict[str, tuple[Any, dict[str, Any]]] = {
         "torch for-loop": (torch_cls, {"foreach": False}),
         "torch foreach": (torch_cls, {"foreach": True}),
         "torch fused": (torch_cls, {"fused": True}),

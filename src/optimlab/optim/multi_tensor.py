@@ -22,9 +22,9 @@ frozen for a while has a smaller count and forms its own bucket). Anything unusu
 path. The rule is elementwise, so each element sees exactly the operations of the plain
 path: the results are bitwise equal (tests/test_optim_fast.py).
 
-The plans belong to a :class:`MultiTensorPath`, which the optimizer holds and resets when
-its state is replaced (``load_state_dict``); the path sees the optimizer's ``state``
-mapping and nothing else of it.
+The plans belong to a :class:`MultiTensorPath`, which the optimizer holds and replaces
+with a fresh one when its state is replaced (``load_state_dict``); the path sees the
+optimizer's ``state`` mapping and nothing else of it.
 """
 
 from __future__ import annotations
@@ -247,10 +247,6 @@ class MultiTensorPath:
     def __init__(self, plain: PlainPath) -> None:
         self.plain = plain
         self.plans: dict[int, _Plan] = {}
-
-    def reset(self) -> None:
-        """Forget every plan: the state they describe was replaced."""
-        self.plans.clear()
 
     def step(self, states: States, work: GroupStep) -> None:
         """One update of every parameter in ``work.params``."""

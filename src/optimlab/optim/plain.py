@@ -8,10 +8,12 @@ fields (``count`` first), so ``torch.save`` / ``torch.load(weights_only=True)``
 round-trip it. Complex parameters are optimized as their real view
 (``torch.view_as_real``); their state lives in that view.
 
-A *path* is an object with ``step(states, work)`` and ``reset()``: the optimizer picks
-one per group (``PlainPath`` here, ``MultiTensorPath`` in ``multi_tensor``) and hands it
-the optimizer's ``state`` mapping and a :class:`GroupStep`. Faster paths must leave
-parameters and every state slot exactly as this one does (tests/test_optim_fast.py).
+A *path* is an object with ``step(states, work)``: the optimizer picks one per group
+(``PlainPath`` here, ``MultiTensorPath`` in ``multi_tensor``) and hands it the
+optimizer's ``state`` mapping and a :class:`GroupStep`; whatever a path keeps between
+steps is its own, and the optimizer makes new paths whenever its state is replaced
+(``load_state_dict``, ``deepcopy``, unpickling). Faster paths must leave parameters and
+every state slot exactly as this one does (tests/test_optim_fast.py).
 """
 
 from __future__ import annotations
@@ -123,6 +125,3 @@ class PlainPath:
         """One update of every parameter in ``work.params``."""
         for p in work.params:
             self.step_param(states[p], p, work)
-
-    def reset(self) -> None:
-        """Forget any layout (none here): the state was replaced."""

@@ -101,9 +101,10 @@ class CheckpointManager:
         config: Mapping[str, Any] | None = None,
     ) -> None:
         keep = checks.integer("keep", keep, 1)
-        config = dict(config or {})
         try:
-            config = json.loads(json.dumps(config, sort_keys=True, allow_nan=False))
+            plain_config: dict[str, Any] = json.loads(
+                json.dumps(dict(config or {}), sort_keys=True, allow_nan=False)
+            )
         except (TypeError, ValueError) as e:
             raise ValueError(f"config must be JSON data, got {config!r} ({e})") from None
         parts = {
@@ -121,7 +122,7 @@ class CheckpointManager:
                 raise ValueError(f"{name} needs state_dict() and load_state_dict(), got {obj!r}")
         self.directory = Path(directory)
         self.keep = keep
-        self.config = config
+        self.config = plain_config
         self.components = {k: v for k, v in parts.items() if v is not None}
         self.model = model
         self.optimizer = optimizer
