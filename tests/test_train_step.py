@@ -193,6 +193,9 @@ def test_bad_micro_batches_change_nothing() -> None:
         trainer.step_micro([])
     with pytest.raises(ValueError, match="loss_fn must return a scalar"):
         TrainStep(model, trainer.optimizer, lambda m, b: m(b[0])).step(data())
+    sized = TrainStep(model, trainer.optimizer, mse, batch_size=lambda b: 0)
+    with pytest.raises(ValueError, match=r"micro-batch sizes must be integers >= 1, got \[0\]"):
+        sized.step(data())
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
     assert trainer.step_count == 0

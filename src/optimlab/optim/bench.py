@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..core import checks
 from .classes import optimizer_class
 
 # Bytes an ideal fp32 step reads and writes per parameter element.
@@ -189,8 +190,7 @@ def main(
             f"unknown {unknown[0]!r}; optimizers: {', '.join(HYPERPARAMS)}; "
             f"paths: {', '.join(PATHS)}"
         )
-    if not repeats >= 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    repeats = checks.integer("repeats", repeats, 1)
     if threads is not None:
         torch.set_num_threads(threads)
     bandwidth = copy_bandwidth(copy_numel)

@@ -235,9 +235,10 @@ class TrainStep:
         if not batches:
             raise ValueError("micro_batches must hold at least one batch, got none")
         sizes = [self.batch_size(b) for b in batches]
-        for n in sizes:
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"every micro-batch needs a size >= 1, got sizes {sizes}")
+        checks.require(
+            all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes),
+            f"micro-batch sizes must be integers >= 1, got {sizes}",
+        )
         total = sum(sizes)
         params = optimizer_params(self.optimizer)
         scale = self.scaler.scale if self.scaler is not None else None
