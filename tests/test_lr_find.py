@@ -373,15 +373,32 @@ def test_plot_writes_png(tmp_path) -> None:
     assert "suggested lr" in str(res)
 
 
+def test_plot_keeps_the_backend_the_user_chose(tmp_path) -> None:
+    """A notebook's backend stays: plotting never switches it (as matplotlib.use would)."""
+    import matplotlib
+
+    model, x, y, _ = least_squares()
+    res = lr_find(model, mse, [(x, y)], torch.optim.SGD(model.parameters(), lr=0.1), num_iter=20)
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        fig = res.plot(tmp_path / "lr.png")
+        assert matplotlib.get_backend() == "svg"
+        assert (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG"
+        assert fig.axes[0].get_xlabel() == "learning rate"
+    finally:
+        matplotlib.use(before)
+
+
 BAD = [
     ({"start_lr": 0.0}, "start_lr must be > 0, got 0.0"),
-    ({"start_lr": float("nan")}, "start_lr must be > 0, got nan"),
+    ({"start_lr": float("nan")}, "start_lr must be a finite number > 0, got nan"),
     ({"start_lr": True}, "start_lr must be a number, got True"),
-    ({"end_lr": 1e-8}, "end_lr must be > start_lr"),
-    ({"end_lr": float("inf")}, "end_lr must be > start_lr"),
+    ({"end_lr": 1e-8}, r"end_lr must be > start_lr \(1e-07\), got 1e-08"),
+    ({"end_lr": float("inf")}, "end_lr must be a finite number, got inf"),
     ({"num_iter": 1}, "num_iter must be an integer >= 2, got 1"),
-    ({"num_iter": 10.0}, "num_iter must be an integer >= 2, got 10.0"),
-    ({"mode": "log"}, "mode must be 'exp' or 'linear', got 'log'"),
+    ({"num_iter": 10.5}, "num_iter must be an integer, got 10.5"),
+    ({"mode": "log"}, "mode must be one of 'exp', 'linear', got 'log'"),
     ({"smooth": 0.0}, r"smooth must be in \(0, 1\], got 0.0"),
     ({"smooth": 1.5}, r"smooth must be in \(0, 1\]"),
     ({"diverge_threshold": 1.0}, "diverge_threshold must be > 1, got 1.0"),
@@ -444,3 +461,11 @@ def test_tensor_hyperparameters_inside_tuples_keep_their_identity() -> None:
     assert type(g["betas"]) is tuple
     assert g["extra"] is extra and extra[0] is first and extra[1] == "plain"
     assert torch.equal(first, torch.tensor([1.0, 2.0]))
+
+
+def test_counts_accept_what_the_one_vocabulary_accepts() -> None:
+    """NumPy integers and integral floats are counts (core.checks.integer), returned as int."""
+    model, x, y, _ = least_squares()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    res = lr_find(model, mse, [(x, y)], opt, num_iter=np.int64(12), accumulation_steps=1.0)
+    assert len(res.lrs) <= 12 and res.lrs.shape[0] == len(res.losses)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import pydoc
 import subprocess
 import sys
+from typing import Any, NamedTuple
 
 import pytest
 import torch
@@ -26,7 +28,9 @@ from torch_cases import (
 
 import optimlab
 from optimlab.optim import CLASSES, create_optimizer, optimizer_class
-from optimlab.rules.registry import REGISTRY, get_spec
+from optimlab.optim.classes import make_class
+from optimlab.rules.base import Hyper, Rule, n_slots
+from optimlab.rules.registry import REGISTRY, OptimizerSpec, get_spec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 assert one_thread
@@ -90,13 +94,13 @@ def test_import_optimlab_does_not_import_torch() -> None:
 
 def _torch_style(inv: Invalid) -> dict | None:
     """An invalid rule-name setting as constructor arguments (None: not expressible)."""
-    adapter = CLASSES[inv.name]._adapter
+    arguments = CLASSES[inv.name]._arguments
     out: dict = {}
     for key, value in inv.hp.items():
-        arg = next((a for a in adapter.args if key in a.targets), None)
+        arg = next((a for a in arguments.args if key in a.targets), None)
         if arg is None:
             return None
-        if arg.is_pair:
+        if arg.is_group:
             pair = list(out.get(arg.name, arg.default))
             pair[arg.targets.index(key)] = value
             out[arg.name] = tuple(pair)
@@ -147,7 +151,7 @@ def test_torch_api_errors(name: str) -> None:
         cls([p * 2])
     with pytest.raises(TypeError, match="unexpected keyword argument 'momentun'"):
         cls([p], momentun=0.9)
-    if "differentiable" in cls._adapter.flags:
+    if "differentiable" in cls._arguments.flags:
         with pytest.raises(ValueError, match="differentiable=True is not supported"):
             cls([p], differentiable=True)
     with pytest.raises(ValueError, match="foreach must be None, True or False"):
@@ -411,10 +415,10 @@ def test_missing_torch_reference_falls_back_to_the_rule_order() -> None:
     """Older torch lacks some classes (Adafactor is 2.5+): the class still builds."""
     import dataclasses
 
-    from optimlab.optim._adapter import build_adapter
+    from optimlab.optim.arguments import build_arguments
 
     spec = dataclasses.replace(get_spec("adafactor"), torch_reference="torch.optim.NoSuch")
-    params = list(build_adapter(spec).signature.parameters)
+    params = list(build_arguments(spec).signature.parameters)
     assert params == [
         "params",
         "lr",
@@ -426,3 +430,91 @@ def test_missing_torch_reference_falls_back_to_the_rule_order() -> None:
         "foreach",
         "state_dtype",
     ]
+
+
+# -- classes from registry rows ------------------------------------------------------------
+
+
+class _CountState(NamedTuple):
+    count: Any
+
+
+def _rprop_like_row(reference: str | None) -> OptimizerSpec:
+    """A row whose grouped torch arguments are not ``<stem>1, <stem>2`` (Rprop's)."""
+
+    def init(param: Any) -> _CountState:
+        return _CountState(0)
+
+    def update(grad, state, param, *, lr, eta_minus, eta_plus, step_size_min, step_size_max):
+        """Plain gradient descent that records its hyperparameters."""
+        SEEN.update(lr=lr, etas=(eta_minus, eta_plus), step_sizes=(step_size_min, step_size_max))
+        return -lr * grad, _CountState(state.count + 1)
+
+    rule = Rule(
+        name="rprop_like",
+        init=init,
+        update=update,
+        hyperparams=(
+            Hyper("lr", 0.01, low=0.0, doc="learning rate"),
+            Hyper("eta_minus", 0.5, 0.0, 1.0, doc="decrease factor"),
+            Hyper("eta_plus", 1.2, 1.0, doc="increase factor"),
+            Hyper("step_size_min", 1e-6, 0.0, doc="smallest step"),
+            Hyper("step_size_max", 50.0, 0.0, doc="largest step"),
+        ),
+        state_numel=n_slots(lambda hp: 0),
+        summary="A test row.",
+    )
+    return OptimizerSpec(
+        rule,
+        "RpropLike",
+        reference,
+        torch_args={
+            "etas": ("eta_minus", "eta_plus"),
+            "step_sizes": ("step_size_min", "step_size_max"),
+        },
+    )
+
+
+SEEN: dict[str, Any] = {}
+
+
+@pytest.mark.parametrize("reference", [None, "torch.optim.Rprop"])
+def test_any_grouped_torch_args_make_a_class(reference: str | None) -> None:
+    """The class comes from the row's data alone, whatever the grouped arguments are called."""
+    spec = _rprop_like_row(reference)
+    cls = make_class(spec)
+    names = list(inspect.signature(cls).parameters)
+    if reference is None:
+        assert names == ["params", "lr", "etas", "step_sizes", "maximize", "foreach", "state_dtype"]
+    else:  # torch's own signature, then our option
+        assert names == [*inspect.signature(torch.optim.Rprop).parameters, "state_dtype"]
+    assert inspect.signature(cls).parameters["etas"].default == (0.5, 1.2)
+    p = _p(3)
+    opt = cls([p], etas=(0.4, 1.3))
+    p.grad = torch.ones(3, dtype=torch.float64)
+    opt.step()
+    assert SEEN == {"lr": 0.01, "etas": (0.4, 1.3), "step_sizes": (1e-6, 50.0)}
+    assert spec.from_torch(opt.param_groups[0])["eta_plus"] == 1.3
+    with pytest.raises(ValueError, match=r"etas must be a pair \(eta_minus, eta_plus\)"):
+        cls([p], etas=0.5)
+    with pytest.raises(ValueError, match="eta_minus must be in"):
+        cls([p], etas=(2.0, 1.3))
+
+
+def test_help_shows_the_math_and_torchs_signature() -> None:
+    from optimlab.optim import AdamW
+
+    text = pydoc.render_doc(AdamW)
+    assert r"m_t &= \beta_1 m_{t-1}" in text  # the rule's math, from its docstring
+    assert "betas=(0.9, 0.999)" in text and "weight_decay=0.01" in text
+    assert "partial(func" not in text
+    assert inspect.signature(AdamW).parameters["betas"].default == (0.9, 0.999)
+
+
+def test_classes_pickle_by_name_and_are_listed() -> None:
+    import pickle
+
+    assert pickle.loads(pickle.dumps(CLASSES["adamw"])) is CLASSES["adamw"]
+    assert {spec.torch_class for spec in REGISTRY} <= set(dir(optimlab.optim))
+    with pytest.raises(AttributeError, match="has no attribute 'Adamm'"):
+        optimlab.optim.Adamm  # noqa: B018

@@ -56,7 +56,7 @@ def test_cli_bench(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["bench", "--sizes", "big"], "bad size 'big'"),
         (["bench", "--optimizers", "adamx", "--sizes", "1e3"], "unknown 'adamx'"),
-        (["bench", "--repeats", "0", "--sizes", "1e3"], "repeats must be >= 1"),
+        (["bench", "--repeats", "0", "--sizes", "1e3"], "repeats must be an integer >= 1, got 0"),
     ],
 )
 def test_cli_bench_errors(

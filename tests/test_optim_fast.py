@@ -17,7 +17,7 @@ import torch
 from cases import CASES, Case
 from torch_cases import ELEMENTWISE, one_thread, ours_kwargs
 
-from optimlab.optim import CLASSES, _fast
+from optimlab.optim import CLASSES, multi_tensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 assert one_thread
@@ -94,7 +94,7 @@ def assert_same_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> Non
 def test_fast_path_equals_plain_rule(
     case: Case, pack: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_fast, "PACK_NUMEL", pack)
+    monkeypatch.setattr(multi_tensor, "PACK_NUMEL", pack)
     maximize = case.label == "defaults"
     plain, opt_plain = _run(case, False, 30, maximize)
     fast, opt_fast = _run(case, None, 30, maximize)
@@ -109,7 +109,7 @@ def test_fast_path_equals_plain_rule(
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_fast_path_bf16_params_fp32_state(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """State loaded as fp32 on bf16 params stays fp32 on both paths, and they agree."""
-    monkeypatch.setattr(_fast, "PACK_NUMEL", 8)
+    monkeypatch.setattr(multi_tensor, "PACK_NUMEL", 8)
     rows = [c for c in CASES if c.name == name]
     case = next((c for c in rows if "momentum" in c.hp), rows[0])
     results = []
@@ -144,7 +144,7 @@ def test_many_tensors_pack_into_few_rule_calls(monkeypatch: pytest.MonkeyPatch) 
     """200 small tensors take a handful of rule calls on the fast path, not 200."""
     calls = []
     opt_cls = CLASSES["adam"]
-    rule = opt_cls._adapter.spec.rule
+    rule = opt_cls._arguments.spec.rule
     original = rule.update
 
     def counting(*args, **kwargs):
@@ -154,10 +154,12 @@ def test_many_tensors_pack_into_few_rule_calls(monkeypatch: pytest.MonkeyPatch) 
     params = [torch.nn.Parameter(torch.randn(50)) for _ in range(200)]
     for p in params:
         p.grad = torch.randn(50)
-    monkeypatch.setattr(_fast, "PACK_NUMEL", 2048)
-    adapter = opt_cls._adapter
-    spec = dataclasses.replace(adapter.spec, rule=dataclasses.replace(rule, update=counting))
-    counted = type("CountedAdam", (opt_cls,), {"_adapter": dataclasses.replace(adapter, spec=spec)})
+    monkeypatch.setattr(multi_tensor, "PACK_NUMEL", 2048)
+    arguments = opt_cls._arguments
+    spec = dataclasses.replace(arguments.spec, rule=dataclasses.replace(rule, update=counting))
+    counted = type(
+        "CountedAdam", (opt_cls,), {"_arguments": dataclasses.replace(arguments, spec=spec)}
+    )
     counted(params).step()
     assert sum(calls) == 200 * 50 and len(calls) == 5
 
@@ -173,7 +175,7 @@ def test_many_tensors_pack_into_few_rule_calls(monkeypatch: pytest.MonkeyPatch) 
 def test_group_edit_mid_run_creates_slots_identically(
     name: str, edit: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_fast, "PACK_NUMEL", 8)
+    monkeypatch.setattr(multi_tensor, "PACK_NUMEL", 8)
     runs = []
     for foreach in (False, None):
         params = _params()

@@ -146,7 +146,7 @@ def test_same_rule_drives_numpy_and_torch(name: str) -> None:
     """The rule object behind the class is the registry's; NumPy and torch agree."""
     rule = optimlab.get_rule(name)
     cls = CLASSES[name]
-    assert cls._adapter.spec.rule is rule
+    assert cls._arguments.spec.rule is rule
     hp = rule.validate()
     param = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
     grads = random_grads([param], 30)

@@ -3,8 +3,10 @@ covered by the case table."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
+import pydoc
 import subprocess
 import sys
 
@@ -51,13 +53,8 @@ def test_cases_exercise_every_option(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_rule_signature_matches_its_specs(name: str) -> None:
     rule = get_rule(name)
-    fixed = getattr(rule.update, "keywords", {})  # a derived row binds its fixed settings
-    params = inspect.signature(rule.update).parameters
-    kw = [
-        p
-        for p in params.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in fixed
-    ]
+    params = inspect.signature(rule.update).parameters  # a derived row hides fixed ones
+    kw = [p for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     extra = [] if rule.elementwise else ["batch_ndim"]
     assert [p.name for p in kw] == [*rule.names, *extra]
     assert list(params)[:3] == ["grad", "state", "param"]
@@ -118,9 +115,7 @@ def test_defaults_are_torchs(spec) -> None:
 
 
 def test_capabilities_live_in_data() -> None:
-    assert get_spec("lion").tags == {"sign_based"}
     assert get_spec("lion").torch_reference is None
-    assert get_spec("adafactor").tags == {"factored"}
     assert [n for n in NAMES if not get_rule(n).elementwise] == ["adafactor"]
     torch_classes = {s.torch_class for s in REGISTRY}
     assert {"Adagrad", "RMSprop", "NAdam", "RAdam", "Adafactor", "Lion"} <= torch_classes
@@ -128,6 +123,46 @@ def test_capabilities_live_in_data() -> None:
         if spec.torch_reference:
             module, cls = spec.torch_reference.rsplit(".", 1)
             assert module == "torch.optim" and hasattr(torch.optim, cls)
+
+
+@pytest.mark.parametrize("spec", REGISTRY, ids=NAMES)
+def test_torch_args_name_hyperparameters_of_the_rule(spec) -> None:
+    """Each torch argument of the mapping carries distinct hyperparameters of the rule, and
+    torch's reference class (where there is one) takes that argument."""
+    carried = [h for targets in spec.torch_args.values() for h in targets]
+    assert len(carried) == len(set(carried)) and set(carried) <= set(spec.rule.names)
+    if spec.torch_reference:
+        reference = getattr(torch.optim, spec.torch_reference.rsplit(".", 1)[1])
+        params = inspect.signature(reference.__init__).parameters
+        assert set(spec.torch_args) <= set(params)
+
+
+def test_torch_args_of_the_rows() -> None:
+    for name in ("adam", "adamw", "nadam", "radam", "lion"):
+        assert get_spec(name).torch_args == {"betas": ("beta1", "beta2")}
+    assert get_spec("adafactor").torch_args == {"eps": ("eps1", "eps2")}
+    assert get_spec("sgd").torch_args == {}
+    adam = get_spec("adam")
+    assert adam.torch_key("beta2") == ("betas", 1) and adam.torch_key("lr") == ("lr", None)
+    group = {"lr": 0.1, "betas": (0.8, 0.9), "foreach": None, "params": []}
+    assert adam.from_torch(group) == {"lr": 0.1, "beta1": 0.8, "beta2": 0.9}
+
+
+def test_torch_args_must_name_the_rules_hyperparameters() -> None:
+    adam = get_spec("adam")
+    with pytest.raises(ValueError, match="torch_args of adam must map torch arguments"):
+        dataclasses.replace(adam, torch_args={"betas": ("beta1", "beta3")})
+    with pytest.raises(ValueError, match="distinct hyperparameters"):
+        dataclasses.replace(adam, torch_args={"betas": ("beta1", "beta2"), "b": ("beta1",)})
+
+
+def test_derived_update_shows_the_base_math_and_its_own_signature() -> None:
+    """A derived row's update keeps the base docstring (help shows the math, not
+    functools.partial's) and hides its fixed settings from the signature."""
+    update = get_rule("adamw").update
+    assert inspect.getdoc(update) == inspect.getdoc(get_rule("adam").update)
+    assert "decoupled_weight_decay" not in inspect.signature(update).parameters
+    assert "math::" in pydoc.render_doc(update)
 
 
 def test_derived_rows_fix_their_settings() -> None:
@@ -141,7 +176,7 @@ def test_derived_rows_fix_their_settings() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_rules_are_documented(name: str) -> None:
     rule = get_rule(name)
-    doc = inspect.getdoc(getattr(rule.update, "func", rule.update)) or ""
+    doc = inspect.getdoc(rule.update) or ""
     assert ">>>" in doc and "math::" in doc, name
     assert rule.summary and rule.paper
     assert all(h.doc for h in rule.hyperparams)

@@ -411,3 +411,38 @@ def test_adapter_with_tensor_lr() -> None:
         p.sum().backward()
         opt.step()
         sched.step()
+
+
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("adam", ("betas", 0)),
+        ("lion", ("betas", 0)),
+        ("sgd", ("momentum", None)),
+        ("rmsprop", ("momentum", None)),
+        ("nadam", ("betas", 0)),
+    ],
+)
+def test_momentum_of_our_optimizers_goes_where_the_registry_says(name: str, key) -> None:
+    """An optimlab optimizer's momentum key comes from its registry row's torch_args."""
+    import optimlab
+
+    p = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = optimlab.create_optimizer(name, [p], lr=0.1)
+    mom = S.Linear(total_steps=5, lr=0.9, end_factor=0.5)
+    sched = S.to_torch(S.Constant(lr=0.1), opt, momentum_schedule=mom)
+    for t in range(5):
+        group = opt.param_groups[0]
+        value = group[key[0]] if key[1] is None else group[key[0]][key[1]]
+        assert value == mom(t)
+        p.grad = torch.ones(2, dtype=torch.float64)
+        opt.step()
+        sched.step()
+
+
+def test_momentum_schedule_needs_a_momentum_hyperparameter() -> None:
+    import optimlab
+
+    opt = optimlab.create_optimizer("adafactor", [torch.zeros(2, requires_grad=True)])
+    with pytest.raises(ValueError, match="needs a momentum hyperparameter .beta1 or momentum.; "):
+        S.to_torch(S.Constant(), opt, momentum_schedule=S.Constant(lr=0.9))

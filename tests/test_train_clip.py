@@ -93,9 +93,11 @@ def test_no_gradients() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_norm": 0.0}, "max_norm must be a finite number > 0, got 0.0"),
-        ({"max_norm": True}, "max_norm must be a number > 0, got True"),
-        ({"max_norm": 1.0, "norm_type": 0.5}, "norm_type must be a number >= 1 or inf, got 0.5"),
+        ({"max_norm": 0.0}, "max_norm must be > 0, got 0.0"),
+        ({"max_norm": math.nan}, "max_norm must be a finite number > 0, got nan"),
+        ({"max_norm": True}, "max_norm must be a number, got True"),
+        ({"max_norm": 1.0, "norm_type": 0.5}, "norm_type must be >= 1 or inf, got 0.5"),
+        ({"max_norm": 1.0, "norm_type": -math.inf}, "norm_type must be >= 1 or inf, got -inf"),
         ({"max_norm": 1.0, "nonfinite": "drop"}, "nonfinite must be one of"),
     ],
 )

@@ -184,12 +184,13 @@ def test_loss_scaler_rules() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"init_scale": 0.0}, "init_scale must be in"),
-        ({"init_scale": math.nan}, "init_scale must be in"),
-        ({"growth_factor": 1.0}, "growth_factor must be in"),
+        ({"init_scale": 0.0}, "init_scale must be > 0, got 0.0"),
+        ({"init_scale": math.nan}, "init_scale must be a finite number > 0, got nan"),
+        ({"growth_factor": 1.0}, "growth_factor must be > 1, got 1.0"),
         ({"backoff_factor": 1.0}, r"backoff_factor must be in \(0, 1\), got 1.0"),
         ({"growth_interval": 0}, "growth_interval must be an integer >= 1, got 0"),
-        ({"min_scale": 0.0}, "min_scale must be in"),
+        ({"min_scale": 0.0}, r"min_scale must be in \(0, 65536\], got 0.0"),
+        ({"max_scale": 2.0}, "max_scale must be >= 65536, got 2.0"),
     ],
 )
 def test_loss_scaler_invalid(kwargs: dict, message: str) -> None:

@@ -26,11 +26,10 @@ ELEMENTWISE = [spec.name for spec in REGISTRY if spec.rule.elementwise]
 
 def ours_kwargs(case: Case) -> dict[str, Any]:
     """A case's hyperparameters (rule names) as our class's torch-style arguments."""
-    adapter = CLASSES[case.name]._adapter
     full = case.full()
     return {
-        a.name: tuple(full[t] for t in a.targets) if a.is_pair else full[a.targets[0]]
-        for a in adapter.args
+        a.name: tuple(full[t] for t in a.targets) if a.is_group else full[a.targets[0]]
+        for a in CLASSES[case.name]._arguments.args
     }
 
 

@@ -1,10 +1,13 @@
 """``RuleOptimizer``: one ``torch.optim.Optimizer`` whose ``step`` runs a pure rule.
 
-Every generated class (``Adam``, ``Lion``, ...) is this base plus an ``Adapter`` that maps
-torch's argument names to the rule's. ``step`` lives here once: hyperparameters are read
-from each group at every step (so LR schedulers and group edits work), state is created
-lazily by the rule's ``init`` and kept as a plain dict per parameter (the rule's state
-fields, ``count`` first), so ``state_dict()`` holds only tensors, numbers and ``None``.
+Every generated class (``Adam``, ``Lion``, ...) is this base plus its ``Arguments``
+(``arguments.py``: torch's argument names mapped to the rule's, and the signature).
+``step`` lives here once: hyperparameters are read from each group at every step (so LR
+schedulers and group edits work) and validated before anything changes; each group is
+then handed to a *path* (``plain.PlainPath``, the per-tensor reference, or
+``multi_tensor.MultiTensorPath``), which owns whatever layout it keeps between steps.
+State is a plain dict per parameter (the rule's state fields, ``count`` first), so
+``state_dict()`` holds only tensors, numbers and ``None``.
 """
 
 from __future__ import annotations
@@ -15,40 +18,61 @@ from typing import Any, ClassVar
 import torch
 
 from ..rules.registry import OptimizerSpec
-from . import _fast, _state
-from ._adapter import Adapter
+from . import state_dict as state_dicts
+from .arguments import Arguments
+from .multi_tensor import MultiTensorPath
+from .plain import GroupStep, PlainPath
+
+_SET_ERROR = (
+    "optimizer parameters must be an ordered collection (a list), not a set: "
+    "the order of a set changes between runs"
+)
 
 
 class RuleOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` driven by one of optimlab's rules.
 
-    Subclasses are generated from the registry (see ``optimlab.optim``); each sets
-    ``_adapter``. Per step and group: gradients are optionally negated (``maximize``),
-    then ``delta, state = rule.update(grad, state, param, **hyperparams)`` and
+    Subclasses are generated from the registry (``optimlab.optim``); each sets
+    ``_arguments`` and its constructor takes the arguments of ``inspect.signature(cls)``.
+    Per step and group: gradients are optionally negated (``maximize``), then
+    ``delta, state = rule.update(grad, state, param, **hyperparams)`` and
     ``param += delta``. Parameters with ``grad is None`` are skipped (their state and
     count do not change). Complex parameters are optimized as their real view
     (``torch.view_as_real``) by elementwise rules; state is kept in the real view.
     """
 
-    _adapter: ClassVar[Adapter]
+    _arguments: ClassVar[Arguments]
 
-    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+    def __init__(self, params: Iterable[Any], *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        try:
+            bound = cls._arguments.signature.bind(params, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{cls.__name__}(): {exc}") from None
+        bound.apply_defaults()
+        defaults = dict(bound.arguments)
+        params = defaults.pop("params")
         if isinstance(params, set):
-            raise TypeError(
-                "optimizer parameters must be an ordered collection (a list), not a set: "
-                "the order of a set changes between runs"
-            )
-        self._adapter.validate(defaults)
+            raise TypeError(_SET_ERROR)
+        self._arguments.validate(defaults)
+        self._start_paths()
         super().__init__(params, defaults)
+
+    def _start_paths(self) -> None:
+        """The paths a group's step can take, and the cache of validated hyperparameters."""
+        self._plain = PlainPath(self.spec.rule)
+        self._multi_tensor = MultiTensorPath(self._plain)
+        self._validated: dict[tuple, dict[str, Any]] = {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickling, deepcopy and load_state_dict: new state, so fresh paths
+        super().__setstate__(state)
+        self._start_paths()
 
     @property
     def spec(self) -> OptimizerSpec:
         """The registry row this optimizer runs."""
-        return self._adapter.spec
-
-    def rule_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
-        """A param group's values under the rule's names (``betas`` -> ``beta1, beta2``)."""
-        return self._adapter.rule_kwargs(group)
+        return self._arguments.spec
 
     # -- construction -------------------------------------------------------------------
 
@@ -60,16 +84,13 @@ class RuleOptimizer(torch.optim.Optimizer):
         if isinstance(params, torch.Tensor):
             params = [params]
         elif isinstance(params, set):
-            raise TypeError(
-                "optimizer parameters must be an ordered collection (a list), not a set: "
-                "the order of a set changes between runs"
-            )
+            raise TypeError(_SET_ERROR)
         else:
             params = list(params)
         tensors = [p[1] if isinstance(p, tuple) else p for p in params]
         names = [p[0] if isinstance(p, tuple) else None for p in params]
         self._check_params(tensors, names)
-        self._adapter.validate({**self.defaults, **param_group})
+        self._arguments.validate({**self.defaults, **param_group})
         super().add_param_group({**param_group, "params": params})
 
     def _check_params(self, tensors: list[Any], names: list[str | None]) -> None:
@@ -84,7 +105,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                     f"(also at position {seen[id(p)]})"
                 )
             seen[id(p)] = i
-            if p.is_complex() and not self._adapter.spec.rule.elementwise:
+            if p.is_complex() and not self.spec.rule.elementwise:
                 raise ValueError(
                     f"{type(self).__name__} does not support complex parameters "
                     f"(parameter {label} is {p.dtype}); optimize torch.view_as_real(p) instead"
@@ -102,36 +123,41 @@ class RuleOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         # Check everything (hyperparameters, sparse gradients) before changing anything.
-        work = []
-        for gi, group in enumerate(self.param_groups):
-            hp = self._group_hyperparams(group)
-            active = []
-            for i, p in enumerate(group["params"]):
-                grad = p.grad
-                if grad is None:
-                    continue
-                if grad.layout != torch.strided:  # COO, CSR, ...
-                    raise RuntimeError(
-                        f"{type(self).__name__} does not support sparse gradients "
-                        f"(parameter {self._label(group, gi, i)})"
-                    )
-                active.append(p)
-            if active:
-                work.append((gi, group, hp, active))
-        for gi, group, hp, active in work:
-            maximize = bool(group.get("maximize", False))
-            state_dtype = group.get("state_dtype")
-            if self._adapter.spec.rule.elementwise and group.get("foreach") is not False:
-                _fast.step_params(self, gi, active, hp, maximize, state_dtype)
-            else:
-                for p in active:
-                    self._step_param(p, hp, maximize, state_dtype)
+        work = [w for gi, group in enumerate(self.param_groups) if (w := self._work(gi, group))]
+        for item in work:
+            self._path(self.param_groups[item.index]).step(self.state, item)
         return loss
+
+    def _work(self, gi: int, group: dict[str, Any]) -> GroupStep | None:
+        """A group's step, checked; None when no parameter of it has a gradient."""
+        hp = self._group_hyperparams(group)
+        active = []
+        for i, p in enumerate(group["params"]):
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad.layout != torch.strided:  # COO, CSR, ...
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support sparse gradients "
+                    f"(parameter {self._label(group, gi, i)})"
+                )
+            active.append(p)
+        if not active:
+            return None
+        maximize = bool(group.get("maximize", False))
+        return GroupStep(gi, active, group["params"], hp, maximize, group.get("state_dtype"))
+
+    def _path(self, group: dict[str, Any]) -> PlainPath | MultiTensorPath:
+        """The plain rule with ``foreach=False`` or for a non-elementwise rule, else the
+        multi-tensor path."""
+        if self.spec.rule.elementwise and group.get("foreach") is not False:
+            return self._multi_tensor
+        return self._plain
 
     def _group_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
         """The rule's validated hyperparameters for ``group`` (validation cached by value)."""
-        raw = self._adapter.rule_kwargs(group)
-        flags = tuple(group.get(f) for f in self._adapter.flags)
+        raw = self._arguments.rule_kwargs(group)
+        flags = tuple(group.get(f) for f in self._arguments.flags)
         values = (*raw.values(), *flags)
         key: tuple | None = None
         if not any(isinstance(v, torch.Tensor) for v in values):  # tensors can change in place
@@ -140,52 +166,15 @@ class RuleOptimizer(torch.optim.Optimizer):
                 hash(key)
             except TypeError:  # an array or list value: validate every time
                 key = None
-        cache = self.__dict__.setdefault("_hp_cache", {})
+        cache = self._validated
         if key is not None and key in cache:
             return cache[key]
-        hp = self._adapter.validate(group)
+        hp = self._arguments.validate(group)
         if key is not None:
             if len(cache) > 64:
                 cache.clear()
             cache[key] = hp
         return hp
-
-    def _step_param(
-        self, p: torch.Tensor, hp: dict[str, Any], maximize: bool, state_dtype: Any = None
-    ) -> None:
-        """The plain rule on one parameter: the reference every fast path is tested against."""
-        state = self.state[p]
-        if not state:
-            state.update(self._init_state(p, state_dtype))
-        grad = p.grad
-        param = torch.view_as_real(p) if p.is_complex() else p
-        g = torch.view_as_real(grad) if grad.is_complex() else grad
-        if maximize:
-            g = -g
-        delta, new = self._adapter.spec.rule.update(g, self._state_tuple(state), param, **hp)
-        param.add_(delta)
-        _state.store(state, new._asdict(), avoid=(grad, p), dtype=state_dtype)
-
-    def _init_state(self, p: torch.Tensor, state_dtype: Any = None) -> dict[str, Any]:
-        param = torch.view_as_real(p) if p.is_complex() else p
-        st = self._adapter.spec.rule.init(param.detach())
-        type(self)._state_cls = type(st)
-        state = dict(st._asdict())
-        if state_dtype is not None:
-            for k, v in state.items():
-                if isinstance(v, torch.Tensor):
-                    state[k] = v.to(state_dtype)
-        return state
-
-    def _state_tuple(self, state: dict[str, Any]) -> Any:
-        return self._state_type()(**state)
-
-    def _state_type(self) -> Any:
-        cls = type(self).__dict__.get("_state_cls")
-        if cls is None:
-            cls = type(self._adapter.spec.rule.init(torch.zeros((1, 1))))
-            type(self)._state_cls = cls
-        return cls
 
     @staticmethod
     def _label(group: dict[str, Any], gi: int, i: int) -> str:
@@ -199,11 +188,7 @@ class RuleOptimizer(torch.optim.Optimizer):
 
         As in torch, tensors are the live state (``torch.save`` them, or clone).
         """
-        sd = super().state_dict()
-        for packed, group in zip(sd["param_groups"], self.param_groups, strict=True):
-            packed["param_shapes"] = [list(p.shape) for p in group["params"]]
-        sd["state"] = {k: dict(v) for k, v in sd["state"].items()}
-        return sd
+        return state_dicts.with_shapes(super().state_dict(), self.param_groups)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load state: checked against names and shapes, copied (never aliased), dtypes kept.
@@ -217,8 +202,14 @@ class RuleOptimizer(torch.optim.Optimizer):
             result = pre_hook(self, state_dict)
             if result is not None:
                 state_dict = result
-        groups, new_state = _state.prepare_load(self, state_dict)
-        self.__dict__.pop("_plans", None)  # the fast path's layouts refer to the old state
-        self.__setstate__({"state": new_state, "param_groups": groups})
+        groups, new_state = state_dicts.prepare_load(
+            state_dict,
+            self.param_groups,
+            self.defaults,
+            validate=self._arguments.validate,
+            fields=self._plain.fields,
+            owner=type(self).__name__,
+        )
+        self.__setstate__({"state": new_state, "param_groups": groups})  # new paths too
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)

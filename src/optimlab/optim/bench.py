@@ -21,6 +21,9 @@ from typing import Any
 
 import torch
 
+from ..core import checks
+from .classes import optimizer_class
+
 # Bytes an ideal fp32 step reads and writes per parameter element.
 # AdamW: read p, g, m, v; write p, m, v.  SGD with momentum: read p, g, b; write p, b.
 BYTES_PER_ELEMENT = {"adamw": 28, "sgd_momentum": 20}
@@ -53,12 +56,10 @@ class Row:
 
 
 def _make(optimizer: str, path: str) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
-    from optimlab import optim as ol_optim
-
     hp = HYPERPARAMS[optimizer]
     torch_cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.SGD
-    ours = ol_optim.AdamW if optimizer == "adamw" else ol_optim.SGD
-    kwargs = {
+    ours = optimizer_class("adamw" if optimizer == "adamw" else "sgd")
+    kwargs: dict[str, tuple[Any, dict[str, Any]]] = {
         "torch for-loop": (torch_cls, {"foreach": False}),
         "torch foreach": (torch_cls, {"foreach": True}),
         "torch fused": (torch_cls, {"fused": True}),
@@ -75,7 +76,7 @@ PATHS = ("torch for-loop", "torch foreach", "torch fused", "optimlab", "optimlab
 def _params(layout: Layout, seed: int = 0) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     each = layout.numel // layout.tensors
-    params = []
+    params: list[torch.Tensor] = []
     for _ in range(layout.tensors):
         p = torch.nn.Parameter(torch.randn(each, generator=gen))
         p.grad = torch.randn(each, generator=gen)
@@ -189,8 +190,7 @@ def main(
             f"unknown {unknown[0]!r}; optimizers: {', '.join(HYPERPARAMS)}; "
             f"paths: {', '.join(PATHS)}"
         )
-    if not repeats >= 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    repeats = checks.integer("repeats", repeats, 1)
     if threads is not None:
         torch.set_num_threads(threads)
     bandwidth = copy_bandwidth(copy_numel)

@@ -2,14 +2,17 @@
 
 A row names a rule, optionally with other defaults and with settings fixed (``momentum``
 is SGD with ``momentum=0.9``; ``adamw`` is Adam with decoupled weight decay), plus what
-the torch layer and the tests need: the class name in ``optimlab.optim`` and torch's own
-class to compare against. Adding an optimizer is one rule file and one row here.
+the torch layer needs: the class name in ``optimlab.optim``, torch's own class with the
+same algorithm, and which torch constructor arguments carry several of the rule's
+hyperparameters (``betas=(beta1, beta2)``). Adding an optimizer is one rule file and one
+row here (docs/contributing.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,20 +30,48 @@ class OptimizerSpec:
     bound into ``update`` (so they are neither validated nor settable by users).
     ``torch_class`` is the class name exported by ``optimlab.optim``; ``torch_reference``
     the ``torch.optim`` class with the same algorithm (None where torch has none).
-    ``tags`` are capabilities other code checks: ``"sign_based"`` (a 1-ulp difference in
-    the momentum can flip a whole step, so fast paths keep the rule's op order) and
-    ``"factored"`` (state is not parameter-shaped). Whether a rule reduces over a
-    parameter's axes is ``rule.elementwise``.
+    ``torch_args`` maps a torch constructor argument to the rule hyperparameters it
+    carries, only where the names differ: ``{"betas": ("beta1", "beta2")}``. Every other
+    hyperparameter is a torch argument of its own name. The generated torch class, the
+    memory accounting of live optimizers and the LR scheduler adapter all read this one
+    mapping.
     """
 
     rule: Rule
     torch_class: str
     torch_reference: str | None = None
-    tags: frozenset[str] = field(default=frozenset())
+    torch_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        carried = [h for targets in self.torch_args.values() for h in targets]
+        unknown = sorted(set(carried) - set(self.rule.names))
+        if unknown or len(carried) != len(set(carried)):
+            raise ValueError(
+                f"torch_args of {self.rule.name} must map torch arguments to distinct "
+                f"hyperparameters of its rule ({', '.join(self.rule.names)}), "
+                f"got {dict(self.torch_args)}"
+            )
 
     @property
     def name(self) -> str:
         return self.rule.name
+
+    def torch_key(self, hyper: str) -> tuple[str, int | None]:
+        """Where a rule hyperparameter sits among torch-style arguments: ``("betas", 0)``
+        for ``beta1``, ``("lr", None)`` for ``lr`` (an argument of its own name)."""
+        for arg, targets in self.torch_args.items():
+            if hyper in targets:
+                return arg, targets.index(hyper)
+        return hyper, None
+
+    def from_torch(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The rule hyperparameters among torch-named ``values`` (a param group):
+        ``betas=(0.9, 0.99)`` gives ``beta1=0.9, beta2=0.99``; other keys are left out."""
+        out = {k: v for k, v in values.items() if k in self.rule.names}
+        for arg, targets in self.torch_args.items():
+            if arg in values:
+                out.update(zip(targets, values[arg], strict=True))
+        return out
 
 
 def derive(
@@ -50,7 +81,11 @@ def derive(
     defaults: Mapping[str, Any] = {},
     fixed: Mapping[str, Any] = {},
 ) -> Rule:
-    """``base`` under another name, with other defaults and some settings fixed."""
+    """``base`` under another name, with other defaults and some settings fixed.
+
+    The fixed settings are bound into ``update``, which keeps ``base.update``'s docstring
+    (the math) and shows the signature without them.
+    """
     hyperparams = tuple(
         dataclasses.replace(h, default=defaults.get(h.name, h.default))
         for h in base.hyperparams
@@ -65,11 +100,25 @@ def derive(
         base,
         name=name,
         summary=summary,
-        update=functools.partial(base.update, **fixed) if fixed else base.update,
+        update=_bind(base.update, fixed) if fixed else base.update,
         hyperparams=hyperparams,
         state_numel=state_numel,
         checks=tuple(functools.partial(_with_fixed, c, fixed) for c in base.checks),
     )
+
+
+def _bind(update: Any, fixed: dict[str, Any]) -> Any:
+    """``update`` with the keyword arguments ``fixed`` bound, documented as ``update``."""
+
+    def bound(grad: Any, state: Any, param: Any, **hp: Any) -> Any:
+        return update(grad, state, param, **hp, **fixed)
+
+    functools.update_wrapper(bound, update)
+    signature = inspect.signature(update)
+    bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name not in fixed]
+    )
+    return bound
 
 
 def _with_fixed(check: Any, fixed: dict[str, Any], hp: Mapping[str, Any]) -> None:
@@ -93,7 +142,7 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
         "Nesterov",
         "torch.optim.SGD",
     ),
-    OptimizerSpec(adam.ADAM, "Adam", "torch.optim.Adam"),
+    OptimizerSpec(adam.ADAM, "Adam", "torch.optim.Adam", torch_args={"betas": ("beta1", "beta2")}),
     OptimizerSpec(
         derive(
             adam.ADAM,
@@ -104,15 +153,23 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
         ),
         "AdamW",
         "torch.optim.AdamW",
+        torch_args={"betas": ("beta1", "beta2")},
     ),
     OptimizerSpec(adagrad.ADAGRAD, "Adagrad", "torch.optim.Adagrad"),
     OptimizerSpec(rmsprop.RMSPROP, "RMSprop", "torch.optim.RMSprop"),
-    OptimizerSpec(nadam.NADAM, "NAdam", "torch.optim.NAdam"),
-    OptimizerSpec(radam.RADAM, "RAdam", "torch.optim.RAdam"),
     OptimizerSpec(
-        adafactor.ADAFACTOR, "Adafactor", "torch.optim.Adafactor", frozenset({"factored"})
+        nadam.NADAM, "NAdam", "torch.optim.NAdam", torch_args={"betas": ("beta1", "beta2")}
     ),
-    OptimizerSpec(lion.LION, "Lion", None, frozenset({"sign_based"})),
+    OptimizerSpec(
+        radam.RADAM, "RAdam", "torch.optim.RAdam", torch_args={"betas": ("beta1", "beta2")}
+    ),
+    OptimizerSpec(
+        adafactor.ADAFACTOR,
+        "Adafactor",
+        "torch.optim.Adafactor",
+        torch_args={"eps": ("eps1", "eps2")},
+    ),
+    OptimizerSpec(lion.LION, "Lion", None, torch_args={"betas": ("beta1", "beta2")}),
 )
 
 _BY_NAME = {spec.name: spec for spec in REGISTRY}

@@ -65,15 +65,15 @@ __all__ = [
 
 def to_torch(schedule: Any, optimizer: Any, momentum_schedule: Any = None) -> Any:
     """A ``torch.optim.lr_scheduler.LRScheduler`` setting ``lr = schedule(step)`` in every
-    param group (and momentum/beta1 from ``momentum_schedule``); see ``torch_adapter``."""
-    from .torch_adapter import to_torch as _to_torch
+    param group (and momentum/beta1 from ``momentum_schedule``); see ``torch_scheduler``."""
+    from .torch_scheduler import to_torch as _to_torch
 
     return _to_torch(schedule, optimizer, momentum_schedule)
 
 
 def __getattr__(name: str) -> Any:
     if name == "ScheduleLR":
-        from .torch_adapter import ScheduleLR
+        from .torch_scheduler import ScheduleLR
 
         return ScheduleLR
     raise AttributeError(f"module 'optimlab.schedules' has no attribute {name!r}")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core import checks
 from . import _files
 from ._signature import differences, signature
 from .rng import get_rng_state, set_rng_state
@@ -99,11 +100,11 @@ class CheckpointManager:
         keep: int = 3,
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
-        config = dict(config or {})
+        keep = checks.integer("keep", keep, 1)
         try:
-            config = json.loads(json.dumps(config, sort_keys=True, allow_nan=False))
+            plain_config: dict[str, Any] = json.loads(
+                json.dumps(dict(config or {}), sort_keys=True, allow_nan=False)
+            )
         except (TypeError, ValueError) as e:
             raise ValueError(f"config must be JSON data, got {config!r} ({e})") from None
         parts = {
@@ -121,7 +122,7 @@ class CheckpointManager:
                 raise ValueError(f"{name} needs state_dict() and load_state_dict(), got {obj!r}")
         self.directory = Path(directory)
         self.keep = keep
-        self.config = config
+        self.config = plain_config
         self.components = {k: v for k, v in parts.items() if v is not None}
         self.model = model
         self.optimizer = optimizer
@@ -167,8 +168,7 @@ class CheckpointManager:
             if trainer is None or not hasattr(trainer, "step_count"):
                 raise ValueError("step is required when no trainer with step_count is given")
             step = trainer.step_count
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"step must be an integer >= 0, got {step!r}")
+        step = checks.integer("step", step, 0)
         states: dict[str, Any] = {n: c.state_dict() for n, c in self.components.items()}
         states["rng"] = get_rng_state()
         states["extra"] = dict(extra or {})

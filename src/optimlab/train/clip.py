@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..core import checks
 from .nonfinite import Policy, check_policy, resolve
 
 if TYPE_CHECKING:
@@ -27,20 +28,14 @@ def _grads(params: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor]:
     return [p.grad for p in params if p.grad is not None]
 
 
-def _check_positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_norm_type(norm_type: object) -> float:
-    if isinstance(norm_type, bool) or not isinstance(norm_type, int | float):
-        raise ValueError(f"norm_type must be a number >= 1 or inf, got {norm_type!r}")
-    if not (norm_type == math.inf or (math.isfinite(norm_type) and norm_type >= 1)):
-        raise ValueError(f"norm_type must be a number >= 1 or inf, got {norm_type!r}")
-    return float(norm_type)
+def _norm_type(value: object) -> float:
+    """``norm_type``: a number >= 1, or ``inf`` (the max norm)."""
+    if isinstance(value, float) and value == math.inf:
+        return value
+    try:
+        return float(checks.real("norm_type", value, 1.0))
+    except ValueError:  # the same check, naming the one non-finite value allowed
+        raise ValueError(f"norm_type must be >= 1 or inf, got {checks.show(value)}") from None
 
 
 def _norm(grads: list[torch.Tensor], norm_type: float) -> float:
@@ -55,7 +50,7 @@ def _norm(grads: list[torch.Tensor], norm_type: float) -> float:
 
 def grad_norm(params: torch.Tensor | Iterable[torch.Tensor], norm_type: float = 2.0) -> float:
     """The global ``norm_type``-norm of all existing gradients (0.0 if there are none)."""
-    return _norm(_grads(params), _check_norm_type(norm_type))
+    return _norm(_grads(params), _norm_type(norm_type))
 
 
 def clip_grad_norm(
@@ -76,8 +71,8 @@ def clip_grad_norm(
     >>> clip_grad_norm([p], 1.0), p.grad.tolist()
     (5.0, [0.6000000238418579, 0.800000011920929])
     """
-    max_norm = _check_positive("max_norm", max_norm)
-    norm_type = _check_norm_type(norm_type)
+    max_norm = float(checks.real("max_norm", max_norm, 0.0, low_open=True))
+    norm_type = _norm_type(norm_type)
     check_policy(nonfinite)
     grads = _grads(params)
     total = _norm(grads, norm_type)
@@ -102,7 +97,7 @@ def clip_grad_value(
     Returns the global 2-norm before clipping. Non-finite gradients are left unchanged
     (an inf is not silently turned into ``clip_value``) and follow ``nonfinite``.
     """
-    clip_value = _check_positive("clip_value", clip_value)
+    clip_value = float(checks.real("clip_value", clip_value, 0.0, low_open=True))
     check_policy(nonfinite)
     grads = _grads(params)
     total = _norm(grads, 2.0)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core import checks
 from .preserve import preserved
 
 if TYPE_CHECKING:
@@ -56,15 +57,16 @@ class LRFindResult:
         )
 
     def plot(self, path: str | Path | None = None, ax: Any = None) -> Any:
-        """Loss (raw and smoothed) against lr, the suggestion marked; returns the Figure."""
-        import matplotlib
+        """Loss (raw and smoothed) against lr, the suggestion marked; returns the Figure.
 
+        Without ``ax`` the figure is a ``matplotlib.figure.Figure`` made without pyplot:
+        no backend is selected or switched, and no window opens.
+        """
         if ax is None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+            from matplotlib.figure import Figure
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+            fig = Figure(figsize=(7, 4.2), layout="constrained")
+            ax = fig.add_subplot()
         else:
             fig = ax.figure
         ax.plot(self.lrs, self.losses, color="0.7", linewidth=1, label="loss")
@@ -92,24 +94,6 @@ class LRFindResult:
         if path is not None:
             fig.savefig(path, dpi=110)
         return fig
-
-
-# --- validation ---------------------------------------------------------------------------
-
-
-def _number(name: str, value: Any, ok: Callable[[float], bool], rule: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    x = float(value)
-    if not (math.isfinite(x) and ok(x)):
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
-    return x
-
-
-def _whole(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def lr_range(start_lr: float, end_lr: float, num_iter: int, mode: str) -> np.ndarray:
@@ -214,20 +198,20 @@ def lr_find(
         )
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be callable, got {loss_fn!r}")
-    if mode not in ("exp", "linear"):
-        raise ValueError(f"mode must be 'exp' or 'linear', got {mode!r}")
-    start_lr = _number("start_lr", start_lr, lambda x: x > 0, "> 0")
-    end_lr = _number("end_lr", end_lr, lambda x: x > start_lr, f"> start_lr ({start_lr:g})")
-    num_iter = _whole("num_iter", num_iter, 2)
-    smooth = _number("smooth", smooth, lambda x: 0 < x <= 1, "in (0, 1]")
-    threshold = _number("diverge_threshold", diverge_threshold, lambda x: x > 1, "> 1")
-    accumulation_steps = _whole("accumulation_steps", accumulation_steps, 1)
-    skip_start = _whole("skip_start", skip_start, 0)
-    skip_end = _whole("skip_end", skip_end, 0)
+    checks.choice("mode", mode, ("exp", "linear"))
+    start_lr = float(checks.real("start_lr", start_lr, 0.0, low_open=True))
+    end_lr = float(checks.real("end_lr", end_lr))
+    checks.require(end_lr > start_lr, f"end_lr must be > start_lr ({start_lr:g}), got {end_lr!r}")
+    num_iter = checks.integer("num_iter", num_iter, 2)
+    curve = _Curve(
+        float(checks.real("smooth", smooth, 0.0, 1.0, low_open=True)),
+        float(checks.real("diverge_threshold", diverge_threshold, 1.0, low_open=True)),
+    )
+    accumulation_steps = checks.integer("accumulation_steps", accumulation_steps, 1)
+    skip_start = checks.integer("skip_start", skip_start, 0)
+    skip_end = checks.integer("skip_end", skip_end, 0)
     next_batch = _batch_source(batches)
-
     lrs = lr_range(start_lr, end_lr, num_iter, mode)
-    curve = _Curve(smooth, threshold)
 
     def train_loss(backward: bool) -> float:
         """Mean loss of the next ``accumulation_steps`` batches, grads accumulated if asked."""
@@ -241,27 +225,57 @@ def lr_find(
                 total += float(loss.detach())
         return total / accumulation_steps
 
-    reason, initial = f"ran all {num_iter} steps", math.nan
+    def val_loss() -> float:
+        return _val_loss(model, loss_fn, val_batch)
+
     with preserved(model, optimizer):
-        try:
-            if val_batch is None:
-                # the loss of step i+1's batches, before that step, measures step i
-                initial = train_loss(backward=True)
-                for i in range(num_iter):
-                    _set_lr(optimizer, float(lrs[i]))
-                    optimizer.step()
-                    if curve.add(train_loss(backward=i < num_iter - 1)):
-                        break
-            else:
-                initial = _val_loss(model, loss_fn, val_batch)
-                for i in range(num_iter):
-                    _set_lr(optimizer, float(lrs[i]))
-                    train_loss(backward=True)
-                    optimizer.step()
-                    if curve.add(_val_loss(model, loss_fn, val_batch)):
-                        break
-        except StopIteration:
-            reason = f"the batches ran out after {len(curve.losses)} steps"
+        initial, reason = _run(optimizer, lrs, curve, train_loss, val_loss, val_batch is not None)
+    return _result(lrs, curve, mode, reason, initial, skip_start, skip_end)
+
+
+def _run(
+    optimizer: torch.optim.Optimizer,
+    lrs: np.ndarray,
+    curve: _Curve,
+    train_loss: Callable[[bool], float],
+    val_loss: Callable[[], float],
+    validate: bool,
+) -> tuple[float, str]:
+    """The steps at rates ``lrs`` until they end, diverge or the batches run out; returns
+    the loss before the first step and why the run stopped."""
+    num_iter, initial = len(lrs), math.nan
+    try:
+        if not validate:
+            # the loss of step i+1's batches, before that step, measures step i
+            initial = train_loss(True)
+            for i in range(num_iter):
+                _set_lr(optimizer, float(lrs[i]))
+                optimizer.step()
+                if curve.add(train_loss(i < num_iter - 1)):
+                    break
+        else:
+            initial = val_loss()
+            for i in range(num_iter):
+                _set_lr(optimizer, float(lrs[i]))
+                train_loss(True)
+                optimizer.step()
+                if curve.add(val_loss()):
+                    break
+    except StopIteration:
+        return initial, f"the batches ran out after {len(curve.losses)} steps"
+    return initial, f"ran all {num_iter} steps"
+
+
+def _result(
+    lrs: np.ndarray,
+    curve: _Curve,
+    mode: str,
+    reason: str,
+    initial: float,
+    skip_start: int,
+    skip_end: int,
+) -> LRFindResult:
+    """What the run saw, with the suggestion."""
     n = len(curve.losses)
     if n == 0:
         raise ValueError("batches gave too few batches for even one step of the range test")
@@ -342,7 +356,7 @@ def lr_find_task(
     if use_val_batch and task.val_batch is None:
         raise ValueError("use_val_batch=True but the task has no val_batch")
     # checked here too, so a bad start_lr is named before it reaches the optimizer as lr
-    start_lr = _number("start_lr", kwargs.get("start_lr", 1e-7), lambda x: x > 0, "> 0")
+    start_lr = checks.real("start_lr", kwargs.get("start_lr", 1e-7), 0.0, low_open=True)
     opt = create_optimizer(optimizer, list(task.model.parameters()), lr=start_lr, **hp)
     return lr_find(
         task.model,

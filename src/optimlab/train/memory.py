@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import checks
 from ..rules.registry import REGISTRY, OptimizerSpec, get_spec, list_optimizers
 
 
@@ -59,13 +60,11 @@ class MemoryReport:
 
     @property
     def state_bytes(self) -> int | None:
-        values = [p.state_bytes for p in self.params]
-        return None if any(v is None for v in values) else sum(values)  # type: ignore[misc]
+        return _total([p.state_bytes for p in self.params])
 
     @property
     def measured_bytes(self) -> int | None:
-        values = [p.measured_bytes for p in self.params]
-        return None if any(v is None for v in values) else sum(values)  # type: ignore[misc]
+        return _total([p.measured_bytes for p in self.params])
 
     @property
     def ratio(self) -> float | None:
@@ -81,6 +80,12 @@ class MemoryReport:
     def bytes_per_param(self) -> float | None:
         s = self.state_bytes
         return None if s is None or not self.n_params else s / self.n_params
+
+
+def _total(values: list[int | None]) -> int | None:
+    """The sum, or None if any value is unknown."""
+    known = [v for v in values if v is not None]
+    return sum(known) if len(known) == len(values) else None
 
 
 def memory(
@@ -219,8 +224,7 @@ def _shapes(source: Any, dtype: Any) -> list[tuple[str, tuple[int, ...], str]]:
     if isinstance(source, bool):
         raise ValueError(f"model_or_n_params must be a model, an int or shapes, got {source!r}")
     if isinstance(source, int):
-        if source < 0:
-            raise ValueError(f"model_or_n_params must be >= 0, got {source!r}")
+        checks.integer("model_or_n_params", source, 0)
         return [("params", (source,), dtype_name)]
     if isinstance(source, Mapping):
         return [(str(k), tuple(int(d) for d in v), dtype_name) for k, v in source.items()]
@@ -245,7 +249,7 @@ def _live(optimizer: Any, model: Any, extra_hp: Mapping[str, Any]) -> MemoryRepo
     spec = _spec_of(optimizer)
     params = []
     for gi, group in enumerate(optimizer.param_groups):
-        hp = None if spec is None else _group_hp(optimizer, spec, group)
+        hp = None if spec is None else _group_hp(spec, group)
         state_dtype = group.get("state_dtype")  # optimlab's option: state in this dtype
         for i, p in enumerate(group["params"]):
             name = names.get(id(p), f"group{gi}.{i}")
@@ -269,16 +273,11 @@ def _spec_of(optimizer: Any) -> OptimizerSpec | None:
     return None
 
 
-def _group_hp(optimizer: Any, spec: OptimizerSpec, group: Mapping[str, Any]) -> dict[str, Any]:
-    if hasattr(optimizer, "rule_hyperparams"):
-        raw = optimizer.rule_hyperparams(group)
-    else:  # torch names: the rule's own, or a pair such as betas -> beta1, beta2
-        raw = {k: v for k, v in group.items() if k in spec.rule.names}
-        for key, value in group.items():
-            stem = key[:-1]
-            if isinstance(value, tuple | list) and f"{stem}1" in spec.rule.names:
-                raw.update({f"{stem}{i + 1}": v for i, v in enumerate(value)})
-    return {**spec.rule.defaults, **{k: v for k, v in raw.items() if k in spec.rule.names}}
+def _group_hp(spec: OptimizerSpec, group: Mapping[str, Any]) -> dict[str, Any]:
+    """A group's values under the rule's names, through the row's ``torch_args`` (they
+    describe optimlab's class and torch's reference class alike: ``betas`` ->
+    ``beta1, beta2``); hyperparameters the group lacks take the row's defaults."""
+    return {**spec.rule.defaults, **spec.from_torch(group)}
 
 
 def _nbytes(state: Any) -> int:

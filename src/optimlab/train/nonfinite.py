@@ -13,7 +13,9 @@ anything changes; ``"propagate"`` steps anyway, as plain torch would.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
+
+from ..core import checks
 
 if TYPE_CHECKING:
     import torch
@@ -28,9 +30,7 @@ class NonFiniteGradientError(FloatingPointError):
 
 def check_policy(policy: object, name: str = "nonfinite") -> Policy:
     """Return ``policy`` if it is one of ``"raise"``, ``"skip"``, ``"propagate"``."""
-    if not isinstance(policy, str) or policy not in POLICIES:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, POLICIES))}, got {policy!r}")
-    return policy  # type: ignore[return-value]
+    return cast(Policy, checks.choice(name, policy, POLICIES))
 
 
 def optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:

@@ -16,9 +16,10 @@ any device, and its state is three numbers.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from ..core import checks
 
 if TYPE_CHECKING:
     import torch
@@ -28,11 +29,8 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 
 
 def check_precision(precision: object) -> Precision:
-    if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}"
-        )
-    return precision  # type: ignore[return-value]
+    """Return ``precision`` if it is one of ``"fp32"``, ``"bf16"``, ``"fp16"``."""
+    return cast(Precision, checks.choice("precision", precision, PRECISIONS))
 
 
 def autocast(precision: Precision, device_type: str) -> contextlib.AbstractContextManager[Any]:
@@ -68,23 +66,14 @@ class LossScaler:
         max_scale: float = 2.0**64,
         min_scale: float = 2.0**-24,
     ) -> None:
-        _check_float("init_scale", init_scale, 0.0, math.inf, low_open=True)
-        _check_float("growth_factor", growth_factor, 1.0, math.inf, low_open=True)
-        _check_float("backoff_factor", backoff_factor, 0.0, 1.0, low_open=True, high_open=True)
-        _check_float("max_scale", max_scale, init_scale, math.inf)
-        _check_float("min_scale", min_scale, 0.0, init_scale, low_open=True)
-        if (
-            isinstance(growth_interval, bool)
-            or not isinstance(growth_interval, int)
-            or (growth_interval < 1)
-        ):
-            raise ValueError(f"growth_interval must be an integer >= 1, got {growth_interval!r}")
-        self.scale = float(init_scale)
-        self.growth_factor = float(growth_factor)
-        self.backoff_factor = float(backoff_factor)
-        self.growth_interval = growth_interval
-        self.max_scale = float(max_scale)
-        self.min_scale = float(min_scale)
+        self.scale = float(checks.real("init_scale", init_scale, 0.0, low_open=True))
+        self.growth_factor = float(checks.real("growth_factor", growth_factor, 1.0, low_open=True))
+        self.backoff_factor = float(
+            checks.real("backoff_factor", backoff_factor, 0.0, 1.0, low_open=True, high_open=True)
+        )
+        self.growth_interval: int = checks.integer("growth_interval", growth_interval, 1)
+        self.max_scale = float(checks.real("max_scale", max_scale, self.scale))
+        self.min_scale = float(checks.real("min_scale", min_scale, 0.0, self.scale, low_open=True))
         self.good_steps = 0  # consecutive finite steps since the last change of scale
         self._unscaled = False
 
@@ -154,9 +143,7 @@ class LossScaler:
             max_scale=state["max_scale"],
             min_scale=state.get("min_scale", 2.0**-24),  # absent before it existed
         )
-        good = state["good_steps"]
-        if isinstance(good, bool) or not isinstance(good, int) or good < 0:
-            raise ValueError(f"good_steps must be an integer >= 0, got {good!r}")
+        good = checks.integer("good_steps", state["good_steps"], 0)
         self.__dict__.update(fresh.__dict__)
         self.good_steps = good
 
@@ -165,24 +152,3 @@ class LossScaler:
             f"LossScaler(scale={self.scale:g}, good_steps={self.good_steps}, "
             f"growth_interval={self.growth_interval})"
         )
-
-
-def _check_float(
-    name: str,
-    value: object,
-    low: float,
-    high: float,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and (low < value if low_open else low <= value)
-        and (value < high if high_open else value <= high)
-    )
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        raise ValueError(f"{name} must be in {lo}{low:g}, {high:g}{hi}, got {value!r}")

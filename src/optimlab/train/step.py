@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .clip import _check_positive, clip_grad_norm, clip_grad_value, grad_norm
+from ..core import checks
+from .clip import clip_grad_norm, clip_grad_value, grad_norm
 from .nonfinite import Policy, check_policy, optimizer_params, resolve
 from .precision import LossScaler, Precision, autocast, check_precision
 
@@ -82,8 +83,7 @@ def split_batch(batch: Any, n: int) -> list[Any]:
     """
     import torch
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    n = checks.integer("n", n, 1)
     if isinstance(batch, torch.Tensor):
         parts: list[Any] = list(torch.tensor_split(batch, n))
     elif isinstance(batch, Mapping):
@@ -91,10 +91,11 @@ def split_batch(batch: Any, n: int) -> list[Any]:
         parts = [{k: v[i] for k, v in split.items()} for i in range(n)]
     elif isinstance(batch, Sequence):
         cols = [torch.tensor_split(v, n) for v in batch]
+        kind: Any = type(batch)
         if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a named tuple
-            parts = [type(batch)(*(c[i] for c in cols)) for i in range(n)]
+            parts = [kind(*(c[i] for c in cols)) for i in range(n)]
         else:
-            parts = [type(batch)(c[i] for c in cols) for i in range(n)]
+            parts = [kind(c[i] for c in cols) for i in range(n)]
     else:
         raise ValueError(f"cannot split a batch of type {type(batch).__name__}")
     return [p for p in parts if sample_count(p) > 0]
@@ -121,6 +122,54 @@ def _check_scheduler(scheduler: Any) -> None:
             "as ReduceLROnPlateau does); TrainStep calls step() with no arguments: pass "
             "scheduler=None and call scheduler.step(metric) yourself after each step"
         )
+
+
+def _check_parts(model: Any, optimizer: Any, loss_fn: Any, scheduler: Any) -> None:
+    """What ``TrainStep`` drives: a module, a torch optimizer, a loss and a scheduler."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not (hasattr(optimizer, "param_groups") and callable(getattr(optimizer, "step", None))):
+        raise ValueError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn must be callable, got {loss_fn!r}")
+    if scheduler is not None:
+        _check_scheduler(scheduler)
+
+
+def _check_clip_and_precision(
+    model: torch.nn.Module,
+    precision: object,
+    scaler: object,
+    clip_norm: object,
+    clip_value: object,
+) -> None:
+    """Clipping (one kind at most, a limit > 0) and precision (a loss scaler only for
+    fp16; fp32 or fp64 master weights under autocast)."""
+    import torch
+
+    if clip_norm is not None and clip_value is not None:
+        raise ValueError(
+            f"give clip_norm or clip_value, not both (got clip_norm={clip_norm!r}, "
+            f"clip_value={clip_value!r})"
+        )
+    if clip_norm is not None:
+        checks.real("clip_norm", clip_norm, 0.0, low_open=True)
+    if clip_value is not None:
+        checks.real("clip_value", clip_value, 0.0, low_open=True)
+    check_precision(precision)
+    if scaler is not None and precision != "fp16":
+        raise ValueError(f"scaler is only used with precision='fp16', got precision={precision!r}")
+    if scaler is not None and not isinstance(scaler, LossScaler):
+        raise ValueError(f"scaler must be an optimlab LossScaler, got {type(scaler).__name__}")
+    if precision != "fp32":
+        for name, p in model.named_parameters():
+            if p.dtype not in (torch.float32, torch.float64):
+                raise ValueError(
+                    f"precision={precision!r} keeps fp32 master weights; parameter {name!r} "
+                    f"is {p.dtype}"
+                )
 
 
 class TrainStep:
@@ -156,48 +205,10 @@ class TrainStep:
         scaler: LossScaler | None = None,
         batch_size: Callable[[Any], int] | None = None,
     ) -> None:
-        import torch
-
-        if not isinstance(model, torch.nn.Module):
-            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if not (hasattr(optimizer, "param_groups") and callable(getattr(optimizer, "step", None))):
-            raise ValueError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
-        if not callable(loss_fn):
-            raise ValueError(f"loss_fn must be callable, got {loss_fn!r}")
-        if (
-            isinstance(accumulation_steps, bool)
-            or not isinstance(accumulation_steps, int)
-            or (accumulation_steps < 1)
-        ):
-            raise ValueError(
-                f"accumulation_steps must be an integer >= 1, got {accumulation_steps!r}"
-            )
-        if clip_norm is not None and clip_value is not None:
-            raise ValueError(
-                f"give clip_norm or clip_value, not both (got clip_norm={clip_norm!r}, "
-                f"clip_value={clip_value!r})"
-            )
-        if clip_norm is not None:
-            _check_positive("clip_norm", clip_norm)
-        if clip_value is not None:
-            _check_positive("clip_value", clip_value)
-        check_precision(precision)
+        _check_parts(model, optimizer, loss_fn, scheduler)
+        accumulation_steps = checks.integer("accumulation_steps", accumulation_steps, 1)
+        _check_clip_and_precision(model, precision, scaler, clip_norm, clip_value)
         check_policy(nonfinite)
-        if scheduler is not None:
-            _check_scheduler(scheduler)
-        if scaler is not None and precision != "fp16":
-            raise ValueError(
-                f"scaler is only used with precision='fp16', got precision={precision!r}"
-            )
-        if scaler is not None and not isinstance(scaler, LossScaler):
-            raise ValueError(f"scaler must be an optimlab LossScaler, got {type(scaler).__name__}")
-        if precision != "fp32":
-            for name, p in model.named_parameters():
-                if p.dtype not in (torch.float32, torch.float64):
-                    raise ValueError(
-                        f"precision={precision!r} keeps fp32 master weights; parameter {name!r} "
-                        f"is {p.dtype}"
-                    )
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -224,9 +235,10 @@ class TrainStep:
         if not batches:
             raise ValueError("micro_batches must hold at least one batch, got none")
         sizes = [self.batch_size(b) for b in batches]
-        for n in sizes:
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"every micro-batch needs a size >= 1, got sizes {sizes}")
+        checks.require(
+            all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes),
+            f"micro-batch sizes must be integers >= 1, got {sizes}",
+        )
         total = sum(sizes)
         params = optimizer_params(self.optimizer)
         scale = self.scaler.scale if self.scaler is not None else None
@@ -293,10 +305,7 @@ class TrainStep:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for key in ("step_count", "skipped_count"):
-            value = state[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{key} must be an integer >= 0, got {value!r}")
+        counts = {k: checks.integer(k, state[k], 0) for k in ("step_count", "skipped_count")}
         if (state["scaler"] is None) != (self.scaler is None):
             raise ValueError(
                 "loss scaler state does not match this TrainStep "
@@ -305,5 +314,5 @@ class TrainStep:
             )
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
-        self.step_count = state["step_count"]
-        self.skipped_count = state["skipped_count"]
+        self.step_count = counts["step_count"]
+        self.skipped_count = counts["skipped_count"]

@@ -6,6 +6,13 @@ the group's own ``lr`` is overwritten (pass one schedule per group for different
 or build the schedule with ``lr=`` the base rate). Resume is exact by construction: the
 state dict holds the step and the repr of the schedule, and loading it sets the groups'
 rates (and momentum) for that step at once, whatever order the optimizer is loaded in.
+
+Momentum (``momentum_schedule``) goes where the optimizer keeps it. An optimlab optimizer
+says so through its registry row: the rule's ``beta1`` (Adam-like, Lion) or ``momentum``
+(SGD, RMSprop), under the torch argument that carries it (``spec.torch_key``: ``betas[0]``
+for ``beta1``). Any other torch optimizer follows torch's conventions, as its
+``OneCycleLR`` does: ``betas[0]`` if the group has ``betas``, else ``momentum`` (else a
+group key ``beta1``).
 """
 
 from __future__ import annotations
@@ -17,9 +24,18 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from ..core import checks
 from .base import Schedule
 
-_MOMENTUM_KEYS = ("betas", "momentum", "beta1")
+# the rule hyperparameters a momentum schedule drives, in order of preference
+MOMENTUM_HYPERPARAMETERS = ("beta1", "momentum")
+# torch's conventions for other optimizers: (group key, index in it or None)
+TORCH_MOMENTUM_KEYS: tuple[tuple[str, int | None], ...] = (
+    ("betas", 0),
+    ("momentum", None),
+    ("beta1", None),
+)
+Key = tuple[str, int | None]  # a group key, and the index into it for a tuple such as betas
 
 
 def _per_group(name: str, value: Any, n_groups: int) -> list[Schedule]:
@@ -36,27 +52,43 @@ def _per_group(name: str, value: Any, n_groups: int) -> list[Schedule]:
     return items
 
 
-def _momentum_key(group: dict[str, Any], index: int) -> str:
-    for key in _MOMENTUM_KEYS:
-        if key in group:
-            return key
-    raise ValueError(
-        f"momentum_schedule needs param group {index} to have 'betas', 'momentum' or "
-        f"'beta1'; it has {sorted(k for k in group if k != 'params')}"
-    )
+def _momentum_keys(optimizer: Optimizer) -> list[Key]:
+    """Where each param group keeps its momentum (see the module docstring)."""
+    spec = getattr(optimizer, "spec", None)  # optimlab optimizers carry their registry row
+    groups = optimizer.param_groups
+    if spec is not None and hasattr(spec, "torch_key"):
+        hyper = next((h for h in MOMENTUM_HYPERPARAMETERS if h in spec.rule.names), None)
+        if hyper is None:
+            raise ValueError(
+                f"momentum_schedule needs a momentum hyperparameter "
+                f"({' or '.join(MOMENTUM_HYPERPARAMETERS)}); {spec.name} has "
+                f"{', '.join(spec.rule.names)}"
+            )
+        return [spec.torch_key(hyper)] * len(groups)
+    keys = []
+    for index, group in enumerate(groups):
+        key = next((k for k in TORCH_MOMENTUM_KEYS if k[0] in group), None)
+        if key is None:
+            raise ValueError(
+                f"momentum_schedule needs param group {index} to have 'betas', 'momentum' or "
+                f"'beta1'; it has {sorted(k for k in group if k != 'params')}"
+            )
+        keys.append(key)
+    return keys
 
 
-def _set_value(group: dict[str, Any], key: str, value: float) -> None:
-    if key == "betas":
-        first = group["betas"][0]
-        if isinstance(first, torch.Tensor):
-            first.fill_(value)
-        else:
-            group["betas"] = (value, *tuple(group["betas"])[1:])
-    elif isinstance(group[key], torch.Tensor):
-        group[key].fill_(value)
+def _set_value(group: dict[str, Any], key: Key, value: float) -> None:
+    """Set ``group[name]`` (or item ``index`` of it), in place for a tensor."""
+    name, index = key
+    current = group[name] if index is None else group[name][index]
+    if isinstance(current, torch.Tensor):
+        current.fill_(value)
+    elif index is None:
+        group[name] = value
     else:
-        group[key] = value
+        items = list(group[name])
+        items[index] = value
+        group[name] = tuple(items)
 
 
 class ScheduleLR(LRScheduler):
@@ -77,12 +109,12 @@ class ScheduleLR(LRScheduler):
         groups = optimizer.param_groups
         self.schedules = _per_group("schedule", schedule, len(groups))
         self.momentum_schedules: list[Schedule] | None = None
-        self._momentum_keys: list[str] = []
+        self._momentum_keys: list[Key] = []
         if momentum_schedule is not None:
             self.momentum_schedules = _per_group(
                 "momentum_schedule", momentum_schedule, len(groups)
             )
-            self._momentum_keys = [_momentum_key(g, i) for i, g in enumerate(groups)]
+            self._momentum_keys = _momentum_keys(optimizer)
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
@@ -120,12 +152,9 @@ class ScheduleLR(LRScheduler):
                     f"the saved {key} differs from this scheduler's: saved {state_dict[key]}, "
                     f"here {mine}"
                 )
-        step = state_dict["step"]
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"step must be an integer >= 0, got {step!r}")
-        self.last_epoch = step
+        self.last_epoch = checks.integer("step", state_dict["step"], 0)
         for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
-            _set_value(group, "lr", lr)
+            _set_value(group, ("lr", None), lr)
         self._last_lr = [
             g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"]
             for g in self.optimizer.param_groups

@@ -1,55 +1,31 @@
-"""Per-parameter state: storing a rule's new state, and loading a saved state dict.
+"""Loading a saved state dict: checked against the optimizer, copied, dtypes kept.
 
-State is a plain dict per parameter holding the rule's state fields (``count`` first), so
-``torch.save`` / ``torch.load(weights_only=True)`` round-trip it. Loading checks the saved
-parameter names and shapes against the optimizer's and raises naming both on a mismatch
-(torch maps state by position silently), copies every tensor (no aliasing of the given
-dict) and keeps each tensor's saved dtype (torch casts state to the parameter's dtype).
+Loading checks the saved parameter names and shapes against the optimizer's and raises
+naming both on a mismatch (torch maps state by position silently), copies every tensor
+(no aliasing of the given dict) and keeps each tensor's saved dtype (torch casts state to
+the parameter's dtype). Saving adds each group's ``param_shapes`` to torch's state dict.
 """
 
 from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from .base import RuleOptimizer
+
+def with_shapes(state_dict: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """torch's ``state_dict()`` plus each group's ``param_shapes``; per-parameter state
+    as plain dicts."""
+    for packed, group in zip(state_dict["param_groups"], groups, strict=True):
+        packed["param_shapes"] = [list(p.shape) for p in group["params"]]
+    state_dict["state"] = {k: dict(v) for k, v in state_dict["state"].items()}
+    return state_dict
 
 
-def _storage_ptr(t: torch.Tensor) -> int:
-    return t.untyped_storage().data_ptr()
-
-
-def store(
-    state: dict[str, Any],
-    new: Mapping[str, Any],
-    avoid: Iterable[Any] = (),
-    dtype: torch.dtype | None = None,
-) -> None:
-    """Put a rule's new state into ``state``; existing slots keep their dtype, new ones
-    get ``dtype`` if given.
-
-    A new slot that shares memory with a tensor in ``avoid`` (the gradient, which the next
-    backward may accumulate into, or the parameter) is copied: SGD's first momentum buffer
-    is the gradient itself.
-    """
-    avoided = {_storage_ptr(t) for t in avoid if isinstance(t, torch.Tensor)}
-    for key, value in new.items():
-        if isinstance(value, torch.Tensor):
-            old = state.get(key)
-            want = old.dtype if isinstance(old, torch.Tensor) else dtype
-            if want is not None and value.dtype != want:
-                value = value.to(want)
-            if value.numel() and _storage_ptr(value) in avoided:
-                value = value.clone()
-        state[key] = value
-
-
-def _where(names: list[str] | None, shapes: list[Any], i: int) -> str:
+def _where(names: list[str] | None, shapes: list[Any] | None, i: int) -> str:
     shape = list(shapes[i]) if shapes is not None and i < len(shapes) else "?"
     return f"{names[i]!r} (shape {shape})" if names else f"parameter {i} (shape {shape})"
 
@@ -84,12 +60,23 @@ def _copy_value(key: str, value: Any, param: torch.Tensor) -> Any:
 
 
 def prepare_load(
-    opt: RuleOptimizer, state_dict: Mapping[str, Any]
+    state_dict: Mapping[str, Any],
+    groups: list[dict[str, Any]],
+    defaults: Mapping[str, Any],
+    *,
+    validate: Callable[[Mapping[str, Any]], Any],
+    fields: tuple[str, ...],
+    owner: str,
 ) -> tuple[list[dict[str, Any]], defaultdict[Any, dict[str, Any]]]:
-    """Checked, copied param groups and state for ``opt``; raises before changing anything."""
+    """Checked, copied param groups and state to replace ``groups`` and their state.
+
+    ``defaults`` fill keys missing from saved groups (older state dicts), ``validate``
+    checks each group, ``fields`` are the state keys the rule keeps and ``owner`` names
+    the optimizer class in errors. Raises before anything is changed.
+    """
     if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
         raise ValueError("an optimizer state dict needs the keys 'state' and 'param_groups'")
-    groups, saved_groups = opt.param_groups, state_dict["param_groups"]
+    saved_groups = state_dict["param_groups"]
     if len(groups) != len(saved_groups):
         raise ValueError(
             f"loaded state dict has {len(saved_groups)} parameter groups, "
@@ -99,9 +86,9 @@ def prepare_load(
     for gi, (group, saved) in enumerate(zip(groups, saved_groups, strict=True)):
         _check_group(gi, group, saved)
         new = {k: copy.deepcopy(v) for k, v in saved.items() if k not in ("params", "param_shapes")}
-        for key, default in opt.defaults.items():
+        for key, default in defaults.items():
             new.setdefault(key, default)
-        opt._adapter.validate(new)
+        validate(new)
         new["params"] = group["params"]
         if "param_names" in group and "param_names" not in new:
             new["param_names"] = group["param_names"]
@@ -111,7 +98,6 @@ def prepare_load(
         for saved, group in zip(saved_groups, groups, strict=True)
         for k, p in zip(saved["params"], group["params"], strict=True)
     }
-    fields = opt._state_type()._fields
     state: defaultdict[Any, dict[str, Any]] = defaultdict(dict)
     for k, value in state_dict["state"].items():
         if k not in id_map:
@@ -122,7 +108,7 @@ def prepare_load(
         if unknown:
             raise ValueError(
                 f"saved state of parameter {k} has {unknown[0]!r}, which "
-                f"{type(opt).__name__} does not keep (its state: {', '.join(fields)}); "
+                f"{owner} does not keep (its state: {', '.join(fields)}); "
                 "was it saved by another optimizer?"
             )
         state[p] = {key: _copy_value(key, v, p) for key, v in value.items()}

@@ -21,17 +21,20 @@ frozen for a while has a smaller count and forms its own bucket). Anything unusu
 (non-contiguous tensors, state not shaped like the parameter) takes the plain per-tensor
 path. The rule is elementwise, so each element sees exactly the operations of the plain
 path: the results are bitwise equal (tests/test_optim_fast.py).
+
+The plans belong to a :class:`MultiTensorPath`, which the optimizer holds and replaces
+with a fresh one when its state is replaced (``load_state_dict``); the path sees the
+optimizer's ``state`` mapping and nothing else of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from .base import RuleOptimizer
+from .plain import GroupStep, PlainPath, States, grad_of, real
 
 # Elements per pack: large enough to amortise ~20 eager calls per pack, small enough that
 # a pack's temporaries stay in cache and below the allocator's mmap threshold (chosen with
@@ -39,11 +42,7 @@ if TYPE_CHECKING:
 PACK_NUMEL = 1 << 18
 
 
-def _real(t: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(t) if t.is_complex() else t
-
-
-def _key(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any]) -> tuple | None:
+def _bucket_key(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any]) -> tuple | None:
     """The bucket of a parameter, or None if it must take the plain path."""
     if not (param.is_contiguous() and grad.is_contiguous()) or grad.shape != param.shape:
         return None
@@ -81,22 +80,24 @@ class _Pack:
 
 
 class _Bucket:
+    """Parameters stepped together: their state slots repacked into flat buffers."""
+
     def __init__(self, owners: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
         self.owners, self.states = owners, states
         first = states[0]
         self.tensor_slots = [k for k, v in first.items() if isinstance(v, torch.Tensor)]
         self.scalar_slots = [k for k, v in first.items() if not isinstance(v, torch.Tensor)]
-        real = [_real(p) for p in owners]
-        self.shapes = [r.shape for r in real]
-        self.sizes = [r.numel() for r in real]
+        real_params = [real(p) for p in owners]
+        self.shapes = [r.shape for r in real_params]
+        self.sizes = [r.numel() for r in real_params]
         self.offsets = [0]
         for n in self.sizes:
             self.offsets.append(self.offsets[-1] + n)
         self.total = self.offsets[-1]
         self.any_complex = any(p.is_complex() for p in owners)
-        self.grad_dtype = owners[0].grad.dtype
-        device, dtype = real[0].device, real[0].dtype
-        real_grad_dtype = _real(owners[0].grad).dtype
+        self.grad_dtype = grad_of(owners[0]).dtype
+        device, dtype = real_params[0].device, real_params[0].dtype
+        real_grad_dtype = real(grad_of(owners[0])).dtype
         # repack the state into flat buffers; the per-param dicts hold views of them
         self.flat: dict[str, torch.Tensor] = {}
         self.views: dict[str, list[torch.Tensor]] = {}  # what the state dicts must hold
@@ -156,16 +157,21 @@ class _Bucket:
             flush()
         return packs
 
-    def valid(self, opt: RuleOptimizer) -> bool:
+    def valid(self, states: States) -> bool:
         """Whether the plan still describes these parameters' gradients and state."""
         first = self.states[0]
         scalars = [(k, first[k], type(first[k])) for k in self.scalar_slots]
         n_keys = len(self.tensor_slots) + len(scalars)
         views = [self.views[k] for k in self.tensor_slots]
-        grad_dtype, state_of = self.grad_dtype, opt.state.get
+        grad_dtype, state_of = self.grad_dtype, states.get
         for i, (p, state) in enumerate(zip(self.owners, self.states, strict=True)):
             g = p.grad
-            if g.dtype != grad_dtype or not g.is_contiguous() or state_of(p) is not state:
+            if (
+                g is None
+                or g.dtype != grad_dtype
+                or not g.is_contiguous()
+                or state_of(p) is not state
+            ):
                 return False
             if len(state) != n_keys:
                 return False
@@ -177,14 +183,14 @@ class _Bucket:
                     return False
         return True
 
-    def step(
-        self, opt: RuleOptimizer, hp: dict[str, Any], maximize: bool, state_dtype: Any
-    ) -> None:
-        rule, state_cls = opt._adapter.spec.rule, opt._state_type()
+    def step(self, plain: PlainPath, work: GroupStep) -> None:
+        """The rule once per pack, on the packed gradients, values and flat state."""
+        rule, state_cls = plain.rule, plain.state_type
+        hp, maximize, state_dtype = work.hyperparams, work.maximize, work.state_dtype
         base = {k: self.states[0][k] for k in self.scalar_slots}
         flat_before = dict(self.flat)  # slots created during this step start as None
-        grads = [_real(p.grad) for p in self.owners]
-        params = [_real(p) for p in self.owners] if self.any_complex else self.owners
+        grads = [real(grad_of(p)) for p in self.owners]
+        params = [real(p) for p in self.owners] if self.any_complex else self.owners
         new_scalars: dict[str, Any] = {}
         for pack in self.packs:
             n = pack.stop - pack.start
@@ -232,52 +238,50 @@ class _Plan:
     plain: list[torch.Tensor]  # parameters that take the per-tensor path
 
 
-def _build(
-    opt: RuleOptimizer, params: list[torch.Tensor], group_params: list, state_dtype: Any
-) -> _Plan:
-    groups: dict[tuple, tuple[list, list]] = {}
-    plain = []
-    for p in params:
-        state = opt.state[p]
-        if not state:
-            state.update(opt._init_state(p, state_dtype))
-        key = _key(_real(p), _real(p.grad), state)
-        if key is None:
-            plain.append(p)
-        else:
-            owners, states = groups.setdefault(key, ([], []))
-            owners.append(p)
-            states.append(state)
-    active = {id(p) for p in params}
-    for p in group_params:  # inactive params let go of the old flat buffers
-        if id(p) not in active and p in opt.state:
-            state = opt.state[p]
-            for k, v in state.items():
-                if isinstance(v, torch.Tensor) and v._base is not None:
-                    state[k] = v.clone()
-    buckets = [_Bucket(owners, states) for owners, states in groups.values()]
-    return _Plan(tuple(map(id, params)), buckets, plain)
+class MultiTensorPath:
+    """The multi-tensor path of one optimizer: a plan per param group, rebuilt on change.
 
+    ``step`` has the plain path's contract (``plain.step``) and its results, bitwise.
+    """
 
-def step_params(
-    opt: RuleOptimizer,
-    group_index: int,
-    params: list[torch.Tensor],
-    hp: dict[str, Any],
-    maximize: bool,
-    state_dtype: torch.dtype | None = None,
-) -> None:
-    """One step of ``opt``'s rule on ``params`` (those of a group that have gradients)."""
-    plans: dict[int, _Plan] = opt.__dict__.setdefault("_plans", {})
-    plan = plans.get(group_index)
-    if (
-        plan is None
-        or plan.ids != tuple(map(id, params))
-        or not all(b.valid(opt) for b in plan.buckets)
-    ):
-        group_params = opt.param_groups[group_index]["params"]
-        plan = plans[group_index] = _build(opt, params, group_params, state_dtype)
-    for p in plan.plain:
-        opt._step_param(p, hp, maximize, state_dtype)
-    for bucket in plan.buckets:
-        bucket.step(opt, hp, maximize, state_dtype)
+    def __init__(self, plain: PlainPath) -> None:
+        self.plain = plain
+        self.plans: dict[int, _Plan] = {}
+
+    def step(self, states: States, work: GroupStep) -> None:
+        """One update of every parameter in ``work.params``."""
+        plan = self.plans.get(work.index)
+        if (
+            plan is None
+            or plan.ids != tuple(map(id, work.params))
+            or not all(b.valid(states) for b in plan.buckets)
+        ):
+            plan = self.plans[work.index] = self._build(states, work)
+        for p in plan.plain:
+            self.plain.step_param(states[p], p, work)
+        for bucket in plan.buckets:
+            bucket.step(self.plain, work)
+
+    def _build(self, states: States, work: GroupStep) -> _Plan:
+        groups: dict[tuple, tuple[list, list]] = {}
+        plain = []
+        for p in work.params:
+            state = states[p]
+            if not state:
+                state.update(self.plain.init_state(p, work.state_dtype))
+            key = _bucket_key(real(p), real(grad_of(p)), state)
+            if key is None:
+                plain.append(p)
+            else:
+                owners, bucket_states = groups.setdefault(key, ([], []))
+                owners.append(p)
+                bucket_states.append(state)
+        active = {id(p) for p in work.params}
+        for p in work.group_params:  # inactive params let go of the old flat buffers
+            if id(p) not in active and p in states:
+                state = states[p]
+                for k, v in state.items():
+                    if isinstance(v, torch.Tensor) and v._base is not None:
+                        state[k] = v.clone()
+        buckets = [_Bucket(owners, bucket_states) for owners, bucket_states in groups.values()]
+        return _Plan(tuple(map(id, work.params)), buckets, plain)
