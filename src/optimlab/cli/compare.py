@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..core.specs import parse_value, split_top
 from . import UsageError
 
 # random starts (drawn in the problem's box from the seed) make the seeds of the
@@ -147,16 +148,15 @@ def parse_lrs_options(values: list[str] | None, default: str = DEFAULT_LRS) -> A
 
 def parse_hp_options(values: list[str]) -> dict[str, dict[str, Any]]:
     """``["adam.beta2=0.99", "weight_decay=0,0.1"]`` -> ``{"adam": {...}, "*": {...}}``;
-    comma-separated values become lists (sweep axes)."""
-    from ..lab.config import parse_value
-
+    comma-separated values become lists (sweep axes); values are read by
+    ``core.specs.parse_value`` (numbers, ``true``/``false``, ``none``, tuples, words)."""
     out: dict[str, dict[str, Any]] = {}
     for item in values:
         key, eq, value = item.partition("=")
         if not eq or not key.strip() or not value.strip():
             raise UsageError(f"--hp must be [OPT.]NAME=VALUE, got {item!r}")
         opt, dot, name = key.strip().rpartition(".")
-        vals = [parse_value(v.strip()) for v in value.split(",") if v.strip()]
+        vals = [parse_value(v) for v in split_top(value)]
         out.setdefault(opt if dot else "*", {})[name] = vals if len(vals) > 1 else vals[0]
     return out
 
@@ -178,12 +178,6 @@ def check_unprefixed(hp: dict[str, dict[str, Any]], optimizers: list[str]) -> No
                 f"--hp {name}=... applies to every optimizer, but {name!r} is not "
                 f"a hyperparameter of {', '.join(lacking)}; {hint}"
             )
-
-
-def check_max_batch(n: int | None) -> int | None:
-    if n is not None and n < 1:
-        raise UsageError(f"--max-batch must be >= 1, got {n}")
-    return n
 
 
 def check_named(option: str, names: Any, optimizers: list[str], where: str) -> None:
@@ -362,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
             batched=not args.no_batch,
             eval_every=args.eval_every,
             progress=progress,
-            max_batch=check_max_batch(args.max_batch),
+            max_batch=args.max_batch,
             torch_threads=args.threads,
         )
     return finish(args, results, out)

@@ -27,7 +27,6 @@ from .compare import (
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
     add_run_options,
-    check_max_batch,
     check_named,
     check_optimizers,
     check_unprefixed,
@@ -166,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             batched=not args.no_batch,
             eval_every=eval_every,
             progress=progress,
-            max_batch=check_max_batch(args.max_batch),
+            max_batch=args.max_batch,
             torch_threads=args.threads,
         )
     return finish(args, results, out)

@@ -22,7 +22,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -153,8 +153,8 @@ def _stats(runs: list[Record], criterion: str) -> SettingStats:
 
 def _quantile(values: np.ndarray, q: float) -> float:
     # interpolating between a finite value and inf is meaningless: pick an element then
-    method = "linear" if np.isfinite(values).all() else "nearest"
-    return float(np.percentile(values, q, method=method))
+    method: Literal["linear", "nearest"] = "linear" if np.isfinite(values).all() else "nearest"
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q, method=method))
 
 
 def settings(records: Sequence[Record], criterion: str = "final_loss") -> list[SettingStats]:
@@ -211,13 +211,9 @@ class Study:
         """The settings of one variant (optimizer + non-lr settings) ordered by lr."""
         return sorted((s for s in self.settings if s.variant == variant), key=lambda s: s.lr)
 
-    @property
-    def converge_level(self) -> float:
-        """An LR converges when its median final loss is at most this (the target)."""
-        return self.target
-
     def converges(self, s: SettingStats) -> bool:
-        return s.n_diverged == 0 and s.median <= self.converge_level
+        """No seed diverged and the median final loss is at most the target."""
+        return s.n_diverged == 0 and s.median <= self.target
 
     def lr_range(self, variant: str) -> tuple[float, float] | None:
         """The contiguous block of converging LRs around the variant's best LR."""
