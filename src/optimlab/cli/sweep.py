@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import UsageError
-from .compare import (
+from .grid_options import (
     DEFAULT_LRS,
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
@@ -30,13 +30,11 @@ from .compare import (
     check_named,
     check_optimizers,
     check_unprefixed,
-    finish,
-    interruptible,
     parse_hp_options,
     parse_lrs_options,
-    progress_bar,
     split_list,
 )
+from .results_output import finish, interruptible, progress_bar
 
 DEFAULT_OUT = "optimlab-results/sweep"
 _CONFIG_KEYS = {"problem", "steps", "seeds", "schedules", "grid", "out", "eval_every"}
