@@ -192,14 +192,6 @@ class Study:
         n = len(self.seeds)
         return f"{self.steps} steps, {n} seed{'' if n == 1 else 's'}"
 
-    @property
-    def optimizers(self) -> list[str]:
-        return sorted({s.optimizer for s in self.settings})
-
-    @property
-    def lrs(self) -> list[float]:
-        return sorted({s.lr for s in self.settings})
-
     def best(self) -> dict[str, SettingStats]:
         """Per optimizer, the setting with the lowest median (ties: lower max, then lr)."""
         out: dict[str, SettingStats] = {}
