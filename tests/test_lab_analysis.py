@@ -152,5 +152,7 @@ def test_an_unknown_criterion_or_a_bad_target_is_refused() -> None:
     # a misspelt criterion scored every run +inf and ranked nothing, silently
     with pytest.raises(ValueError, match="criterion must be one of"):
         analysis.studies([], "final-loss")
-    with pytest.raises(ValueError, match="target must be a finite number"):
+    with pytest.raises(ValueError, match="target must be None or a finite number, got nan"):
         analysis.studies([], target=math.nan)
+    with pytest.raises(ValueError, match="target must be None or a number, got True"):
+        analysis.studies([], target={"ravine": True})

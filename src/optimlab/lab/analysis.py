@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from ..core.checks import choice, real
 from .config import RunConfig
 
 Record = dict[str, Any]
@@ -228,13 +228,9 @@ def studies(
     target: float | Mapping[str, float] | None = None,
 ) -> list[Study]:
     """Split records into studies (problem x budget) and analyse each."""
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
+    choice("criterion", criterion, CRITERIA)
     for t in target.values() if isinstance(target, Mapping) else [target]:
-        if t is not None and (
-            isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t)
-        ):
-            raise ValueError(f"target must be a finite number (or None), got {t!r}")
+        real("target", t, optional=True)
     groups: dict[tuple[str, str, int], list[Record]] = {}
     for r in records:
         groups.setdefault(study_key(r), []).append(r)

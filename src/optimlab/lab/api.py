@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..core.checks import integer
 from ..core.specs import parse_spec
 from .config import LrSpec, RunConfig, expand_grid
 from .results import Results
@@ -65,8 +66,7 @@ def check_schedule(sched: tuple[str | None, Mapping[str, Any]], steps: int) -> N
         return
     from .. import schedules
 
-    if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1:
-        schedules.get(name, total_steps=steps, **kwargs)  # ValueError names the option
+    schedules.get(name, total_steps=steps, **kwargs)  # ValueError names the option
 
 
 def _problems(problem: ProblemSpec | Sequence[ProblemSpec]) -> list[tuple[str, dict[str, Any]]]:
@@ -141,6 +141,7 @@ def compare(
                     f"hyperparams[{opt!r}][{k!r}] must be one value in compare "
                     f"(use sweep for grids), got {v!r}"
                 )
+    steps = integer("steps", steps, 1)
     sched = parse_schedule(schedule)
     check_schedule(sched, steps)
     configs: list[RunConfig] = []
@@ -200,6 +201,7 @@ def sweep(
         items = list(schedules) or [None]
     except TypeError:
         raise ValueError(f"schedules must be a list of schedule specs, got {schedules!r}") from None
+    steps = integer("steps", steps, 1)
     scheds = [parse_schedule(s) for s in items]
     for sched in scheds:
         check_schedule(sched, steps)

@@ -188,7 +188,7 @@ def _run_batch(s: _Session, batch: list[RunConfig]) -> None:
 
     first = configs[0]
     try:
-        problem = load_problem(first.problem, dict(first.problem_kwargs))
+        problem = (first.problem, dict(first.problem_kwargs))  # plain data: a spec
         settings = [
             s.engine.Setting(
                 optimizer=c.optimizer,
