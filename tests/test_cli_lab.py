@@ -364,6 +364,7 @@ def test_lab_imports_stay_light() -> None:
         ("schedules = 5", "schedules must be"),
         ("[grid.adam]\nlr = true", "lrs must be"),
         ("problem = []", "problem must name at least one problem"),
+        ("step = 3", "got unknown key 'step'; did you mean 'steps'?"),
     ],
 )
 def test_config_file_mistakes_are_one_line_exit_2(

@@ -21,6 +21,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from ..core.names import unknown_keyword
 from . import UsageError
 from .grid_options import (
     DEFAULT_LRS,
@@ -96,10 +97,7 @@ def load_config(path: str) -> dict[str, Any]:
         raise UsageError(f"config {path!r} must hold a table/object, got {type(data).__name__}")
     unknown = sorted(set(data) - _CONFIG_KEYS)
     if unknown:
-        raise UsageError(
-            f"config {path!r} has unknown key {unknown[0]!r}; known: "
-            f"{', '.join(sorted(_CONFIG_KEYS))}"
-        )
+        raise unknown_keyword(f"config {path!r}", unknown[0], sorted(_CONFIG_KEYS), "key")
     return data
 
 
