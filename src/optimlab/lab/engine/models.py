@@ -137,9 +137,9 @@ class StackedModels:
     """
 
     def __init__(self, problem: Any, group: Group) -> None:
-        self.rule, self.flags = group.rule, dict(group.flags)
-        if not self.rule.elementwise:
-            self.flags["batch_ndim"] = 1
+        self.rule = group.rule
+        extra = {} if self.rule.elementwise else {"batch_ndim": 1}  # the config axis
+        self.flags = {**group.flags, **extra}
         self.seeds = _Seeds(problem, group.seeds)
         self.which = np.array([self.seeds.unique.index(s) for s in group.seeds])
         template = self.seeds.tasks[self.seeds.unique[0]]
@@ -150,7 +150,7 @@ class StackedModels:
             n: {k: _hp_tensor(v, self.params[n]) for k, v in group.floats.items()}
             for n in self.names
         }
-        self.state = {n: self.rule.init(self.params[n], **self._extra()) for n in self.names}
+        self.state = {n: self.rule.init(self.params[n], **extra) for n in self.names}
         self.value_grad = self._value_grad(template)
         self.metrics = self._metrics(template)
         self.first_metrics: Mapping[str, np.ndarray] | None = None
@@ -161,9 +161,6 @@ class StackedModels:
         except Exception as exc:
             raise VmapUnsupported(str(exc)) from exc
         self.grads: dict[str, torch.Tensor] = {}
-
-    def _extra(self) -> dict[str, Any]:
-        return {} if self.rule.elementwise else {"batch_ndim": 1}
 
     def _value_grad(self, template: Any) -> Callable[..., Any]:
         call = _Call(template.model, template.loss)
