@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from optimlab import problems
-from optimlab.lab import _func_batch
-from optimlab.lab._plan import plan
 from optimlab.lab.engine import Setting, run
+from optimlab.lab.engine.functions import run_functions
+from optimlab.lab.engine.grouping import plan
+from optimlab.lab.engine.loop import LoopOptions
 
 
 def best_of(repeats: int, fn: Callable[[], object]) -> float:
@@ -66,7 +67,6 @@ def rosenbrock(steps: int, k: int, repeats: int, subset: int) -> None:
     lrs = np.logspace(-4, 0, k)
     settings = [Setting("adam", {"lr": float(lr)}) for lr in lrs]
     (group,) = plan(settings, steps)
-    kw = dict(eval_every=None, divergence_factor=1e3, progress=None)
     sub = min(subset, k)
     rows = {
         f"torch.optim.Adam, one run per lr ({k} runs)": per_setting(
@@ -77,7 +77,7 @@ def rosenbrock(steps: int, k: int, repeats: int, subset: int) -> None:
         ),
         "engine batched, NumPy": best_of(repeats, lambda: run(p, settings, steps)),
         "engine batched loop on torch tensors": best_of(
-            repeats, lambda: _func_batch.run_group(p, group, steps, backend="torch", **kw)
+            repeats, lambda: run_functions(p, group, steps, LoopOptions(), array="torch")
         ),
     }
     report(

@@ -11,15 +11,16 @@ import pytest
 
 from optimlab.lab import analysis
 from optimlab.lab.config import RunConfig, full_hyperparams
+from optimlab.lab.record import Trace
 from optimlab.lab.results import Results
-from optimlab.lab.store import RunResult, Store
+from optimlab.lab.store import Store
 
 STEPS = 11
 
 
 def _store(folder: Path, finals: dict[tuple[str, float], list[float | None]]) -> Results:
     """Runs whose loss falls linearly from 10 to the given final value; None = diverged."""
-    results, configs = [], []
+    results, configs = {}, []
     for (opt, lr), per_seed in finals.items():
         for seed, final in enumerate(per_seed):
             cfg = RunConfig("ravine", opt, full_hyperparams(opt, {"lr": lr}), STEPS, seed=seed)
@@ -31,17 +32,14 @@ def _store(folder: Path, finals: dict[tuple[str, float], list[float | None]]) ->
                 loss = np.linspace(10.0, final, STEPS)
                 status, dstep = "finished", None
             n = len(loss)
-            results.append(
-                RunResult(
-                    cfg.run_id,
-                    status,
-                    loss,
-                    np.full(n, lr),
-                    loss,
-                    loss,
-                    np.arange(1, n + 1) * 0.5,
-                    diverged_step=dstep,
-                )
+            results[cfg.run_id] = Trace(
+                status,
+                loss,
+                np.full(n, lr),
+                loss,
+                loss,
+                np.arange(1, n + 1) * 0.5,
+                diverged_step=dstep,
             )
     with Store(folder) as store:
         store.add(configs)
@@ -111,7 +109,7 @@ def test_lr_range_is_the_contiguous_block_reaching_the_target(tmp_path: Path) ->
     }
     res = _store(tmp_path, finals)
     (study,) = res.studies()
-    assert study.target == study.converge_level == 1.0
+    assert study.target == 1.0
     variant = study.best()["adam"].variant
     assert study.lr_range(variant) == (1e-3, 1e-1)
     rows = {r["optimizer"]: r for r in res.best()}
@@ -154,5 +152,7 @@ def test_an_unknown_criterion_or_a_bad_target_is_refused() -> None:
     # a misspelt criterion scored every run +inf and ranked nothing, silently
     with pytest.raises(ValueError, match="criterion must be one of"):
         analysis.studies([], "final-loss")
-    with pytest.raises(ValueError, match="target must be a finite number"):
+    with pytest.raises(ValueError, match="target must be None or a finite number, got nan"):
         analysis.studies([], target=math.nan)
+    with pytest.raises(ValueError, match="target must be None or a number, got True"):
+        analysis.studies([], target={"ravine": True})

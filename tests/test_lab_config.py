@@ -10,7 +10,6 @@ from optimlab.lab.config import (
     RunConfig,
     expand_grid,
     full_hyperparams,
-    parse_kwargs,
     parse_lrs,
     parse_seeds,
 )
@@ -42,12 +41,13 @@ def test_parse_lrs_lists_and_numbers(spec: object, expected: list[float]) -> Non
     [
         ("1e-4:1", "lo:hi:n"),
         ("1:1e-4:3", "0 < lo <= hi"),
-        ("0:1:3", "0 < lo <= hi"),
+        ("0:1:3", "lrs must be > 0, got 0.0"),
         ("1e-4:1:0", "count must be an integer >= 1, got 0"),
-        ("1e-4:1:x", "count must be an integer"),
-        ("abc", "lrs must be numbers, got 'abc'"),
+        ("1e-4:1:x", "count must be an integer, got 'x'"),
+        ("abc", "lrs must be a number, got 'abc'"),
         ("-0.1", "lrs must be > 0, got -0.1"),
-        ("nan", "finite"),
+        ("nan", "lrs must be a finite number > 0, got nan"),
+        (True, "lrs must be a number, got True"),
         ([], "at least one"),
     ],
 )
@@ -61,18 +61,58 @@ def test_parse_seeds() -> None:
     assert parse_seeds(3) == [0, 1, 2]
     assert parse_seeds("3") == [0, 1, 2]
     assert parse_seeds("5,1") == [1, 5]
-    for bad in (0, "x", True, [-1]):
-        with pytest.raises(ValueError, match="seeds"):
+    assert parse_seeds([2, 2, 0]) == [0, 2]
+    for bad, message in [
+        (0, "seeds must be an integer >= 1, got 0"),
+        ("x", "seeds must be an integer, got 'x'"),
+        (True, "seeds must be an integer, got True"),
+        ([-1], "seeds must be an integer >= 0, got -1"),
+        (2.5, "seeds must be an integer, got 2.5"),
+        ([], "seeds must name at least one seed"),
+    ]:
+        with pytest.raises(ValueError, match="seeds") as err:
             parse_seeds(bad)  # type: ignore[arg-type]
+        assert message in str(err.value)
 
 
-def test_parse_kwargs_parses_numbers_and_bools() -> None:
-    assert parse_kwargs("ravine:condition=100,start=random,flag=true") == (
+def test_problem_and_schedule_specs_use_the_one_spec_parser() -> None:
+    from optimlab import schedules
+    from optimlab.lab.api import parse_problem, parse_schedule
+
+    assert parse_problem("ravine:condition=100,start=random") == (
         "ravine",
-        {"condition": 100, "start": "random", "flag": True},
+        {"condition": 100, "start": "random"},
     )
-    with pytest.raises(ValueError, match="key=value"):
-        parse_kwargs("ravine:condition")
+    assert parse_problem(("Ravine", {"condition": 10.0})) == ("ravine", {"condition": 10.0})
+    # brackets keep their commas; names are spelled as schedules.get accepts them
+    assert parse_schedule("multistep:milestones=(30,60),gamma=0.5") == (
+        "multistep",
+        {"milestones": (30, 60), "gamma": 0.5},
+    )
+    assert parse_schedule("Warmup-Cosine") == ("warmup_cosine", {})
+    schedules.get("Warmup-Cosine", total_steps=10)  # the same spelling is accepted there
+    assert parse_schedule("constant") == parse_schedule(None) == (None, {})
+    for spec, message in [
+        ("ravine:condition=1,x", "problem options must look like key=value, got 'x'"),
+        ("ravine:condition", "cannot import problem module 'ravine'"),  # "module:function"
+        ("ravine:condition=1,condition=2", "condition is given twice"),
+        ("ravine:conditon=10", "unknown argument 'conditon'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_problem(spec)
+    with pytest.raises(ValueError, match="did you mean 'cosine'"):
+        parse_schedule("cosin:eta_min=0.1")
+
+
+def test_a_schedule_with_a_tuple_option_is_one_canonical_run() -> None:
+    # (30, 60) from text and [30, 60] from a JSON/TOML file are the same run
+    hp = full_hyperparams("sgd", {"lr": 0.1})
+    a = RunConfig("ravine", "sgd", hp, 100, 0, "multistep", {"milestones": (30, 60)})
+    b = RunConfig("ravine", "sgd", hp, 100, 0, "multistep", {"milestones": [30, 60]})
+    assert a.run_id == b.run_id
+    assert a.canonical()["schedule_kwargs"] == {"milestones": [30, 60]}
+    with pytest.raises(ValueError, match="must be a number, bool or string"):
+        _ = RunConfig("ravine", "sgd", hp, 10, schedule_kwargs={"x": {1: 2}}).run_id
 
 
 def test_run_id_ignores_spelling_of_defaults_and_depends_on_everything_else() -> None:

@@ -151,15 +151,16 @@ def test_f3_sigkill_inside_a_store_transaction(tmp_path: Path) -> None:
 import os, signal, time
 import numpy as np
 from optimlab.lab.config import expand_grid
-from optimlab.lab.store import RunResult, Store
+from optimlab.lab.record import Trace
+from optimlab.lab.store import Store
 cfgs = expand_grid("ravine", ["adam"], [0.1], 50, 1)
 s = Store({str(tmp_path)!r})
 s.add(cfgs)
 s.claim([cfgs[0].run_id])
 loss = np.linspace(1, 0, 50)
-res = RunResult(cfgs[0].run_id, "finished", loss, loss, loss, loss, loss)
+res = Trace("finished", loss, loss, loss, loss, loss)
 with s.transaction() as c:
-    s._write_result(c, res, time.time())
+    s._write_result(c, cfgs[0].run_id, res, time.time())
     os.kill(os.getpid(), signal.SIGKILL)
 """
     proc = subprocess.run(

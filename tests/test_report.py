@@ -131,7 +131,8 @@ def test_report_when_every_loss_is_nan(tmp_path: Path) -> None:
     import numpy as np
 
     from optimlab.lab.config import expand_grid
-    from optimlab.lab.store import RunResult, Store
+    from optimlab.lab.record import Trace
+    from optimlab.lab.store import Store
 
     configs = expand_grid("ravine", ["adam", "sgd"], [0.01, 0.1], 5, 2)
     nan = np.array([np.nan])
@@ -139,9 +140,8 @@ def test_report_when_every_loss_is_nan(tmp_path: Path) -> None:
         store.add(configs)
         store.claim([c.run_id for c in configs])
         store.finish(
-            [
-                RunResult(
-                    run_id=c.run_id,
+            {
+                c.run_id: Trace(
                     status="diverged",
                     loss=nan,
                     lr=np.array([0.1]),
@@ -152,8 +152,28 @@ def test_report_when_every_loss_is_nan(tmp_path: Path) -> None:
                     diverged_step=0,
                 )
                 for c in configs
-            ]
+            }
         )
     html = render(tmp_path)
     assert "Best setting per optimizer" in html
     assert len(_images(html)) >= 2
+
+
+@pytest.mark.parametrize("backend", ["svg", "pdf"])
+def test_writing_a_report_keeps_the_users_matplotlib_backend(folder: Path, backend: str) -> None:
+    # a notebook selects its own (inline) backend: writing a report must neither switch it
+    # nor open pyplot figures; in a fresh process so no other test's pyplot use interferes
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib\n"
+        f"matplotlib.use({backend!r})\n"
+        "from optimlab.lab.report import write_report\n"
+        f"write_report({str(folder)!r}, {str(folder / 'r.html')!r})\n"
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [backend, "False"]
+    assert len(_images((folder / "r.html").read_text())) == 7

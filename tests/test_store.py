@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from optimlab.lab.config import RunConfig, full_hyperparams
+from optimlab.lab.record import Trace
 from optimlab.lab.results import Results
 from optimlab.lab.store import Store, StoreError
 
@@ -27,13 +28,10 @@ def _configs(n: int = 3, steps: int = 5) -> list[RunConfig]:
     ]
 
 
-def _result(cfg: RunConfig, status: str = "finished", scale: float = 1.0):
-    from optimlab.lab.store import RunResult
-
+def _result(cfg: RunConfig, status: str = "finished", scale: float = 1.0) -> Trace:
     steps = cfg.steps
     loss = scale * np.linspace(4.0, 1.0, steps)
-    return RunResult(
-        run_id=cfg.run_id,
+    return Trace(
         status=status,
         loss=loss,
         lr=np.full(steps, cfg.lr),
@@ -65,11 +63,11 @@ def test_claims_are_exclusive_and_only_the_owner_writes(tmp_path: Path) -> None:
         got_b = b.claim(ids)
         assert got_a == ids[:2] and got_b == ids[2:]
         # b cannot write a's runs; a's write lands
-        assert b.finish([_result(cfgs[0], scale=99.0)]) == []
-        assert a.finish([_result(cfgs[0]), _result(cfgs[1], "diverged")]) == ids[:2]
-        assert b.finish([_result(cfgs[2])]) == ids[2:]
+        assert b.finish({ids[0]: _result(cfgs[0], scale=99.0)}) == []
+        assert a.finish({ids[0]: _result(cfgs[0]), ids[1]: _result(cfgs[1], "diverged")}) == ids[:2]
+        assert b.finish({ids[2]: _result(cfgs[2])}) == ids[2:]
         # a finished run is never overwritten, not even by its former owner
-        assert a.finish([_result(cfgs[0], scale=99.0)]) == []
+        assert a.finish({ids[0]: _result(cfgs[0], scale=99.0)}) == []
         assert a.metrics(ids[0])["loss"][0] == 4.0
         assert a.counts() == {"queued": 0, "running": 0, "finished": 2, "diverged": 1, "failed": 0}
         assert a.add(cfgs)["done"] == 3
@@ -83,7 +81,7 @@ def test_result_round_trip(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         store.add([cfg])
         store.claim([cfg.run_id])
-        store.finish([res])
+        store.finish({cfg.run_id: res})
         m = store.metrics(cfg.run_id)
         assert np.array_equal(m["step"], np.arange(cfg.steps))
         np.testing.assert_array_equal(m["loss"], res.loss)
@@ -168,7 +166,12 @@ def test_exports_csv_and_json(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         store.add(cfgs)
         store.claim([c.run_id for c in cfgs])
-        store.finish([_result(cfgs[0]), _result(cfgs[1], "diverged"), _result(cfgs[2])])
+        store.finish(
+            {
+                c.run_id: _result(c, s)
+                for c, s in zip(cfgs, ["finished", "diverged", "finished"], strict=True)
+            }
+        )
     res = Results.load(tmp_path)
     assert len(res) == 3
     rows = list(csv.DictReader(io.StringIO(res.to_csv(tmp_path / "runs.csv"))))

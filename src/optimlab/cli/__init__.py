@@ -1,7 +1,8 @@
 """The ``optimlab`` command line: parses arguments and calls the library.
 
-Each command lives in its own module ``optimlab.cli.<name>`` with
-``add_arguments(parser)`` and ``run(args) -> int``. User mistakes raise ``UsageError``
+Each command lives in its own module (``compare``, ``sweep``, ``report``, ``listing``,
+``schedules``, ``lr_find``, ``bench``) with ``add_arguments(parser)`` and
+``run(args) -> int``. User mistakes raise ``UsageError``
 (or ``ValueError``) and become one line on stderr and exit code 2, never a traceback
 (set ``OPTIMLAB_DEBUG=1`` to see the traceback instead).
 """
@@ -9,21 +10,21 @@ Each command lives in its own module ``optimlab.cli.<name>`` with
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
+from typing import NoReturn
 
-# command name -> (module, one-line help); modules are imported only when needed
-COMMANDS: dict[str, tuple[str, str]] = {
-    "compare": ("compare", "compare optimizers and learning rates on built-in problems"),
-    "sweep": ("sweep", "run a grid of optimizer x hyperparameters x schedule x seed"),
-    "report": ("report", "write the HTML report of a results folder"),
-    "list": ("listing", "list optimizers, schedules and problems"),
-    "schedules": ("schedules", "plot learning-rate schedules"),
-    "lr-find": ("lr_find", "run the learning-rate range test"),
-    "bench": ("bench", "time optimizer steps against torch.optim"),
+# command name -> one-line help
+COMMANDS: dict[str, str] = {
+    "compare": "compare optimizers and learning rates on built-in problems",
+    "sweep": "run a grid of optimizer x hyperparameters x schedule x seed",
+    "report": "write the HTML report of a results folder",
+    "list": "list optimizers, schedules and problems",
+    "schedules": "plot learning-rate schedules",
+    "lr-find": "run the learning-rate range test",
+    "bench": "time optimizer steps against torch.optim",
 }
 
 
@@ -32,29 +33,37 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit 2, as argparse does, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line and exit 2, no usage dump
         raise UsageError(message)
 
 
-def _available() -> dict[str, tuple[str, str]]:
+def _command_modules() -> dict[str, ModuleType]:
+    """Each command's module (``add_arguments(parser)`` and ``run(args) -> int``); they
+    import the library only inside ``run``, so building the parser stays light."""
+    from . import bench, compare, listing, lr_find, report, schedules, sweep
+
     return {
-        name: (mod, help_)
-        for name, (mod, help_) in COMMANDS.items()
-        if importlib.util.find_spec(f"optimlab.cli.{mod}") is not None
+        "compare": compare,
+        "sweep": sweep,
+        "report": report,
+        "list": listing,
+        "schedules": schedules,
+        "lr-find": lr_find,
+        "bench": bench,
     }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="optimlab", description="Choose, tune and understand optimizers.")
     from ..core.version import __version__
 
+    parser = _Parser(prog="optimlab", description="Choose, tune and understand optimizers.")
     parser.add_argument("--version", action="version", version=f"optimlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (mod, help_) in _available().items():
-        module = importlib.import_module(f"optimlab.cli.{mod}")
+    modules = _command_modules()
+    for name, help_ in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        modules[name].add_arguments(p)
+        p.set_defaults(_run=modules[name].run)
     return parser
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 from typing import Any
 
@@ -33,16 +32,16 @@ def optimizer_rows() -> list[tuple[str, str]]:
 
 
 def schedule_rows() -> list[tuple[str, str]]:
-    schedules = importlib.import_module("optimlab.schedules")
-    params = getattr(schedules, "parameters", None)
+    from .. import schedules
+
     return [
-        (name, f"options: {', '.join(params(name))}" if callable(params) else "")
-        for name in schedules.list()
+        (name, f"options: {', '.join(schedules.parameters(name))}") for name in schedules.list()
     ]
 
 
 def problem_rows() -> list[tuple[str, str]]:
-    problems = importlib.import_module("optimlab.problems")
+    from .. import problems
+
     rows = []
     for name in problems.list():
         try:
@@ -64,11 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(soft_wrap=True)
     for what in WHAT if args.what == "all" else (args.what,):
-        try:
-            rows = _ROWS[what]()
-        except ImportError as exc:  # a part still being built: show what is there
-            console.print(f"{what}: not available ({exc})")
-            continue
+        rows = _ROWS[what]()
         table = Table(title=what, title_justify="left", show_header=False, box=None)
         table.add_column("name", style="bold", no_wrap=True)
         table.add_column("description")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import ast
 from pathlib import Path
 from typing import Any
 
+from ..core.specs import parse_options
 from . import UsageError
 
 
@@ -42,16 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_hp(items: list[str]) -> dict[str, Any]:
-    """``["beta1=0.8", "nesterov=True"]`` -> ``{"beta1": 0.8, "nesterov": True}``."""
+    """``["beta1=0.8", "nesterov=True"]`` -> ``{"beta1": 0.8, "nesterov": True}`` (each item
+    read by ``core.specs.parse_options``, so ``betas=(0.9,0.99)`` is a tuple)."""
     out: dict[str, Any] = {}
     for item in items:
-        key, eq, text = item.partition("=")
-        if not eq or not key.strip():
-            raise UsageError(f"--hp must look like KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            raise UsageError(f"--hp {key.strip()}: cannot read the value {text!r}") from None
+        for key, value in parse_options(item, "--hp").items():
+            if key in out:
+                raise UsageError(f"--hp gives {key} twice")
+            out[key] = value
     return out
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..core.checks import real
 from . import UsageError
 
 
@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"results folder not found: {args.folder!r}")
-    if args.target is not None and not math.isfinite(args.target):
-        raise UsageError(f"--target must be a finite number, got {args.target}")
+    if args.target is not None:
+        real("--target", args.target)
     results = Results.load(folder)  # a folder without a store: FileNotFoundError, one line
     with _writing(args.out or folder / "report.html"):
         path = write_report(folder, args.out, criterion=args.criterion, target=args.target)

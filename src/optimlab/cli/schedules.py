@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..core.checks import integer
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -28,8 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from optimlab import schedules
 
-    if args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    integer("--steps", args.steps, 1)
     built = [schedules.from_spec(spec, total_steps=args.steps, lr=args.lr) for spec in args.names]
     out = Path(args.out)
     if not out.parent.is_dir():

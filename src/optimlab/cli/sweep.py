@@ -21,23 +21,21 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from ..core.names import unknown_keyword
 from . import UsageError
-from .compare import (
+from .grid_options import (
     DEFAULT_LRS,
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
     add_run_options,
-    check_max_batch,
     check_named,
     check_optimizers,
     check_unprefixed,
-    finish,
-    interruptible,
     parse_hp_options,
     parse_lrs_options,
-    progress_bar,
     split_list,
 )
+from .results_output import finish, interruptible, progress_bar
 
 DEFAULT_OUT = "optimlab-results/sweep"
 _CONFIG_KEYS = {"problem", "steps", "seeds", "schedules", "grid", "out", "eval_every"}
@@ -99,10 +97,7 @@ def load_config(path: str) -> dict[str, Any]:
         raise UsageError(f"config {path!r} must hold a table/object, got {type(data).__name__}")
     unknown = sorted(set(data) - _CONFIG_KEYS)
     if unknown:
-        raise UsageError(
-            f"config {path!r} has unknown key {unknown[0]!r}; known: "
-            f"{', '.join(sorted(_CONFIG_KEYS))}"
-        )
+        raise unknown_keyword(f"config {path!r}", unknown[0], sorted(_CONFIG_KEYS), "key")
     return data
 
 
@@ -166,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             batched=not args.no_batch,
             eval_every=eval_every,
             progress=progress,
-            max_batch=check_max_batch(args.max_batch),
+            max_batch=args.max_batch,
             torch_threads=args.threads,
         )
     return finish(args, results, out)

@@ -26,8 +26,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "write_report": ("optimlab.lab.report", "write_report"),
     "lr_find": ("optimlab.train.lr_range_test", "lr_find"),  # design.md: ol.lab.lr_find
     "run": ("optimlab.lab.engine", "run"),
-    "Setting": ("optimlab.lab.engine", "Setting"),
-    "Trace": ("optimlab.lab.engine", "Trace"),
+    "Setting": ("optimlab.lab.record", "Setting"),
+    "Trace": ("optimlab.lab.record", "Trace"),
 }
 
 __all__ = list(_LAZY)

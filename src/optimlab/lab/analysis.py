@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from ..core.checks import choice, real
 from .config import RunConfig
 
 Record = dict[str, Any]
@@ -153,8 +153,8 @@ def _stats(runs: list[Record], criterion: str) -> SettingStats:
 
 def _quantile(values: np.ndarray, q: float) -> float:
     # interpolating between a finite value and inf is meaningless: pick an element then
-    method = "linear" if np.isfinite(values).all() else "nearest"
-    return float(np.percentile(values, q, method=method))
+    method: Literal["linear", "nearest"] = "linear" if np.isfinite(values).all() else "nearest"
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q, method=method))
 
 
 def settings(records: Sequence[Record], criterion: str = "final_loss") -> list[SettingStats]:
@@ -192,14 +192,6 @@ class Study:
         n = len(self.seeds)
         return f"{self.steps} steps, {n} seed{'' if n == 1 else 's'}"
 
-    @property
-    def optimizers(self) -> list[str]:
-        return sorted({s.optimizer for s in self.settings})
-
-    @property
-    def lrs(self) -> list[float]:
-        return sorted({s.lr for s in self.settings})
-
     def best(self) -> dict[str, SettingStats]:
         """Per optimizer, the setting with the lowest median (ties: lower max, then lr)."""
         out: dict[str, SettingStats] = {}
@@ -211,13 +203,9 @@ class Study:
         """The settings of one variant (optimizer + non-lr settings) ordered by lr."""
         return sorted((s for s in self.settings if s.variant == variant), key=lambda s: s.lr)
 
-    @property
-    def converge_level(self) -> float:
-        """An LR converges when its median final loss is at most this (the target)."""
-        return self.target
-
     def converges(self, s: SettingStats) -> bool:
-        return s.n_diverged == 0 and s.median <= self.converge_level
+        """No seed diverged and the median final loss is at most the target."""
+        return s.n_diverged == 0 and s.median <= self.target
 
     def lr_range(self, variant: str) -> tuple[float, float] | None:
         """The contiguous block of converging LRs around the variant's best LR."""
@@ -240,13 +228,9 @@ def studies(
     target: float | Mapping[str, float] | None = None,
 ) -> list[Study]:
     """Split records into studies (problem x budget) and analyse each."""
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
+    choice("criterion", criterion, CRITERIA)
     for t in target.values() if isinstance(target, Mapping) else [target]:
-        if t is not None and (
-            isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t)
-        ):
-            raise ValueError(f"target must be a finite number (or None), got {t!r}")
+        real("target", t, optional=True)
     groups: dict[tuple[str, str, int], list[Record]] = {}
     for r in records:
         groups.setdefault(study_key(r), []).append(r)

@@ -6,7 +6,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .config import LrSpec, RunConfig, expand_grid, parse_kwargs
+from ..core.checks import integer
+from ..core.specs import parse_spec
+from .config import LrSpec, RunConfig, expand_grid
 from .results import Results
 from .runner import ProgressFn, execute
 
@@ -15,14 +17,16 @@ ProblemSpec = str | tuple[str, Mapping[str, Any]]
 
 
 def parse_problem(spec: ProblemSpec) -> tuple[str, dict[str, Any]]:
-    """``"ravine"``, ``"ravine:cond=100"`` or ``("ravine", {"cond": 100})`` -> (name, kwargs);
-    the name and kwargs are checked by building the problem once."""
-    if isinstance(spec, tuple):
+    """``"ravine"``, ``"ravine:condition=100"`` or ``("ravine", {"condition": 100})`` ->
+    (name, kwargs); a user problem ``"module:function"`` or ``"file.py:function"`` (no
+    ``=`` after the colon) keeps its spec as its name. The name and kwargs are checked by
+    building the problem once."""
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
         name, kwargs = spec[0], dict(spec[1])
     elif isinstance(spec, str) and ":" in spec and "=" not in spec.partition(":")[2]:
         name, kwargs = spec.strip(), {}  # a user problem "module:function"
     elif isinstance(spec, str):
-        name, kwargs = parse_kwargs(spec, "problem")
+        name, kwargs = parse_spec(spec, "problem")
     else:
         raise ValueError(f"problem must be a name or (name, kwargs), got {spec!r}")
     from .. import problems
@@ -34,22 +38,25 @@ def parse_problem(spec: ProblemSpec) -> tuple[str, dict[str, Any]]:
 
 
 def parse_schedule(spec: ScheduleSpec) -> tuple[str | None, dict[str, Any]]:
-    """``None``, ``"cosine"``, ``"warmup_cosine:warmup=100"`` or ``(name, kwargs)``."""
-    if spec is None or spec == "" or spec == "none" or spec == "constant":
+    """``None``, ``"cosine"``, ``"warmup_cosine:warmup_steps=100"``,
+    ``"multistep:milestones=(30,60)"`` or ``(name, kwargs)`` -> (canonical name, kwargs);
+    names are spelled as ``schedules.get`` accepts them (``"Warmup-Cosine"`` is
+    ``"warmup_cosine"``); ``"constant"`` (or ``"none"``) without options is no schedule."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "none")):
         return None, {}
-    if isinstance(spec, tuple):
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
         name, kwargs = spec[0], dict(spec[1])
     elif isinstance(spec, str):
-        name, kwargs = parse_kwargs(spec, "schedule")
+        name, kwargs = parse_spec(spec, "schedule")
     else:
         raise ValueError(f"schedule must be a name or (name, kwargs), got {spec!r}")
     from .. import schedules
-    from ..core.names import unknown_name
 
-    known = schedules.list()
-    if name not in known:
-        raise unknown_name("schedule", name, known)
-    return name, kwargs
+    schedules.parameters(name)  # an unknown name raises, suggesting the closest
+    key = name.strip().lower().replace("-", "_")  # how schedules.get spells its names
+    if key == "constant" and not kwargs:
+        return None, {}
+    return key, kwargs
 
 
 def check_schedule(sched: tuple[str | None, Mapping[str, Any]], steps: int) -> None:
@@ -59,8 +66,7 @@ def check_schedule(sched: tuple[str | None, Mapping[str, Any]], steps: int) -> N
         return
     from .. import schedules
 
-    if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1:
-        schedules.get(name, total_steps=steps, **kwargs)  # ValueError names the option
+    schedules.get(name, total_steps=steps, **kwargs)  # ValueError names the option
 
 
 def _problems(problem: ProblemSpec | Sequence[ProblemSpec]) -> list[tuple[str, dict[str, Any]]]:
@@ -135,6 +141,7 @@ def compare(
                     f"hyperparams[{opt!r}][{k!r}] must be one value in compare "
                     f"(use sweep for grids), got {v!r}"
                 )
+    steps = integer("steps", steps, 1)
     sched = parse_schedule(schedule)
     check_schedule(sched, steps)
     configs: list[RunConfig] = []
@@ -194,6 +201,7 @@ def sweep(
         items = list(schedules) or [None]
     except TypeError:
         raise ValueError(f"schedules must be a list of schedule specs, got {schedules!r}") from None
+    steps = integer("steps", steps, 1)
     scheds = [parse_schedule(s) for s in items]
     for sched in scheds:
         check_schedule(sched, steps)

@@ -8,6 +8,7 @@ code version, so the same request always maps to the same row of the store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -18,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.checks import integer, real, require
+from ..core.specs import parse_value, split_top
 from ..core.version import __version__
 from ..rules.registry import get_rule
 
@@ -88,13 +91,21 @@ class RunConfig:
 def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in sorted(mapping):
-        value = mapping[key]
-        if isinstance(value, np.generic):
-            value = value.item()
-        if not isinstance(value, str | int | float | bool | type(None)):
-            raise ValueError(f"{key} must be a number, bool or string, got {value!r}")
-        out[str(key)] = value
+        out[str(key)] = _plain_value(str(key), mapping[key])
     return out
+
+
+def _plain_value(key: str, value: Any) -> Any:
+    """A number, bool, string or None, or a list of them (a tuple becomes a list)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, list | tuple):
+        return [_plain_value(key, v) for v in value]
+    if not isinstance(value, str | int | float | bool | type(None)):
+        raise ValueError(
+            f"{key} must be a number, bool or string (or a list of them), got {value!r}"
+        )
+    return value
 
 
 def parse_lrs(spec: LrSpec) -> list[float]:
@@ -105,50 +116,32 @@ def parse_lrs(spec: LrSpec) -> list[float]:
     >>> parse_lrs("1e-3:1e-1:3")
     [0.001, 0.01, 0.1]
     """
+    if isinstance(spec, str) and ":" in spec:
+        parts = spec.strip().split(":")
+        if len(parts) != 3:
+            raise ValueError(f"lrs range must be 'lo:hi:n' (e.g. 1e-4:1:9), got {spec!r}")
+        lo, hi = (_lr(p) for p in parts[:2])
+        n = integer("lrs count", parse_value(parts[2]), 1)
+        require(lo <= hi, f"lrs range needs 0 < lo <= hi, got {spec!r}")
+        values = [lo] if n == 1 else list(np.logspace(math.log10(lo), math.log10(hi), n))
+        return [_round(v) for v in values]
     if isinstance(spec, str):
-        text = spec.strip()
-        if ":" in text:
-            parts = text.split(":")
-            if len(parts) != 3:
-                raise ValueError(f"lrs range must be 'lo:hi:n' (e.g. 1e-4:1:9), got {spec!r}")
-            lo, hi = _number("lrs", parts[0], spec), _number("lrs", parts[1], spec)
-            try:
-                n = int(parts[2])
-            except ValueError:
-                raise ValueError(f"lrs count must be an integer >= 1, got {parts[2]!r}") from None
-            if n < 1:
-                raise ValueError(f"lrs count must be an integer >= 1, got {n}")
-            if not (0 < lo <= hi):
-                raise ValueError(f"lrs range needs 0 < lo <= hi, got {spec!r}")
-            values = [lo] if n == 1 else list(np.logspace(math.log10(lo), math.log10(hi), n))
-            return [_round(v) for v in values]
-        values = [_number("lrs", p, spec) for p in text.split(",") if p.strip()]
-    elif isinstance(spec, int | float) and not isinstance(spec, bool):
-        values = [float(spec)]
+        items: list[Any] = split_top(spec)
+    elif isinstance(spec, list | tuple | np.ndarray):
+        items = list(spec)
     else:
-        try:
-            items = list(spec)
-        except TypeError:
-            raise ValueError(f"lrs must be a number, a list or 'lo:hi:n', got {spec!r}") from None
-        values = [_number("lrs", v, spec) for v in items]
-    if not values:
+        items = [spec]
+    if not items:
         raise ValueError(f"lrs must name at least one learning rate, got {spec!r}")
-    for v in values:
-        if not v > 0:
-            raise ValueError(f"lrs must be > 0, got {v!r}")
-    return sorted({_round(v) for v in values})
+    return sorted({_round(_lr(v)) for v in items})
 
 
-def _number(name: str, text: Any, spec: Any) -> float:
-    if isinstance(text, bool):
-        raise ValueError(f"{name} must be numbers, got {spec!r}")
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numbers, got {spec!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {spec!r}")
-    return value
+def _lr(value: Any) -> float:
+    """One learning rate (a number > 0, or its text, e.g. ``"1e-3"`` or ``"nan"``)."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)  # "nan" and "inf" too, so that the check names them
+    return float(real("lrs", value, 0, low_open=True))
 
 
 def _round(x: float) -> float:
@@ -157,64 +150,18 @@ def _round(x: float) -> float:
 
 
 def parse_seeds(spec: int | str | Sequence[int]) -> list[int]:
-    """Seeds from a count (``3`` -> 0, 1, 2), ``"0,5,7"`` or a list."""
-    if isinstance(spec, bool):
-        raise ValueError(f"seeds must be a count or a list of integers, got {spec!r}")
-    if isinstance(spec, int | np.integer):
-        if spec < 1:
-            raise ValueError(f"seeds must be >= 1, got {spec}")
-        return list(range(int(spec)))
+    """Seeds from a count (``3`` -> 0, 1, 2), ``"0,5,7"`` or a list (sorted, unique)."""
     if isinstance(spec, str):
-        parts = [p.strip() for p in spec.split(",") if p.strip()]
-        try:
-            values = [int(p) for p in parts]
-        except ValueError:
-            raise ValueError(f"seeds must be integers, got {spec!r}") from None
-        if len(values) == 1 and "," not in spec:
-            return parse_seeds(values[0])
+        items = [parse_value(p) for p in split_top(spec)]
+        if len(items) == 1 and "," not in spec:  # a count
+            return list(range(integer("seeds", items[0], 1)))
+    elif isinstance(spec, list | tuple | np.ndarray):
+        items = list(spec)
     else:
-        try:
-            values = [_seed(v) for v in spec]
-        except (TypeError, ValueError):
-            raise ValueError(f"seeds must be a count or a list of integers, got {spec!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise ValueError(f"seeds must be non-negative integers, got {spec!r}")
-    return sorted(set(values))
-
-
-def _seed(v: Any) -> int:
-    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
-        raise TypeError(v)
-    return int(v)
-
-
-def parse_kwargs(text: str, what: str = "argument") -> tuple[str, dict[str, Any]]:
-    """``"name:key=value,key=value"`` -> ``(name, {key: value})`` with numbers parsed."""
-    name, _, rest = text.partition(":")
-    kwargs: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(f"{what} options must be key=value, got {item!r} in {text!r}")
-        kwargs[key.strip()] = parse_value(value.strip())
-    return name.strip(), kwargs
-
-
-def parse_value(text: str) -> Any:
-    """A CLI value: bool, int, float, or the string itself."""
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+        return list(range(integer("seeds", spec, 1)))
+    if not items:
+        raise ValueError(f"seeds must name at least one seed, got {spec!r}")
+    return sorted({integer("seeds", v, 0) for v in items})
 
 
 def full_hyperparams(optimizer: str, hp: Mapping[str, Any]) -> dict[str, Any]:
@@ -252,8 +199,7 @@ def expand_grid(
     optimizer uses the ``"default"`` entry). ``hyperparams`` maps an optimizer (or ``"*"``
     for all) to values, each a single value or a list of values to sweep.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    steps = integer("steps", steps, 1)
     seed_list = parse_seeds(seeds)
     if isinstance(optimizers, str):  # one name, not its letters
         optimizers = [optimizers]

@@ -1,15 +1,20 @@
 """Figures from the lab's tidy records: loss curves, trajectories, LR sensitivity, schedules.
 
 Every function takes a :class:`optimlab.lab.analysis.Study` (and a ``run_id -> curve``
-reader where per-step data is needed) and returns a matplotlib ``Figure``. matplotlib is
-imported here only, lazily, with the Agg backend; nothing here computes results.
+reader where per-step data is needed) and returns a matplotlib ``Figure``, or draws on the
+``ax`` it is given. matplotlib is imported here only, lazily. Figures are made as
+``matplotlib.figure.Figure`` objects, never through ``pyplot``: writing a PNG needs no
+backend, so the backend a user chose (a notebook's inline one) is never switched and no
+figure is left open in pyplot's registry. Nothing here computes results.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,14 +29,17 @@ Curves = Callable[[str], Mapping[str, np.ndarray]]
 Trajectories = Callable[[str], "np.ndarray | None"]
 
 
-def _plt() -> Any:
-    import matplotlib
+def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """``ax`` and its figure, or a new figure (made without pyplot) and its axes."""
+    from matplotlib.figure import Figure
 
-    if matplotlib.get_backend().lower() != "agg":
-        matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    if ax is None:
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots()
+    root: Any = ax.figure
+    while not isinstance(root, Figure):  # axes on a SubFigure: its root figure lays out
+        root = root.figure
+    return root, ax
 
 
 def _plain_log(axis: Any) -> None:
@@ -50,7 +58,9 @@ def _plain_log(axis: Any) -> None:
 
 
 def _colors(names: list[str]) -> dict[str, Any]:
-    cmap = _plt().get_cmap("tab10")
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
     return {n: cmap(i % 10) for i, n in enumerate(sorted(names))}
 
 
@@ -68,22 +78,17 @@ def _band(runs: list[dict[str, Any]], curves: Curves, key: str = "loss") -> tupl
     return np.arange(n), med, lo, hi
 
 
-class _quiet:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No RuntimeWarning (all-NaN slices of diverged runs are expected)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._w.__exit__(*exc)
+        yield
 
 
 def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure:
     """Loss per step of each optimizer's best setting: median over seeds, min-max band."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0)) if ax is None else (ax.figure, ax)
+    fig, ax = _axes(ax, (6.4, 4.0))
     best = study.best()
     colors = _colors(list(best))
     positive, any_finite = True, False  # log scale only with some data, all of it > 0
@@ -121,12 +126,14 @@ def trajectories(
 
     Returns None when the study has no stored 2-D trajectories."""
     best = study.best()
-    paths = {opt: trajectory(s.runs[0]["run_id"]) for opt, s in best.items()}
-    paths = {k: v for k, v in paths.items() if v is not None and len(v)}
+    paths: dict[str, np.ndarray] = {}
+    for opt, s in best.items():
+        path = trajectory(s.runs[0]["run_id"])
+        if path is not None and len(path):
+            paths[opt] = path
     if not paths:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.6, 4.6)) if ax is None else (ax.figure, ax)
+    fig, ax = _axes(ax, (5.6, 4.6))
     if problem is not None and hasattr(problem, "grid"):
         X, Y, Z = problem.grid(200)
         Z = np.asarray(Z, dtype=np.float64)
@@ -172,8 +179,7 @@ def trajectories(
 
 def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure:
     """Median final loss against learning rate (IQR bars); diverged settings as crosses."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0)) if ax is None else (ax.figure, ax)
+    fig, ax = _axes(ax, (6.4, 4.0))
     best = study.best()
     colors = _colors(list(best))
     finite = [s.max for s in study.settings if math.isfinite(s.max)]
@@ -193,10 +199,8 @@ def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure:
             # staggered so crosses of several optimizers at one LR stay visible
             y = np.full((~ok).sum(), ceiling * (1.4**i if positive else 1.0))
             ax.plot(lrs[~ok], y, "x", color=colors[opt], ms=8, mew=2)
-    if math.isfinite(study.converge_level):
-        ax.axhline(
-            study.converge_level, color="0.4", ls=":", lw=1, label="target (converges below)"
-        )
+    if math.isfinite(study.target):
+        ax.axhline(study.target, color="0.4", ls=":", lw=1, label="target (converges below)")
     ax.set_xscale("log")
     if positive:
         ax.set_yscale("log")
@@ -217,8 +221,7 @@ def lr_schedules(study: Study, curves: Curves, ax: Axes | None = None) -> Figure
     best = {o: s for o, s in study.best().items() if s.runs[0]["schedule"]}
     if not best:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.2)) if ax is None else (ax.figure, ax)
+    fig, ax = _axes(ax, (6.4, 3.2))
     colors = _colors(list(best))
     for opt, s in best.items():
         lr = np.asarray(curves(s.runs[0]["run_id"])["lr"], dtype=np.float64)
@@ -233,8 +236,7 @@ def lr_schedules(study: Study, curves: Curves, ax: Axes | None = None) -> Figure
 
 
 def to_png(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes (the figure is closed)."""
+    """The figure as PNG bytes (drawn by Agg for this file only; no backend is selected)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    _plt().close(fig)
     return buf.getvalue()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import importlib
 import math
 import os
 from collections.abc import Mapping
@@ -201,7 +200,8 @@ def _sensitivity_html(study: analysis.Study) -> str:
 
 def _problem_object(study: analysis.Study) -> Any | None:
     try:
-        problems = importlib.import_module("optimlab.problems")
+        from .. import problems
+
         return problems.get(study.problem, **study.problem_kwargs)
     except Exception:  # the report still works without contours
         return None

@@ -2,7 +2,7 @@
 
 The runner inserts every run in the store (idempotently), requeues runs a dead process
 left ``running``, then claims and computes the queued ones batch by batch with the
-engine, writing each batch's results in one transaction. Finished runs are never
+engine, writing each batch's traces in one transaction. Finished runs are never
 recomputed; runs another live process holds are waited for, so the returned results
 are complete. Interrupting (Ctrl+C, SIGTERM) gives the claimed runs back to the queue.
 """
@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
-from ._plan import check_divergence_factor
+from ..core.checks import integer, real
+from . import engine as default_engine
 from .config import RunConfig
-from .store import FINAL, RunResult, Store
+from .store import FINAL, Store
 
 ProgressFn = Callable[[int, int], None]  # (units done so far, total units); a unit = one run-step
 
@@ -41,13 +40,32 @@ class RunCounts:
     errors: list[str] = field(default_factory=list)
 
 
-def _load_engine(engine: ModuleType | None) -> ModuleType:
-    return engine if engine is not None else importlib.import_module("optimlab.lab.engine")
+@dataclass
+class _Session:
+    """One call of :func:`execute`: its store, engine, counts and progress."""
+
+    store: Store
+    engine: Any  # a module (or object) with ``Setting`` and ``run`` like optimlab.lab.engine
+    by_id: dict[str, RunConfig]
+    engine_kw: dict[str, Any]
+    progress: ProgressFn | None
+    max_batch: int | None
+    counts: RunCounts = field(default_factory=RunCounts)
+    done: int = 0  # run-steps done (finished before, computed, failed)
+
+    @property
+    def total(self) -> int:
+        return sum(c.steps for c in self.by_id.values())
+
+    def report(self) -> None:
+        if self.progress:
+            self.progress(min(self.done, self.total), self.total)
 
 
 def load_problem(name: str, kwargs: dict[str, Any]) -> Any:
     """The problem object for a name and its keyword arguments."""
-    problems = importlib.import_module("optimlab.problems")
+    from .. import problems
+
     return problems.get(name, **kwargs)
 
 
@@ -87,7 +105,7 @@ def execute(
     progress: ProgressFn | None = None,
     stale_after: float = 600.0,
     poll: float = 0.5,
-    engine: ModuleType | None = None,
+    engine: Any = None,
     torch_threads: int | None = None,
 ) -> RunCounts:
     """Compute every run of ``configs`` not yet in the store of folder ``out``.
@@ -95,57 +113,34 @@ def execute(
     ``torch_threads`` sets torch's intra-op threads while torch problems run (restored
     after): the lab's models are small, and one thread per process avoids the
     oversubscription that makes tiny matmuls several times slower on a busy machine.
+    ``engine`` replaces ``optimlab.lab.engine`` (tests inject failures with it).
     """
-    _check_args(torch_threads=torch_threads, max_batch=max_batch, eval_every=eval_every)
-    check_divergence_factor(divergence_factor)
-    eng = _load_engine(engine)
-    counts = RunCounts(requested=len(configs))
+    for name, value in (("torch_threads", torch_threads), ("max_batch", max_batch)):
+        integer(name, value, 1, optional=True)
+    engine_kw = {
+        "batched": batched,
+        "eval_every": integer("eval_every", eval_every, 1, optional=True),
+        "divergence_factor": real("divergence_factor", divergence_factor, 1, low_open=True),
+    }
     by_id = {c.run_id: c for c in configs}
-    total = sum(c.steps for c in by_id.values())
-    done_units = [0]
     with Store(out) as store:
-        counts.requeued_stale = store.requeue_stale(stale_after)
-        added = store.add(by_id.values())
-        counts.skipped = added["done"]
+        s = _Session(store, engine or default_engine, by_id, engine_kw, progress, max_batch)
+        s.counts.requested = len(configs)
+        s.counts.requeued_stale = store.requeue_stale(stale_after)
+        s.counts.skipped = store.add(by_id.values())["done"]
         status = store.status_of(list(by_id))
-        done_units[0] = sum(by_id[r].steps for r, s in status.items() if s in FINAL)
-        if progress:
-            progress(done_units[0], total)
+        s.done = sum(by_id[r].steps for r, st in status.items() if st in FINAL)
+        s.report()
         try:
             todo = [c for c in by_id.values() if status.get(c.run_id) not in FINAL]
             with _threads(torch_threads, todo):
                 for batch in _batches(todo, max_batch):
-                    _run_batch(
-                        store,
-                        eng,
-                        batch,
-                        counts,
-                        done_units,
-                        total,
-                        progress,
-                        batched=batched,
-                        eval_every=eval_every,
-                        divergence_factor=divergence_factor,
-                    )
-                _wait_for_others(
-                    store,
-                    eng,
-                    by_id,
-                    counts,
-                    done_units,
-                    total,
-                    progress,
-                    batched=batched,
-                    eval_every=eval_every,
-                    divergence_factor=divergence_factor,
-                    max_batch=max_batch,
-                    stale_after=stale_after,
-                    poll=poll,
-                )
+                    _run_batch(s, batch)
+                _wait_for_others(s, stale_after, poll)
         except BaseException:
             store.release()
             raise
-    return counts
+    return s.counts
 
 
 @contextlib.contextmanager
@@ -175,45 +170,27 @@ def _problem_kind(name: str, kwargs_json: str) -> str:
         return "unknown"
 
 
-def _check_args(**optional_ints: Any) -> None:
-    """Each must be None or an integer >= 1 (checked before anything runs)."""
-    for name, value in optional_ints.items():
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
-
-
-def _run_batch(
-    store: Store,
-    eng: ModuleType,
-    batch: list[RunConfig],
-    counts: RunCounts,
-    done_units: list[int],
-    total: int,
-    progress: ProgressFn | None,
-    **engine_kw: Any,
-) -> None:
-    claimed = set(store.claim([c.run_id for c in batch]))
+def _run_batch(s: _Session, batch: list[RunConfig]) -> None:
+    """Claim the batch's queued runs, compute them with the engine and store their traces
+    (or mark them failed if the engine raised)."""
+    claimed = set(s.store.claim([c.run_id for c in batch]))
     configs = [c for c in batch if c.run_id in claimed]
     if not configs:
         return
-    start_units = done_units[0]
-    last_beat = [time.monotonic()]
+    start, last_beat = s.done, [time.monotonic()]
 
-    def on_steps(n_steps: int) -> None:
-        if progress:
-            done_units[0] = start_units + n_steps  # engine: (setting, step) pairs done
-            progress(min(done_units[0], total), total)
+    def on_steps(n_steps: int) -> None:  # the engine's (setting, step) pairs done
+        s.done = start + n_steps
+        s.report()
         if time.monotonic() - last_beat[0] > 5.0:
             last_beat[0] = time.monotonic()
-            store.heartbeat()
+            s.store.heartbeat()
 
     first = configs[0]
     try:
-        problem = load_problem(first.problem, dict(first.problem_kwargs))
+        problem = (first.problem, dict(first.problem_kwargs))  # plain data: a spec
         settings = [
-            eng.Setting(
+            s.engine.Setting(
                 optimizer=c.optimizer,
                 hyperparams=dict(c.hyperparams),
                 schedule=c.schedule,
@@ -222,70 +199,44 @@ def _run_batch(
             )
             for c in configs
         ]
-        traces = eng.run(problem, settings, first.steps, progress=on_steps, **engine_kw)
+        traces = s.engine.run(problem, settings, first.steps, progress=on_steps, **s.engine_kw)
         if len(traces) != len(configs):
             raise RuntimeError(f"engine returned {len(traces)} traces for {len(configs)} settings")
     except Exception as exc:  # the engine failed on this batch: record it, go on with others
         message = f"{type(exc).__name__}: {exc}"
-        store.fail([c.run_id for c in configs], message)
-        counts.failed += len(configs)
-        counts.errors.append(message)
-        done_units[0] = start_units + len(configs) * first.steps
+        s.store.fail([c.run_id for c in configs], message)
+        s.counts.failed += len(configs)
+        s.counts.errors.append(message)
+        s.done = start + len(configs) * first.steps
         return
-    results = [_to_result(c, t) for c, t in zip(configs, traces, strict=True)]
-    written = set(store.finish(results))
-    counts.computed += len(written)
-    counts.diverged += sum(r.status == "diverged" for r in results if r.run_id in written)
-    done_units[0] = start_units + len(configs) * first.steps
-    if progress:
-        progress(min(done_units[0], total), total)
+    results = {c.run_id: t for c, t in zip(configs, traces, strict=True)}
+    written = s.store.finish(results)
+    s.counts.computed += len(written)
+    s.counts.diverged += sum(results[r].status == "diverged" for r in written)
+    s.done = start + len(configs) * first.steps
+    s.report()
 
 
-def _to_result(cfg: RunConfig, trace: Any) -> RunResult:
-    return RunResult(
-        run_id=cfg.run_id,
-        status=str(trace.status),
-        loss=trace.loss,
-        lr=trace.lr,
-        grad_norm=trace.grad_norm,
-        update_norm=trace.update_norm,
-        time=trace.time,
-        evals=list(trace.evals or ()),
-        trajectory=trace.trajectory,
-        diverged_step=None if trace.diverged_step is None else int(trace.diverged_step),
-    )
-
-
-def _wait_for_others(
-    store: Store,
-    eng: ModuleType,
-    by_id: dict[str, RunConfig],
-    counts: RunCounts,
-    done_units: list[int],
-    total: int,
-    progress: ProgressFn | None,
-    *,
-    max_batch: int | None,
-    stale_after: float,
-    poll: float,
-    **engine_kw: Any,
-) -> None:
+def _wait_for_others(s: _Session, stale_after: float, poll: float) -> None:
     """Runs that another process held when we got to them: wait for them, or take them
     over if that process dies."""
+    run_ids = list(s.by_id)
     while True:
-        status = store.status_of(list(by_id))
-        open_ids = [r for r, s in status.items() if s not in FINAL and s != "failed"]
+        status = s.store.status_of(run_ids)
+        open_ids = [r for r, st in status.items() if st not in FINAL and st != "failed"]
         if not open_ids:
             break
-        queued = [by_id[r] for r in open_ids if status[r] == "queued"]
-        for batch in _batches(queued, max_batch):
-            _run_batch(store, eng, batch, counts, done_units, total, progress, **engine_kw)
+        queued = [s.by_id[r] for r in open_ids if status[r] == "queued"]
+        for batch in _batches(queued, s.max_batch):
+            _run_batch(s, batch)
         if not queued:
             time.sleep(poll)
-            store.requeue_stale(stale_after)
-    final = store.status_of(list(by_id))
-    n_final = sum(s in FINAL for s in final.values())
-    counts.by_others = max(0, n_final - counts.skipped - counts.computed)
-    counts.failed_by_others = max(0, sum(s == "failed" for s in final.values()) - counts.failed)
-    if progress:
-        progress(total, total)
+            s.store.requeue_stale(stale_after)
+    final = s.store.status_of(run_ids)
+    counts = s.counts
+    counts.by_others = max(
+        0, sum(st in FINAL for st in final.values()) - counts.skipped - counts.computed
+    )
+    counts.failed_by_others = max(0, sum(st == "failed" for st in final.values()) - counts.failed)
+    s.done = s.total
+    s.report()

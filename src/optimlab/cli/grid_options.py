@@ -1,0 +1,149 @@
+"""The options ``optimlab compare`` and ``optimlab sweep`` share, and how they are read.
+
+Budget and results folder (``add_run_options``), optimizer lists, learning-rate ranges
+(``--lrs``, by ``lab.config.parse_lrs``) and hyperparameters (``--hp``, values by
+``core.specs``), with the checks that refuse options that would be silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..core.specs import parse_value, split_top
+from . import UsageError
+
+DEFAULT_LRS = "1e-4:1:9"
+DEFAULT_STEPS = 200
+DEFAULT_SEEDS = 3
+
+
+def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """Options shared by ``compare`` and ``sweep``."""
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"optimizer steps per run (default {DEFAULT_STEPS})",
+    )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        metavar="N|LIST",
+        help=f"number of seeds, or a list of seeds like 0,4,7 (default {DEFAULT_SEEDS})",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help=f"results folder; finished runs there are reused (default {default_out})",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate held-out metrics every N steps (torch problems)",
+    )
+    parser.add_argument(
+        "--no-batch",
+        action="store_true",
+        help="run settings one by one instead of batched (slower; for checks)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch threads per process (default 1: the lab's models are "
+        "small; run two commands on one --out to use two cores)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N runs per engine batch (finer resume after a kill)",
+    )
+    parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def split_list(values: list[str] | None, default: tuple[str, ...]) -> list[str]:
+    if not values:
+        return list(default)
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def parse_lrs_options(values: list[str] | None, default: str = DEFAULT_LRS) -> Any:
+    """``["1e-4:1:9"]`` -> that spec; ``["adam=1e-4:1e-2:3", ...]`` -> per optimizer."""
+    from ..lab.config import parse_lrs
+
+    if not values:
+        return default
+    per_opt: dict[str, str] = {}
+    for v in values:
+        opt, eq, spec = v.partition("=")
+        key = opt.strip() if eq else "default"
+        parse_lrs(spec if eq else v)
+        if key in per_opt:  # the later one would silently replace the earlier one
+            raise UsageError(
+                f"--lrs gives {'the default range' if key == 'default' else key!r} "
+                f"twice ({per_opt[key]!r} and {spec if eq else v!r}); "
+                f"give one range or list"
+            )
+        per_opt[key] = spec if eq else v
+    if list(per_opt) == ["default"]:
+        return per_opt["default"]
+    per_opt.setdefault("default", default)
+    return per_opt
+
+
+def parse_hp_options(values: list[str]) -> dict[str, dict[str, Any]]:
+    """``["adam.beta2=0.99", "weight_decay=0,0.1"]`` -> ``{"adam": {...}, "*": {...}}``;
+    comma-separated values become lists (sweep axes); values are read by
+    ``core.specs.parse_value`` (numbers, ``true``/``false``, ``none``, tuples, words)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise UsageError(f"--hp must be [OPT.]NAME=VALUE, got {item!r}")
+        opt, dot, name = key.strip().rpartition(".")
+        vals = [parse_value(v) for v in split_top(value)]
+        out.setdefault(opt if dot else "*", {})[name] = vals if len(vals) > 1 else vals[0]
+    return out
+
+
+def check_unprefixed(hp: dict[str, dict[str, Any]], optimizers: list[str]) -> None:
+    """An ``--hp NAME=V`` without ``OPT.`` applies to every optimizer: each must have NAME."""
+    from ..rules.registry import get_rule
+
+    for name in hp.get("*", {}):
+        lacking = [o for o in optimizers if name not in get_rule(o).names]
+        if lacking:
+            owners = [o for o in optimizers if o not in lacking]
+            hint = (
+                f"write --hp {owners[0]}.{name}=... to set it for {owners[0]} only"
+                if owners
+                else f"none of {', '.join(optimizers)} has it"
+            )
+            raise UsageError(
+                f"--hp {name}=... applies to every optimizer, but {name!r} is not "
+                f"a hyperparameter of {', '.join(lacking)}; {hint}"
+            )
+
+
+def check_named(option: str, names: Any, optimizers: list[str], where: str) -> None:
+    """Every optimizer ``option`` names (other than ``default``/``*``) must be run."""
+    for name in names:
+        if name not in ("default", "*") and check_optimizers([name])[0] not in optimizers:
+            raise UsageError(
+                f"{option} names optimizer {name!r} that is {where} ({', '.join(optimizers)})"
+            )
+
+
+def check_optimizers(names: list[str]) -> list[str]:
+    from ..rules.registry import get_spec
+
+    return [get_spec(n).name for n in names]  # unknown -> ValueError with a suggestion

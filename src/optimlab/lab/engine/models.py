@@ -1,0 +1,300 @@
+"""Backends for torch models: K parameter sets stacked under ``vmap``, or one model alone.
+
+``StackedModels``: the model's parameters are stacked ``(K, *shape)`` per name;
+``torch.func.functional_call`` runs the task's own ``loss(model, batch)`` with them,
+``vmap`` maps it over the config axis, and the rule steps each stacked tensor with
+``(K, 1, ...)`` hyperparameters. Settings with one seed share each batch; settings with
+several seeds each get their seed's batch (stacked, mapped over too).
+
+``SingleModel``: one setting, the rule applied to the task model's own parameters. It is
+the reference the stacked backend is tested against (``batched=False``), and the
+fallback where vmap fails on the first step (a model that updates buffers or draws random
+numbers in ``forward``).
+
+Every seed builds its task and draws its batches and its random numbers from its own
+stream, seeded from the run's seed apart from the stream that initialised the model, so a
+run does not depend on what the process ran before, and batched equals one at a time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad_and_value, vmap
+
+from ..record import Trace
+from .grouping import Group
+from .loop import LoopOptions, run_loop, take
+
+
+class _Call(torch.nn.Module):
+    """``forward(batch) = fn(model, batch)``, so functional_call can swap the model's weights."""
+
+    def __init__(self, model: torch.nn.Module, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.model = model
+        self._fn = fn
+
+    def forward(self, batch: Any) -> Any:
+        return self._fn(self.model, batch)
+
+
+class VmapUnsupported(Exception):
+    """vmap cannot run this model (raised from the first step's error)."""
+
+
+def rng_seed(seed: int) -> int:
+    """The seed of a run's torch RNG stream (dropout, shuffling data loaders): from the
+    run's seed, apart from the stream that initialised the model."""
+    return int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
+
+
+def _stack_batches(batches: list[Any], index: list[int]) -> Any:
+    """``batches[index[k]]`` for every row k, stacked along a new leading axis."""
+    first = batches[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack([batches[i] for i in index])
+    if isinstance(first, tuple | list):
+        return type(first)(
+            _stack_batches([b[j] for b in batches], index) for j in range(len(first))
+        )
+    if isinstance(first, dict):
+        return {k: _stack_batches([b[k] for b in batches], index) for k in first}
+    if first is None:
+        return None
+    raise ValueError(f"cannot stack batches of type {type(first).__name__} for several seeds")
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return np.asarray(t.detach().double().cpu().numpy())
+
+
+def _hp_tensor(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    shape = (len(values),) + (1,) * (like.ndim - 1)
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(shape)
+
+
+def _sum_sq(tensors: Any) -> torch.Tensor:
+    """Per row, the sum of squares of every tensor's entries (in float64)."""
+    total = torch.zeros((), dtype=torch.float64)
+    for t in tensors:
+        total = total + (t.double() ** 2).flatten(1).sum(1)
+    return total
+
+
+def _trainable(problem: Any, model: torch.nn.Module) -> list[str]:
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    if not names:
+        raise ValueError(f"problem {problem.name!r}: the model has no trainable parameters")
+    return names
+
+
+def _evaluated(task: Any, fn: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+    """``fn()`` with the task's model in eval mode (no dropout, batch norm's running
+    statistics left alone), without gradients and on a forked RNG: evaluating must not
+    change the training that follows (``eval_every`` is not part of a run's identity)."""
+    was_training = task.model.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            task.model.eval()
+            return fn()
+    finally:
+        task.model.train(was_training)
+
+
+class _Seeds:
+    """Each seed's task and its own RNG stream for drawing batches."""
+
+    def __init__(self, problem: Any, seeds: list[int]) -> None:
+        self.unique = sorted(set(seeds))
+        self.tasks, self.rng = {}, {}
+        for s in self.unique:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(rng_seed(s))
+                self.tasks[s] = problem.torch_task(s)
+                self.rng[s] = torch.get_rng_state()
+
+    def next_batches(self) -> list[Any]:
+        """The next batch of every seed (a shuffling DataLoader uses torch's global RNG)."""
+        batches = []
+        for s in self.unique:
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self.rng[s])
+                batches.append(next(self.tasks[s].batches))
+                self.rng[s] = torch.get_rng_state()
+        return batches
+
+
+class StackedModels:
+    """K parameter sets of one model, stacked per name, with vmapped loss, grads and metrics.
+
+    The constructor runs the first gradients and metrics, which also probes whether vmap
+    can run this model (``VmapUnsupported`` if not).
+    """
+
+    def __init__(self, problem: Any, group: Group) -> None:
+        self.rule = group.rule
+        extra = {} if self.rule.elementwise else {"batch_ndim": 1}  # the config axis
+        self.flags = {**group.flags, **extra}
+        self.seeds = _Seeds(problem, group.seeds)
+        self.which = np.array([self.seeds.unique.index(s) for s in group.seeds])
+        template = self.seeds.tasks[self.seeds.unique[0]]
+        self.names = _trainable(problem, template.model)
+        models = [dict(self.seeds.tasks[s].model.named_parameters()) for s in group.seeds]
+        self.params = {n: torch.stack([m[n].detach() for m in models]) for n in self.names}
+        self.hp = {
+            n: {k: _hp_tensor(v, self.params[n]) for k, v in group.floats.items()}
+            for n in self.names
+        }
+        self.state = {n: self.rule.init(self.params[n], **extra) for n in self.names}
+        self.value_grad = self._value_grad(template)
+        self.metrics = self._metrics(template)
+        self.first_metrics: Mapping[str, np.ndarray] | None = None
+        self.first_grads: Any = None
+        try:  # the first metrics and gradients also probe whether vmap can run this model
+            self.first_metrics = self.evaluate()
+            self.first_grads = self.value_grad(self.params, self._batch())
+        except Exception as exc:
+            raise VmapUnsupported(str(exc)) from exc
+        self.grads: dict[str, torch.Tensor] = {}
+
+    def _value_grad(self, template: Any) -> Callable[..., Any]:
+        call = _Call(template.model, template.loss)
+
+        def loss_fn(p: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
+            return functional_call(call, {f"model.{n}": v for n, v in p.items()}, (batch,))
+
+        shared = len(self.seeds.unique) == 1
+        batch_dim = None if shared else 0
+        return vmap(grad_and_value(loss_fn), in_dims=(0, batch_dim), randomness="error")
+
+    def _metrics(self, task: Any) -> Callable[[dict[str, torch.Tensor]], Any] | None:
+        if task.metrics is None or task.val_batch is None:
+            return None
+        call = _Call(task.model, task.metrics)
+
+        def one(p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return functional_call(call, {f"model.{n}": v for n, v in p.items()}, (task.val_batch,))
+
+        mapped = vmap(one, randomness="error")
+        return lambda params: _evaluated(task, lambda: mapped(params))
+
+    def _batch(self) -> Any:
+        """The next batch: shared, or each live row's seed's batch stacked."""
+        batches = self.seeds.next_batches()
+        return batches[0] if len(batches) == 1 else _stack_batches(batches, list(self.which))
+
+    def gradients(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.first_grads is not None:
+            (grads, loss), self.first_grads = self.first_grads, None
+        else:
+            grads, loss = self.value_grad(self.params, self._batch())
+        self.grads = grads
+        return _np(loss), _np(_sum_sq(grads.values()).sqrt())
+
+    def update(self, lr: np.ndarray) -> np.ndarray:
+        self.first_metrics = None
+        usq = torch.zeros((), dtype=torch.float64)
+        lr_all = torch.as_tensor(lr, dtype=torch.float64)
+        with torch.no_grad():
+            for n in self.names:
+                p = self.params[n]
+                lr_n = lr_all.to(device=p.device, dtype=p.dtype).reshape(
+                    (len(lr),) + (1,) * (p.ndim - 1)
+                )
+                delta, self.state[n] = self.rule.update(
+                    self.grads[n], self.state[n], p, lr=lr_n, **self.hp[n], **self.flags
+                )
+                self.params[n] = p + delta
+                usq = usq + (delta.double() ** 2).flatten(1).sum(1)
+        return _np(usq.sqrt())
+
+    def evaluate(self) -> Mapping[str, np.ndarray] | None:
+        if self.first_metrics is not None:
+            return self.first_metrics
+        if self.metrics is None:
+            return None
+        return {k: _np(v) for k, v in self.metrics(self.params).items()}
+
+    def keep(self, rows: np.ndarray) -> None:
+        index = torch.as_tensor(rows, device=self.params[self.names[0]].device)
+        size = len(self.which)
+        self.params, self.grads, self.hp, self.state = take(
+            (self.params, self.grads, self.hp, self.state), index, size
+        )
+        self.which = self.which[rows]
+
+    def points(self) -> None:
+        return None
+
+
+class SingleModel:
+    """One setting: the task's model stepped in place by the rule (scalar hyperparameters)."""
+
+    def __init__(self, problem: Any, group: Group) -> None:
+        (seed,) = group.seeds
+        self.rule, self.flags = group.rule, dict(group.flags)
+        self.task = problem.torch_task(seed)
+        names = set(_trainable(problem, self.task.model))
+        self.params = [p for n, p in self.task.model.named_parameters() if n in names]
+        self.hp = {k: float(v[0]) for k, v in group.floats.items()}
+        self.state = [self.rule.init(p.detach()) for p in self.params]
+        self.grads: tuple[torch.Tensor, ...] = ()
+
+    def gradients(self) -> tuple[np.ndarray, np.ndarray]:
+        loss = self.task.loss(self.task.model, next(self.task.batches))
+        self.grads = torch.autograd.grad(loss, self.params)
+        gnorm = float(sum((g.double() ** 2).sum() for g in self.grads) ** 0.5)
+        return np.array([float(loss.detach())]), np.array([gnorm])
+
+    def update(self, lr: np.ndarray) -> np.ndarray:
+        lr_t, usq = float(lr[0]), 0.0
+        with torch.no_grad():
+            for i, (p, g) in enumerate(zip(self.params, self.grads, strict=True)):
+                delta, self.state[i] = self.rule.update(
+                    g, self.state[i], p.detach(), lr=lr_t, **self.hp, **self.flags
+                )
+                p.add_(delta)
+                usq += float((delta.double() ** 2).sum())
+        return np.array([usq**0.5])
+
+    def evaluate(self) -> Mapping[str, np.ndarray] | None:
+        task = self.task
+        if task.metrics is None or task.val_batch is None:
+            return None
+        metrics = _evaluated(task, lambda: task.metrics(task.model, task.val_batch))
+        return {k: np.array([float(v)]) for k, v in metrics.items()}
+
+    def keep(self, rows: np.ndarray) -> None:
+        pass  # one row: when it diverges the loop stops
+
+    def points(self) -> None:
+        return None
+
+
+def run_models(problem: Any, group: Group, steps: int, options: LoopOptions) -> list[Trace]:
+    """One group on a torch problem: stacked under vmap if ``options.batched`` and
+    possible, else one setting at a time (each on its seed's RNG stream)."""
+    if options.batched and group.size > 1:
+        try:
+            backend = StackedModels(problem, group)
+        except VmapUnsupported as exc:
+            warnings.warn(
+                f"vmap does not apply to {problem.name!r} ({exc}); running one setting at a time",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        else:
+            return run_loop(backend, group, steps, options)
+    traces = []
+    for one in group.split():
+        # a model that draws random numbers in forward (dropout) draws them from torch's
+        # global RNG: seed it from the run's seed; fork_rng leaves the caller's RNG as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(rng_seed(one.seeds[0]))
+            traces += run_loop(SingleModel(problem, one), one, steps, options)
+    return traces
