@@ -82,7 +82,7 @@ def test_optional_hyperparameters_take_none() -> None:
 def test_hyper_kinds() -> None:
     steps = Hyper("steps", 10, low=1, kind="int")
     assert steps.check(3) == 3 and steps.check(4.0) == 4
-    with pytest.raises(ValueError, match="steps must be an integer, got 2.5"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 2.5"):
         steps.check(2.5)
     with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
         steps.check(0)

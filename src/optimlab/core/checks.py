@@ -182,14 +182,16 @@ def integer(
 ) -> Any:
     """A whole number in ``[low, high]``, returned as a Python ``int`` (arrays as given).
 
-    Integral floats such as ``1e3`` are accepted; ``None`` too if ``optional``. Without
-    bounds the range is what int64 holds, so a value NumPy or torch would overflow on is
-    refused here.
+    Integral floats such as ``1e3`` are accepted; ``None`` too if ``optional``. Every
+    message states the whole requirement (``steps must be an integer >= 1, got 2.5``).
+    Without bounds the range is what int64 holds, so a value NumPy or torch would
+    overflow on is refused here.
     """
     if value is None and optional:
         return None
-    what = "None or an integer" if optional else "an integer"
     lo = INT_MIN if low is None else low
+    caller = range_text(-INF if low is None else low, INF if high == INT_MAX else high)
+    what = f"{'None or ' if optional else ''}an integer {caller}".rstrip()
     if isinstance(value, int) and not isinstance(value, bool):  # exact, even past 2**53
         below, above = value < lo, value > high
     else:
@@ -198,12 +200,10 @@ def integer(
             raise ValueError(f"{name} must be {what}, got {show(value)}")
         below, above = bool((arr < lo).any()), bool((arr > high).any())
     if below or above:
-        # the caller's bounds, and the int64 limits only when the value passed them
-        shown_low = -INF if low is None and not below else lo
-        shown_high = INF if high == INT_MAX and not above else high
-        raise ValueError(
-            f"{name} must be {what} {range_text(shown_low, shown_high)}, got {show(value)}"
-        )
+        if (below and low is None) or (above and high == INT_MAX):  # past what int64 holds
+            limits = range_text(lo, high)
+            what = f"{'None or ' if optional else ''}an integer {limits}"
+        raise ValueError(f"{name} must be {what}, got {show(value)}")
     return _scalar(value, int)
 
 
