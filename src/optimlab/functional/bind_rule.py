@@ -128,7 +128,8 @@ def keeps_shape(hp: Mapping[str, Any], shape: tuple[int, ...], label: str) -> No
     if not same:
         listed = ", ".join(f"{k} {s}" for k, s in arrays.items())
         raise ValueError(
-            f"hyperparameter arrays must broadcast to {label}'s shape {tuple(shape)}, got {listed}"
+            f"hyperparameter arrays must broadcast to the shape of {label} {tuple(shape)}, "
+            f"got {listed}"
         )
 
 

@@ -24,7 +24,6 @@ LossAndGrads = Callable[[Any], tuple[float, Any]]
 StepFn = Callable[[Any, Any], Any]
 
 
-
 def run(
     step: StepFn, params: Any, compute_loss_and_grads: LossAndGrads, epochs: int
 ) -> tuple[Any, list[float]]:
