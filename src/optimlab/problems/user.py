@@ -28,8 +28,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core import checks
 from ..train.task import TorchTask
-from .base import Problem, check_seed
+from .base import Problem
 
 
 def _is_tensor(x: Any) -> bool:
@@ -101,7 +102,7 @@ class UserProblem(Problem):
     def torch_task(self, seed: int = 0) -> TorchTask:
         import torch
 
-        seed = check_seed(seed)
+        seed = checks.integer("seed", seed, 0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             out = self.fn(seed) if self._takes_seed else self.fn()
