@@ -17,7 +17,7 @@ through ``np.savez``/``np.load(allow_pickle=False)`` or JSON (arrays as lists) u
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -54,9 +54,7 @@ class Hyperparams(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def update(
-        self, other: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **kwargs: Any
-    ) -> None:
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Set several at once; all are validated together before any changes."""
         self._values = self._rule.checked({**self._values, **dict(other), **kwargs}, tensors=False)
 

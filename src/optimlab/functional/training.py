@@ -10,6 +10,7 @@ raising.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -81,7 +82,7 @@ def experiment_learning_rates(
     result: dict[float, float] = {}
     for lr in lrs:
         final, losses = run(
-            lambda p, g, lr=lr: gradient_descent_step(p, g, lr),
+            functools.partial(gradient_descent_step, lr=lr),
             params,
             compute_loss_and_grads,
             epochs,

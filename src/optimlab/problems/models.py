@@ -237,7 +237,7 @@ class Shapes(TorchProblem):
 
 @functools.cache
 def _elman_class() -> type:
-    torch = torch_module()
+    import torch
 
     class Elman(torch.nn.Module):
         """``h_t = tanh(W x_t + U h_{t-1} + b)``; predicts ``v^T h_T + c``. Plain ops: vmappable."""

@@ -146,7 +146,7 @@ class Rule:
         unknown = sorted(set(hp) - set(self.names), key=str)
         if unknown:
             raise unknown_keyword(self.name, unknown[0], self.names, what="hyperparameter")
-        full = {
+        full: dict[str, Any] = {
             h.name: h.check(hp[h.name], arrays=arrays, tensors=tensors)
             if h.name in hp
             else h.default

@@ -25,7 +25,10 @@ import numpy as np
 
 from ..core import checks
 
-Value = Any  # a Python float, or a NumPy array when arguments or steps are arrays
+# A Python number, or a NumPy array when arguments or steps are arrays. A field declared
+# ``Value = None`` is optional: ``__post_init__`` derives it (from ``total_steps``) or, for
+# ``total_steps`` of an open-ended schedule, leaves it None.
+Value = Any
 
 
 def as_steps(step: Any) -> np.ndarray:
@@ -36,7 +39,7 @@ def as_steps(step: Any) -> np.ndarray:
     return np.asarray(checks.integer("step", step, 0, arrays=True), dtype=np.float64)
 
 
-def checked_total(value: Any, required_for: str | None = None) -> Value | None:
+def checked_total(value: Any, required_for: str | None = None) -> Value:
     """``total_steps``: an integer >= 1 (or an array of them), or ``None`` unless the
     schedule ``required_for`` needs it."""
     if value is None and required_for is not None:
@@ -136,7 +139,7 @@ class Constant(Schedule):
     """
 
     lr: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
         set_fields(
@@ -191,10 +194,10 @@ class Join(Schedule):
     def _value(self, t: np.ndarray) -> np.ndarray:
         starts = (0, *self.boundaries)
         piece = np.searchsorted(np.asarray(self.boundaries, dtype=np.float64), t, side="right")
-        out = None
+        out = self.schedules[0]._value(t)
         for i, (sched, start) in enumerate(zip(self.schedules, starts, strict=True)):
-            value = sched._value(np.maximum(t - start, 0.0))
-            out = value if out is None else np.where(piece == i, value, out)
+            if i > 0:
+                out = np.where(piece == i, sched._value(np.maximum(t - start, 0.0)), out)
         return out
 
 

@@ -37,13 +37,13 @@ class Cyclic(Schedule):
     0.5
     """
 
-    step_size_up: Value | None = None
-    step_size_down: Value | None = None
+    step_size_up: Value = None
+    step_size_down: Value = None
     lr: Value = 1.0
-    min_lr: Value | None = None
+    min_lr: Value = None
     mode: str = "triangular"
     gamma: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
         total = checked_total(self.total_steps)
@@ -115,7 +115,7 @@ class OneCycle(Schedule):
     1.0
     """
 
-    total_steps: Value | None = None
+    total_steps: Value = None
     lr: Value = 1.0
     pct_start: Value = 0.3
     anneal: str = "cos"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,10 +33,10 @@ class StepDecay(Schedule):
     0.25
     """
 
-    step_size: Value | None = None
+    step_size: Value = None
     gamma: Value = 0.1
     lr: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
         total = checked_total(self.total_steps)
@@ -77,7 +78,7 @@ class MultiStepDecay(Schedule):
     def __post_init__(self) -> None:
         # one total for every setting: the milestones are shared
         total = checks.integer("total_steps", self.total_steps, 1, optional=True)
-        marks = self.milestones
+        marks: Any = self.milestones
         if marks is None:
             if total is None:
                 raise ValueError("multistep needs milestones or total_steps")
@@ -118,9 +119,9 @@ class ExponentialDecay(Schedule):
     0.25
     """
 
-    gamma: Value | None = None
+    gamma: Value = None
     lr: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
         total = checked_total(self.total_steps)
@@ -152,7 +153,7 @@ class PolynomialDecay(Schedule):
     0.25
     """
 
-    total_steps: Value | None = None
+    total_steps: Value = None
     power: Value = 1.0
     lr: Value = 1.0
     end_lr: Value = 0.0
@@ -182,7 +183,7 @@ class Linear(Schedule):
     1.5
     """
 
-    total_steps: Value | None = None
+    total_steps: Value = None
     lr: Value = 1.0
     start_factor: Value = 1.0
     end_factor: Value = 0.0
@@ -217,7 +218,7 @@ class CosineAnnealing(Schedule):
     0.5
     """
 
-    total_steps: Value | None = None
+    total_steps: Value = None
     lr: Value = 1.0
     eta_min: Value = 0.0
 
@@ -249,11 +250,11 @@ class CosineWarmRestarts(Schedule):
     1.0
     """
 
-    T_0: Value | None = None  # noqa: N815 (torch's name)
+    T_0: Value = None  # noqa: N815 (torch's name)
     T_mult: Value = 1  # noqa: N815
     lr: Value = 1.0
     eta_min: Value = 0.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
         total = checked_total(self.total_steps)

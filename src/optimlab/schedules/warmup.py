@@ -55,8 +55,8 @@ class Warmup(Schedule):
     """
 
     decay: str = "cosine"
-    total_steps: Value | None = None
-    warmup_steps: Value | None = None
+    total_steps: Value = None
+    warmup_steps: Value = None
     lr: Value = 1.0
     init_lr: Value = 0.0
     end_lr: Value = 0.0
@@ -118,9 +118,9 @@ class InverseSqrt(Schedule):
     """
 
     d_model: Value = 512
-    warmup_steps: Value | None = None
+    warmup_steps: Value = None
     lr: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
         total = checked_total(self.total_steps)
@@ -171,9 +171,9 @@ class WarmupStableDecay(Schedule):
     0.5
     """
 
-    total_steps: Value | None = None
-    warmup_steps: Value | None = None
-    decay_steps: Value | None = None
+    total_steps: Value = None
+    warmup_steps: Value = None
+    decay_steps: Value = None
     lr: Value = 1.0
     init_lr: Value = 0.0
     end_lr: Value = 0.0
