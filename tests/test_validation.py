@@ -212,8 +212,16 @@ def test_hyper_check_can_refuse_arrays_and_tensors() -> None:
 
 
 def test_hyper_specs_are_consistent() -> None:
-    with pytest.raises(ValueError, match="kind must be"):
+    with pytest.raises(ValueError, match="kind must be one of 'float', 'int', 'bool', 'choice'"):
         Hyper("x", 1, kind="integer")
+    mode = Hyper("mode", "a", kind="choice", choices=("a", "b"), optional=True)
+    assert mode.range_text() == "one of None, 'a', 'b'"
+    assert mode.check("b") == "b" and mode.check(None) is None
+    with pytest.raises(ValueError, match=r"^mode must be one of None, 'a', 'b', got 'c'$"):
+        mode.check("c")
+    assert Hyper("c", 0.0).range_text() == "a finite number"
+    with pytest.raises(ValueError, match=r"^c must be a finite number, got nan$"):
+        Hyper("c", 0.0).check(float("nan"))
     with pytest.raises(ValueError, match="closed bounds"):
         Hyper("x", 1, 0, kind="int", low_open=True)
     assert Hyper("n", 1, 1, kind="int").range_text() == "an integer >= 1"

@@ -30,10 +30,11 @@ class Hyper:
     CLI flags and docs are generated.
 
     ``kind`` is ``"float"`` (a real number or an array of them), ``"int"`` (with closed,
-    whole-number bounds) or ``"bool"``. Bounds are closed unless ``low_open``/``high_open``.
-    ``optional`` hyperparameters also accept ``None``, which the rule resolves itself
-    (Adafactor's ``eps1=None`` is the machine epsilon of the parameter's dtype). Checking
-    is ``core.checks``, so messages read ``lr must be a finite number >= 0, got nan``.
+    whole-number bounds), ``"bool"`` or ``"choice"`` (one of the strings in ``choices``).
+    Bounds are closed unless ``low_open``/``high_open``. ``optional`` hyperparameters also
+    accept ``None``, which the rule resolves itself (Adafactor's ``eps1=None`` is the
+    machine epsilon of the parameter's dtype). Checking is ``core.checks``, so messages
+    read ``lr must be a finite number >= 0, got nan``.
     """
 
     name: str
@@ -45,10 +46,10 @@ class Hyper:
     kind: str = "float"
     doc: str = ""
     optional: bool = False
+    choices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("float", "int", "bool"):
-            raise ValueError(f"kind must be 'float', 'int' or 'bool', got {self.kind!r}")
+        checks.choice("kind", self.kind, ("float", "int", "bool", "choice"))
         if self.kind == "int" and (self.low_open or self.high_open):
             raise ValueError(f"{self.name}: an int hyperparameter takes closed bounds")
 
@@ -56,12 +57,18 @@ class Hyper:
         """The valid values in words: ``"in [0, 1)"``, ``"None or > 0"``, ``"True or False"``."""
         if self.kind == "bool":
             return "True or False"
+        if self.kind == "choice":
+            return f"one of {', '.join(map(repr, self._options()))}"
         text = checks.range_text(
             self.low, self.high, low_open=self.low_open, high_open=self.high_open
         )
         if self.kind == "int":
             text = f"an integer {text}".rstrip()
+        text = text or "a finite number"
         return f"None or {text}" if self.optional else text
+
+    def _options(self) -> tuple[str | None, ...]:
+        return ((None,) if self.optional else ()) + self.choices
 
     def check(self, value: Any, *, arrays: bool = True, tensors: bool = True) -> Any:
         """Return ``value`` if valid, else raise ``ValueError`` naming this parameter.
@@ -71,6 +78,8 @@ class Hyper:
         """
         if self.kind == "bool":
             return checks.flag(self.name, value)
+        if self.kind == "choice":
+            return checks.choice(self.name, value, self._options())
         if self.kind == "int":
             low = None if self.low == -INF else int(self.low)
             high = checks.INT_MAX if self.high == INF else int(self.high)
