@@ -37,6 +37,7 @@ INF = math.inf
 INT_MAX = 2**63 - 1  # what NumPy and torch can hold: larger integers overflow later
 INT_MIN = -(2**63)
 _SHOW_LIMIT = 80  # longest text of a value in a message
+_EXACT = 2**53  # Python ints up to this convert to float exactly
 
 
 def range_text(
@@ -159,9 +160,16 @@ def real(
     Python ``float`` (arrays and tensors as given)."""
     if value is None and optional:
         return None
+    if type(value) is float or (type(value) is int and abs(value) <= _EXACT):
+        # the common case, per optimizer step: checked without NumPy
+        x = float(value)
+        if math.isfinite(x) and (
+            (x > low if low_open else x >= low) and (x < high if high_open else x <= high)
+        ):
+            return x
     none = "None or " if optional else ""
-    bounds = range_text(low, high, low_open=low_open, high_open=high_open)
     arr = _numbers(name, value, arrays=arrays, tensors=tensors, what=f"{none}a number")
+    bounds = range_text(low, high, low_open=low_open, high_open=high_open)
     if not np.isfinite(arr).all():
         finite = f"a finite number {bounds}".rstrip()
         raise ValueError(f"{name} must be {none}{finite}, got {show(value)}")
@@ -190,6 +198,8 @@ def integer(
     if value is None and optional:
         return None
     lo = INT_MIN if low is None else low
+    if type(value) is int and lo <= value <= high:  # the common case, exact past 2**53
+        return value
     caller = range_text(-INF if low is None else low, INF if high == INT_MAX else high)
     what = f"{'None or ' if optional else ''}an integer {caller}".rstrip()
     if isinstance(value, int) and not isinstance(value, bool):  # exact, even past 2**53
