@@ -194,11 +194,12 @@ def _generated_invalid(name: str) -> list[Invalid]:
                 Invalid(name, {h.name: "yes"}, f"{h.name} must be True or False"),
             ]
             continue
+        none = "None or " if h.optional else ""
         out += [
-            Invalid(name, {h.name: math.nan}, f"{h.name} must be"),
-            Invalid(name, {h.name: math.inf}, f"{h.name} must be"),
-            Invalid(name, {h.name: True}, f"{h.name} must be a number, got True"),
-            Invalid(name, {h.name: "0.1"}, f"{h.name} must be a number, got '0.1'"),
+            Invalid(name, {h.name: math.nan}, f"{h.name} must be {none}a finite number"),
+            Invalid(name, {h.name: math.inf}, f"{h.name} must be {none}a finite number"),
+            Invalid(name, {h.name: True}, f"{h.name} must be {none}a number, got True"),
+            Invalid(name, {h.name: "0.1"}, f"{h.name} must be {none}a number, got '0.1'"),
         ]
         if not h.optional:
             out.append(Invalid(name, {h.name: None}, f"{h.name} must be a number, got None"))

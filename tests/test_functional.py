@@ -460,8 +460,15 @@ def test_layout_mismatch_is_a_clear_error(params, grads, message):
 
 
 def test_state_shape_mismatch_names_the_slot():
-    with pytest.raises(ValueError, match=r"velocity|momentum_buffer"):
+    """Errors name the teaching argument, never the rule's internal slot."""
+    with pytest.raises(ValueError, match=r"^shape mismatch: velocity\[0\] has shape \(3,\)"):
         F.momentum_step([ONE], [ONE], [np.ones(3)], 0.1, 0.9)
+    with pytest.raises(ValueError, match=r"^shape mismatch: velocity\[0\] has shape \(3,\)"):
+        F.nesterov_step([ONE], [ONE], [np.ones(3)], 0.1, 0.9)
+    with pytest.raises(ValueError, match=r"^shape mismatch: cache has shape \(3,\)"):
+        F.rmsprop_step(ONE, ONE, np.ones(3), 0.1, 0.9)
+    with pytest.raises(ValueError, match=r"^shape mismatch: cache has shape \(3,\)"):
+        F.adagrad_step(ONE, ONE, np.ones(3), 0.1)
     with pytest.raises(ValueError, match=r"v\[0\] has shape \(3,\)"):
         F.adam_step([ONE], [ONE], [ONE], [np.ones(3)], 0.1, 0.9, 0.999, 1)
 
@@ -510,3 +517,37 @@ def test_complex_params_are_refused():
         F.sgd_step([np.ones(2, dtype=complex)], [np.ones(2)], 0.1)
     with pytest.raises(TypeError, match="is complex"):
         optimlab.numpy_optimizer("adam").update(np.ones(2) + 1j, np.ones(2))
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (float("nan"), "^lr must be a finite number >= 0, got nan$"),
+        (
+            np.full((2, 3), 0.1),
+            r"^hyperparameter arrays must broadcast to the shape of params \(3,",
+        ),
+        (np.float32, "^lr must be a number, got <class 'numpy.float32'>$"),
+    ],
+)
+def test_odd_learning_rates_are_refused_by_name(value, message):
+    with pytest.raises(ValueError, match=message):
+        F.sgd_step(np.ones(3), np.ones(3), value)
+
+
+def test_torch_values_are_refused_as_hyperparameters():
+    import torch
+
+    with pytest.raises(ValueError, match="^lr must be a number, got a torch tensor$"):
+        F.adam_step(ONE, ONE, None, None, torch.tensor(0.1), 0.9, 0.999, 1)
+    with pytest.raises(ValueError, match="^beta must be a number, got torch.float32$"):
+        F.momentum_step(ONE, ONE, None, 0.1, torch.float32)
+    with pytest.raises(ValueError, match="^t must be an integer >= 1, got 0$"):
+        F.adam_step(ONE, ONE, None, None, 0.1, 0.9, 0.999, 0)
+    with pytest.raises(ValueError, match=r"^mu_product must be in \(0, 1\], got 0.0$"):
+        F.nadam_step(ONE, ONE, None, None, 0.0, 0.1, 0.9, 0.999, 1)
+
+
+def test_long_double_learning_rate_keeps_float32():
+    out = F.sgd_step(np.ones(3, np.float32), np.ones(3, np.float32), np.longdouble(0.1))
+    assert out.dtype == np.float32

@@ -58,7 +58,7 @@ def test_train_stops_at_divergence_without_raising():
 def test_train_validates(rng):
     with pytest.raises(ValueError, match="lr must be >= 0, got -0.1"):
         F.train_with_gradient_descent(1.0, parabola, lr=-0.1, epochs=3)
-    with pytest.raises(ValueError, match="epochs must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 0, got -1"):
         F.train_with_gradient_descent(1.0, parabola, lr=0.1, epochs=-1)
     with pytest.raises(ValueError, match="epochs must be an integer"):
         F.train_with_gradient_descent(1.0, parabola, lr=0.1, epochs=2.5)
@@ -82,7 +82,7 @@ def test_experiment_learning_rates_small_good_divergent(rng):
 def test_experiment_learning_rates_reports_nan_or_inf():
     result = F.experiment_learning_rates(1.0, parabola, [0.1, 1.5], epochs=2000)
     assert result[1.5] == math.inf and result[0.1] < 1e-100
-    with pytest.raises(ValueError, match="lr must be >= 0, got nan"):
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0, got nan"):
         F.experiment_learning_rates(1.0, parabola, [0.1, float("nan")], epochs=3)
 
 

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from cases import CASES, INVALID, randomized, reference_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -413,7 +414,7 @@ def test_json_keeps_state_dtypes_that_differ_from_the_weights(name, rng):
             {"state/0/momentum_buffer": np.zeros((2, 3))},
             "state/0/momentum_buffer has shape (2, 3)",
         ),
-        ("nadam", {}, {"state/0/mu_product": "x"}, "state/0/mu_product must be a finite number"),
+        ("nadam", {}, {"state/0/mu_product": "x"}, "state/0/mu_product must be a number, got 'x'"),
         ("nadam", {}, {"state/0/mu_product": np.nan}, "state/0/mu_product must be a finite"),
         ("adam", {}, {"param/0/dtype": "complex128"}, "must be a float dtype"),
         ("adam", {}, {"n_params": "abc"}, "state_dict n_params must be an integer >= 0"),
@@ -432,3 +433,40 @@ def test_tampered_state_dict_is_refused_at_load(name, hp, edit, message):
         target.load_state_dict(sd)
     assert message in str(info.value)
     assert target.step == 0 and not any(k.startswith("state/") for k in target.state_dict())
+
+
+# ---- odd hyperparameters are refused before anything changes (issue 10's inputs) ----------
+def test_hyperparameter_arrays_may_not_change_the_weights_shape():
+    opt = optimlab.numpy_optimizer("sgd", lr=np.full((2, 3), 0.1))
+    message = (
+        r"^hyperparameter arrays must broadcast to the shape of weights \(3,\), got lr \(2, 3\)$"
+    )
+    with pytest.raises(ValueError, match=message):
+        opt.update(np.ones(3), np.ones(3))
+    assert opt.step == 0 and opt.state_dict()["n_params"] == 0
+    per_coordinate = optimlab.numpy_optimizer("sgd", lr=np.array([0.1, 0.2, 0.3]))
+    np.testing.assert_allclose(per_coordinate.update(np.ones(3), np.ones(3)), [0.9, 0.8, 0.7])
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (torch.tensor(0.1), "^lr must be a number, got a torch tensor$"),
+        (torch.float32, "^lr must be a number, got torch.float32$"),
+        (np.nan, "^lr must be a finite number >= 0, got nan$"),
+        ([0.1], r"^lr must be a number, got \[0.1\]"),
+    ],
+)
+def test_odd_hyperparameters_are_refused_by_name(value, message):
+    with pytest.raises(ValueError, match=message):
+        optimlab.numpy_optimizer("adam", lr=value)
+    opt = optimlab.numpy_optimizer("adam")
+    with pytest.raises(ValueError, match=message):
+        opt.hyperparams["lr"] = value
+    assert opt.hyperparams["lr"] == 1e-3
+
+
+def test_long_double_hyperparameters_keep_float32_weights():
+    opt = optimlab.numpy_optimizer("adam", lr=np.longdouble(0.1), beta1=np.longdouble(0.9))
+    w = opt.update(np.ones(3, np.float32), np.ones(3, np.float32))
+    assert w.dtype == np.float32

@@ -349,7 +349,7 @@ def test_create_optimizer_accepts_torch_and_rule_names() -> None:
         create_optimizer("adam", [p], betas=(0.9, 0.9), beta1=0.8)
     with pytest.raises(ValueError, match="unknown optimizer 'adamm'; did you mean 'adam'"):
         create_optimizer("adamm", [p])
-    with pytest.raises(ValueError, match="beta1 must be in"):
+    with pytest.raises(ValueError, match="beta1 must be a finite number in"):
         create_optimizer("lion", [p], beta1=math.nan)
 
 

@@ -186,7 +186,7 @@ def test_names_and_errors():
     assert set(problems.list("function")) | set(problems.list("torch")) == set(problems.list())
     with pytest.raises(ValueError, match="did you mean 'rosenbrock'"):
         problems.get("rosenbrok")
-    with pytest.raises(ValueError, match="unknown argument 'dimm'.*known: dim"):
+    with pytest.raises(ValueError, match="unknown argument 'dimm'; did you mean 'dim'.*known: dim"):
         problems.get("rosenbrock", dimm=3)
     with pytest.raises(ValueError, match="dim must be an integer >= 2, got 1"):
         problems.get("rosenbrock", dim=1)
@@ -206,6 +206,32 @@ def test_names_and_errors():
     assert "banana" in problems.describe("rosenbrock")
     with pytest.raises(ValueError, match="did you mean 'saddle'"):
         problems.describe("sadle")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: problems.get("rosenbrock", dim=True), "^dim must be an integer >= 2, got True$"),
+        (lambda: problems.get("rosenbrock", dim=2.5), "^dim must be an integer >= 2, got 2.5$"),
+        (lambda: problems.get("rosenbrock", dim=2**70), r"^dim must be an integer in \[2, 9"),
+        (lambda: problems.get("rosenbrock", b=0), "^b must be > 0, got 0$"),
+        (lambda: problems.get("mlp", hidden="64"), "^hidden must be an integer >= 1, got '64'$"),
+        (lambda: problems.get("mlp", batch_size=0), "^batch_size must be an integer >= 1, got 0$"),
+        (lambda: problems.get("least_squares", n_train=5), r"^n_train must be >= features \(10\)"),
+        (lambda: problems.get("least_squares", n_train="x"), "^n_train must be an integer >= 1"),
+        (lambda: problems.get("beale").init(np.array([1, 2])), "^seed must be an integer >= 0"),
+        (lambda: problems.list(np.array(["torch"])), "^kind must be one of None, 'function'"),
+    ],
+)
+def test_odd_arguments_are_refused_by_name(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_numpy_integers_are_accepted_as_sizes():
+    p = problems.get("rosenbrock", dim=np.int64(3), b=np.float32(50))
+    assert p.dim == 3 and type(p.dim) is int and p.b == 50.0 and type(p.b) is float
+    assert problems.get("beale").init(np.int64(2)).shape == (2,)
 
 
 def test_import_does_not_load_torch():

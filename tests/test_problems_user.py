@@ -132,6 +132,40 @@ def test_user_problem_errors(usermod, tmp_path):
         problems.from_callable(3)
 
 
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        ("def make(:\n    pass\n", "SyntaxError: "),
+        ("import olab_no_such_module_either\n", "ModuleNotFoundError: No module named"),
+        ("raise RuntimeError('boom')\n", "RuntimeError: boom"),
+    ],
+)
+def test_a_broken_problem_file_is_one_line(tmp_path, code, message):
+    """A syntax error or an exception in the user's file is a ValueError naming the file
+    (the CLI turns it into one line and exit 2), and leaves no half-loaded module."""
+    import sys
+
+    path = tmp_path / "olab_broken_problem.py"
+    path.write_text(code)
+    with pytest.raises(ValueError) as info:
+        problems.get(f"{path}:make")
+    text = str(info.value)
+    assert text.startswith(f"cannot load problem file '{path}': {message}"), text
+    assert "\n" not in text
+    assert "olab_broken_problem" not in sys.modules
+
+
+def test_a_module_that_fails_on_import_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "olab_failing_mod.py").write_text("x = 1 / 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(
+        ValueError,
+        match="^cannot import problem module 'olab_failing_mod': "
+        "ZeroDivisionError: division by zero$",
+    ):
+        problems.get("olab_failing_mod:make")
+
+
 def test_a_model_without_trainable_parameters_is_refused():
     def frozen():
         model = torch.nn.Linear(2, 1).double().requires_grad_(False)

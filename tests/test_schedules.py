@@ -325,7 +325,7 @@ def test_names_and_lookup() -> None:
     assert S.get("One-Cycle", total_steps=10) == S.OneCycle(10)
     with pytest.raises(ValueError, match="did you mean 'cosine'"):
         S.get("cosin", total_steps=10)
-    with pytest.raises(ValueError, match="unknown argument 'T_max'.*accepts: total_steps"):
+    with pytest.raises(ValueError, match="unknown argument 'T_max'.*known: total_steps"):
         S.get("cosine", T_max=10)
     with pytest.raises(ValueError, match="unknown argument 'decay'"):
         S.get("warmup_cosine", total_steps=10, decay="linear")  # fixed by the name
@@ -347,16 +347,22 @@ def test_from_spec() -> None:
 # --- bad input ------------------------------------------------------------------------------
 
 BAD = [
-    (lambda: S.get("cosine", total_steps=0), "total_steps must be >= 1, got 0"),
-    (lambda: S.get("cosine", total_steps=-5), "total_steps must be >= 1, got -5"),
-    (lambda: S.get("cosine", total_steps=2.5), "total_steps must be an integer, got 2.5"),
-    (lambda: S.get("cosine", total_steps=True), "total_steps must be a number, got True"),
+    (lambda: S.get("cosine", total_steps=0), "total_steps must be an integer >= 1, got 0"),
+    (lambda: S.get("cosine", total_steps=-5), "total_steps must be an integer >= 1, got -5"),
+    (lambda: S.get("cosine", total_steps=2.5), "total_steps must be an integer >= 1, got 2.5"),
+    (lambda: S.get("cosine", total_steps=True), "total_steps must be an integer >= 1, got True"),
     (lambda: S.get("cosine", total_steps=float("nan")), "total_steps must be an integer"),
     (lambda: S.get("cosine", total_steps=float("inf")), "total_steps must be an integer"),
     (lambda: S.get("cosine"), "total_steps is required for cosine"),
     (lambda: S.get("cosine", total_steps=10, lr=-1.0), "lr must be >= 0, got -1.0"),
-    (lambda: S.get("cosine", total_steps=10, lr=float("nan")), "lr must be >= 0, got nan"),
-    (lambda: S.get("cosine", total_steps=10, eta_min=float("inf")), "eta_min must be >= 0"),
+    (
+        lambda: S.get("cosine", total_steps=10, lr=float("nan")),
+        "lr must be a finite number >= 0, got nan",
+    ),
+    (
+        lambda: S.get("cosine", total_steps=10, eta_min=float("inf")),
+        "eta_min must be a finite number >= 0",
+    ),
     (lambda: S.get("cosine", total_steps=10, lr="0.1"), "lr must be a number"),
     (
         lambda: S.get("warmup_cosine", total_steps=10, warmup_steps=10),
@@ -366,14 +372,17 @@ BAD = [
     (lambda: S.get("warmup_constant"), "needs warmup_steps or total_steps"),
     (lambda: S.Warmup("constant", warmup_steps=5, end_lr=0.1), "end_lr is not used"),
     (lambda: S.get("warmup_constant", warmup_steps=5, end_lr=0.0), "unknown argument 'end_lr'"),
-    (lambda: S.get("warmup_cosine", total_steps=10, warmup_steps=-1), "warmup_steps must be >= 0"),
+    (
+        lambda: S.get("warmup_cosine", total_steps=10, warmup_steps=-1),
+        "warmup_steps must be an integer >= 0",
+    ),
     (
         lambda: S.get(
             "warmup_cosine", total_steps=np.array([[10], [5]]), warmup_steps=np.array([[3], [5]])
         ),
         "warmup_steps must be < total_steps",
     ),
-    (lambda: S.get("inverse_sqrt", warmup_steps=0), "warmup_steps must be >= 1, got 0"),
+    (lambda: S.get("inverse_sqrt", warmup_steps=0), "warmup_steps must be an integer >= 1, got 0"),
     (lambda: S.get("inverse_sqrt", d_model=0), "d_model must be > 0, got 0"),
     (lambda: S.get("one_cycle", total_steps=3), "one_cycle phase 1 would be empty"),
     (lambda: S.get("one_cycle", total_steps=1), "too few steps"),
@@ -387,15 +396,18 @@ BAD = [
     (lambda: S.get("one_cycle", total_steps=100, three_phase=1), "three_phase must be True or"),
     (lambda: S.get("one_cycle", total_steps=100, div_factor=0), "div_factor must be > 0"),
     (lambda: S.get("step"), "step needs step_size or total_steps"),
-    (lambda: S.get("step", step_size=0), "step_size must be >= 1, got 0"),
+    (lambda: S.get("step", step_size=0), "step_size must be an integer >= 1, got 0"),
     (lambda: S.get("multistep", milestones=(5, 5)), "strictly increasing"),
-    (lambda: S.get("multistep", milestones=(0, 5)), "milestones must be >= 1"),
+    (
+        lambda: S.get("multistep", milestones=(0, 5)),
+        r"milestones\[0\] must be an integer >= 1, got 0",
+    ),
     (lambda: S.get("multistep", milestones=5, total_steps=9), "sequence of integers"),
     (lambda: S.get("multistep", milestones=(5, 20), total_steps=10), "never reached"),
     (lambda: S.get("exponential"), "exponential needs gamma or total_steps"),
     (lambda: S.get("exponential", gamma=-0.5), "gamma must be >= 0"),
-    (lambda: S.get("cosine_restarts", T_0=0), "T_0 must be >= 1, got 0"),
-    (lambda: S.get("cosine_restarts", T_0=5, T_mult=0), "T_mult must be >= 1"),
+    (lambda: S.get("cosine_restarts", T_0=0), "T_0 must be an integer >= 1, got 0"),
+    (lambda: S.get("cosine_restarts", T_0=5, T_mult=0), "T_mult must be an integer >= 1"),
     (lambda: S.get("cosine_restarts", T_0=5, T_mult=1.5), "T_mult must be an integer"),
     (lambda: S.get("cyclic", step_size_up=5, min_lr=2.0), "min_lr must be <= lr"),
     (lambda: S.get("cyclic", step_size_up=5, gamma=0.9), "only with mode='exp_range'"),
@@ -405,12 +417,15 @@ BAD = [
         lambda: S.get("wsd", total_steps=10, warmup_steps=5, decay_steps=6),
         "warmup_steps \\+ decay_steps must be <= total_steps",
     ),
-    (lambda: S.get("wsd", total_steps=10, decay_steps=0), "decay_steps must be >= 1"),
+    (lambda: S.get("wsd", total_steps=10, decay_steps=0), "decay_steps must be an integer >= 1"),
     (lambda: S.get("polynomial", total_steps=10, power=-1), "power must be >= 0"),
     (lambda: S.get("linear", total_steps=10, end_factor=float("nan")), "end_factor"),
     (lambda: S.Join((S.Constant(),), (5,)), "one entry fewer"),
     (lambda: S.Join((S.Constant(), S.Constant(), S.Constant()), (5, 5)), "strictly increasing"),
-    (lambda: S.Join((S.Constant(), S.Constant()), (0,)), "boundaries must be >= 1"),
+    (
+        lambda: S.Join((S.Constant(), S.Constant()), (0,)),
+        r"boundaries\[0\] must be an integer >= 1, got 0",
+    ),
     (lambda: S.Join((), ()), "non-empty sequence"),
     (lambda: S.Join((S.Constant(), 0.5), (3,)), "non-empty sequence of schedules"),
     (lambda: S.Product(()), "must not be empty"),
@@ -437,13 +452,38 @@ def test_bad_input_raises_clear_value_error(make, message: str) -> None:
 ODD = [
     (lambda: S.get("cosine", total_steps=10**400), "total_steps must be"),
     (lambda: S.get("cosine", total_steps=10, lr=10**400), "lr must be"),
-    (lambda: S.Constant()(10**400), "step must be an integer >= 0"),
+    (lambda: S.Constant()(10**400), "step must be an integer in \\[0, 9223372036854775807\\]"),
     (lambda: S.get("cosine", total_steps=10, lr=np.array([[1 + 1j]])), "lr must be a number"),
     (lambda: S.get("cosine", total_steps=10, lr=1j), "lr must be a number"),
     (lambda: S.Constant()(np.array([1 + 0j])), "step must be an integer >= 0"),
     (lambda: S.get("multistep", milestones=np.int64(5), total_steps=9), "sequence of integers"),
     (lambda: S.get("multistep", milestones=1j, total_steps=9), "sequence of integers"),
+    # ints past int64 (NumPy would overflow later), named with the limit
+    (
+        lambda: S.get("cosine", total_steps=1e300),
+        r"^total_steps must be an integer in \[1, 9223372036854775807\], got 1e\+300$",
+    ),
+    (lambda: S.get("step", step_size=2**70), "step_size must be an integer in"),
+    # an unordered or non-sequence milestones is named
+    (lambda: S.get("multistep", milestones={3, 6}), "^milestones must be a sequence of integers"),
+    (lambda: S.get("multistep", milestones=None, total_steps=np.array([[9]])), "^total_steps"),
+    # an array where one word is expected never reaches `in` (ambiguous truth value)
+    (lambda: S.get("cyclic", step_size_up=4, mode=np.array(["triangular"])), "^mode must be one"),
+    (lambda: S.get("one_cycle", total_steps=10, anneal=["cos"]), "^anneal must be one of"),
+    # a list is refused at construction, not at the first call with a broadcast error
+    (
+        lambda: S.get("cosine", total_steps=10, lr=[0.1, 0.2]),
+        r"^lr must be a number, got \[0.1, 0.2\] \(use a NumPy array",
+    ),
+    (lambda: S.get("cosine", total_steps=[10, 20]), "^total_steps must be an integer >= 1"),
+    (lambda: S.Constant(lr=_torch_tensor()), "^lr must be a number, got a torch tensor$"),
 ]
+
+
+def _torch_tensor():
+    import torch
+
+    return torch.tensor(0.1)
 
 
 @pytest.mark.parametrize("make, message", ODD, ids=[str(i) for i in range(len(ODD))])
@@ -469,7 +509,7 @@ def test_cosine_restarts_far_past_many_cycles_warns_nothing() -> None:
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("cosine:total_steps={[1]: 2}", "total_steps must be a number"),
+        ("cosine:total_steps={[1]: 2}", "total_steps must be an integer >= 1, got '{"),
         ("cosine:eta_min={{}: 1}", "eta_min must be a number"),
         ("cosine:lr=0.1,lr=0.2", "lr is given twice"),
         (None, "schedule spec must be a string"),
@@ -511,3 +551,48 @@ def test_array_arguments_of_different_k_fail_at_construction_naming_them(name: s
     with NumPy's anonymous broadcast error."""
     with pytest.raises(ValueError, match=r"total_steps \(2, 1\).*lr \(3, 1\)|lr \(3, 1\).*total"):
         S.get(name, total_steps=np.array([[100], [200]]), lr=np.array([[1.0], [0.5], [0.1]]))
+
+
+# --- plotting never touches the user's matplotlib setup --------------------------------------
+
+_PLOT_WITH_A_CHOSEN_BACKEND = """
+import sys
+import matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+from optimlab import schedules
+fig = schedules.plot(["cosine", "wsd"], 20, path=sys.argv[1])
+print(matplotlib.get_backend(), plt.get_fignums(), type(fig).__name__)
+"""
+
+_PLOT_WITHOUT_PYPLOT = """
+import sys
+import matplotlib
+from optimlab import schedules
+schedules.plot("cosine", 20, path=sys.argv[1])
+print("matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_plot_never_switches_a_backend_the_user_chose(tmp_path) -> None:
+    """A notebook's backend stays what it was: plot builds a Figure of its own (no pyplot
+    figure is registered, so nothing is shown twice or leaks), and still saves a PNG."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.png"
+    run = subprocess.run(
+        [sys.executable, "-c", _PLOT_WITH_A_CHOSEN_BACKEND, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.split() == ["svg", "[]", "Figure"]
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run = subprocess.run(
+        [sys.executable, "-c", _PLOT_WITHOUT_PYPLOT, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.split() == ["False"]  # pyplot (and its backend choice) never loaded

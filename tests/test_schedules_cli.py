@@ -38,7 +38,7 @@ def test_plot_on_given_axes_and_bad_input() -> None:
     assert ax.get_yscale() == "log" and len(ax.get_lines()) == 1
     with pytest.raises(ValueError, match="did you mean"):
         S.plot(["cosin"], 10)
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         S.plot(["cosine"], 0)
     with pytest.raises(ValueError, match="at least one"):
         S.plot([], 10)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 
 def _hint(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=3)
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=3)
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
@@ -25,9 +25,12 @@ def unknown_name(
 
 
 def unknown_keyword(
-    owner: str, key: str, known: Iterable[str], what: str = "argument"
+    owner: str, key: object, known: Iterable[str], what: str = "argument"
 ) -> ValueError:
-    """``schedule 'cosine' got unknown argument 'eta'; did you mean 'eta_min'? (known: ...)``."""
+    """``schedule 'cosine' got unknown argument 'eta'; did you mean 'eta_min'? (known: ...)``.
+
+    ``known`` is listed in the order given (a signature's order reads best).
+    """
     known = list(known)
-    hint = _hint(key, known)
+    hint = _hint(str(key), known)
     return ValueError(f"{owner} got unknown {what} {key!r}{hint} (known: {', '.join(known)})")

@@ -4,8 +4,9 @@
 ``("multistep", {"milestones": (30, 60), "gamma": 0.5})``. Values are Python literals
 (numbers, tuples, lists, strings in quotes) or bare words: ``true``/``false`` and
 ``none``/``null`` in any case are booleans and ``None``, any other word is a string
-(``mode=triangular2``). Commas inside brackets do not split, a key given twice is an
-error, and every error names the spec.
+(``mode=triangular2``). Commas inside brackets or quotes do not split; an empty part
+(``a=1,,b=2``, a trailing comma), unbalanced brackets, an open quote and a key given
+twice are errors, and every error names the spec.
 """
 
 from __future__ import annotations
@@ -14,22 +15,42 @@ import ast
 from typing import Any
 
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
+_OPEN, _CLOSE = "([{", ")]}"
 
 
 def split_top(text: str) -> list[str]:
-    """``text`` split at the commas that are not inside brackets; empty parts dropped."""
+    """``text`` split at the commas that are not inside brackets or quotes, each part
+    stripped; ``[]`` for blank text.
+
+    Empty parts are kept (``"a,,b"`` gives ``["a", "", "b"]``) so that callers refuse
+    them instead of silently reading fewer values. Unbalanced brackets and an unclosed
+    quote raise ``ValueError``.
+    """
+    if not text.strip():
+        return []
     parts: list[str] = []
-    depth, start = 0, 0
+    stack: list[str] = []
+    quote, start = "", 0
     for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
+        if quote:
+            if ch == quote and text[i - 1] != "\\":
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _OPEN:
+            stack.append(_CLOSE[_OPEN.index(ch)])
+        elif ch in _CLOSE:
+            if not stack or stack.pop() != ch:
+                raise ValueError(f"unbalanced {ch!r} in {text!r}")
+        elif ch == "," and not stack:
             parts.append(text[start:i])
             start = i + 1
+    if quote:
+        raise ValueError(f"unclosed quote {quote} in {text!r}")
+    if stack:
+        raise ValueError(f"unclosed {_OPEN[_CLOSE.index(stack[-1])]!r} in {text!r}")
     parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
+    return [p.strip() for p in parts]
 
 
 def parse_value(text: str) -> Any:
@@ -46,7 +67,13 @@ def parse_value(text: str) -> Any:
 def parse_options(text: str, what: str = "options", spec: str | None = None) -> dict[str, Any]:
     """``"key=value,key=value"`` as a dict (values by :func:`parse_value`)."""
     out: dict[str, Any] = {}
-    for item in split_top(text):
+    try:
+        items = split_top(text)
+    except ValueError:
+        raise ValueError(
+            f"{what} must have balanced brackets and quotes, got {spec or text!r}"
+        ) from None
+    for item in items:
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or not key or not key.isidentifier():

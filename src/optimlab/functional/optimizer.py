@@ -17,24 +17,27 @@ through ``np.savez``/``np.load(allow_pickle=False)`` or JSON (arrays as lists) u
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
 
+from ..core import checks
 from ..rules.base import Rule, State
 from ..rules.registry import get_spec
 from . import _tree
+from .bind_rule import keeps_shape
 
 FORMAT = "optimlab.numpy_optimizer/1"
 
 
 class Hyperparams(MutableMapping[str, Any]):
-    """An optimizer's hyperparameters; every assignment is validated by the rule first."""
+    """An optimizer's hyperparameters; every assignment is validated by the rule first
+    (NumPy arrays are allowed, one value per element; torch tensors are not)."""
 
     def __init__(self, rule: Rule, values: Mapping[str, Any]) -> None:
         self._rule = rule
-        self._values = rule.validate(**values)
+        self._values = rule.checked(values, tensors=False)
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -51,11 +54,9 @@ class Hyperparams(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def update(
-        self, other: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **kwargs: Any
-    ) -> None:
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Set several at once; all are validated together before any changes."""
-        self._values = self._rule.validate(**{**self._values, **dict(other), **kwargs})
+        self._values = self._rule.checked({**self._values, **dict(other), **kwargs}, tensors=False)
 
     def __repr__(self) -> str:
         return repr(self._values)
@@ -97,6 +98,8 @@ class NumpyOptimizer:
         if self._kind is not None:
             self._check_layout(kind, keys, layout)
         hp = dict(self._hp)
+        for i, p in enumerate(w):
+            keeps_shape(hp, p.shape, layout.label("weights", i))
         new_w: list[Any] = []
         new_states = dict(self._states)
         for key, p, gi in zip(keys, w, g, strict=True):
@@ -171,13 +174,9 @@ class NumpyOptimizer:
         hp = {k[3:]: _hp_value(v) for k, v in sd.items() if k.startswith("hp/")}
         hp.update({k: None for k in _strings(sd.get("hp_none", []))})
         hyperparams = Hyperparams(self.rule, hp)
-        step = _scalar(sd.get("step", 0))
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise ValueError(f"state_dict step must be an integer >= 0, got {step!r}")
+        step = checks.integer("state_dict step", _scalar(sd.get("step", 0)), 0)
         kind = _scalar(sd.get("layout", "none"))
-        n = _scalar(sd.get("n_params", 0))
-        if not _is_count(n):
-            raise ValueError(f"state_dict n_params must be an integer >= 0, got {n!r}")
+        n = checks.integer("state_dict n_params", _scalar(sd.get("n_params", 0)), 0)
         if kind == "dict":
             keys: tuple[Any, ...] = tuple(_strings(sd.get("keys", [])))
             if len(keys) != n:
@@ -205,6 +204,8 @@ class NumpyOptimizer:
     def _load_state(
         self, sd: Mapping[str, Any], i: int, shape: tuple[int, ...], dtype: np.dtype
     ) -> State | None:
+        """Parameter ``i``'s rule state from ``sd`` (``None`` if it never had a gradient),
+        each slot checked against a fresh state for that shape and dtype."""
         prefix = f"state/{i}/"
         given = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         if not given:
@@ -223,50 +224,22 @@ class NumpyOptimizer:
         for field, default in zip(template._fields, template, strict=True):
             if field not in given:
                 continue
-            value = given[field]
+            key = f"state_dict {prefix}{field}"
             if field == "count":
-                count = _scalar(value)
-                if not _is_count(count):
-                    raise ValueError(
-                        f"state_dict {prefix}count must be an integer >= 0, got {value!r}"
-                    )
-                values[field] = count
-                continue
-            if default is not None and not isinstance(default, np.ndarray):
-                arr = np.asarray(value)  # a number such as NAdam's mu_product (or an array)
-                if not (arr.dtype.kind in "iuf" and np.isfinite(arr).all()):
-                    raise ValueError(
-                        f"state_dict {prefix}{field} must be a finite number, got {value!r}"
-                    )
-                values[field] = arr.item() if arr.ndim == 0 else np.array(arr, copy=True)
-                continue
-            like = sd.get(
-                f"dtype/{i}/{field}", default.dtype if isinstance(default, np.ndarray) else dtype
-            )
-            like = _dtype_named(_scalar(like), f"dtype/{i}/{field}")
-            plain = not isinstance(value, np.ndarray | np.generic)  # JSON: lists and floats
-            try:
-                arr = np.array(value, dtype=like if plain else None, copy=True)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"state_dict {prefix}{field} must hold floats, got {value!r}"
-                ) from None
-            if not np.issubdtype(arr.dtype, np.floating):
-                raise ValueError(
-                    f"state_dict {prefix}{field} must hold floats, got dtype {arr.dtype}"
+                values[field] = checks.integer(key, _scalar(given[field]), 0)
+            elif default is not None and not isinstance(default, np.ndarray):
+                # a number such as NAdam's mu_product (or an array of them)
+                values[field] = _plain_copy(checks.real(key, _scalar(given[field]), arrays=True))
+            else:
+                like = sd.get(f"dtype/{i}/{field}", getattr(default, "dtype", dtype))
+                like = _dtype_named(_scalar(like), f"dtype/{i}/{field}")
+                # slots created on first use (None in the template) have the param's shape
+                expected = (
+                    default.shape
+                    if isinstance(default, np.ndarray)
+                    else (shape if self.rule.elementwise else None)
                 )
-            # slots created on first use (None in the template) have the parameter's shape
-            expected = (
-                default.shape
-                if isinstance(default, np.ndarray)
-                else (shape if self.rule.elementwise else None)
-            )
-            if expected is not None and arr.shape != expected:
-                raise ValueError(
-                    f"state_dict {prefix}{field} has shape {arr.shape}, "
-                    f"expected {expected} for a parameter of shape {shape}"
-                )
-            values[field] = arr
+                values[field] = _slot_array(key, given[field], like, expected, shape)
         return template._replace(**values)
 
     def __repr__(self) -> str:
@@ -321,9 +294,28 @@ def _hp_value(value: Any) -> Any:
     return np.array(value, copy=True) if isinstance(value, np.ndarray) else value
 
 
-def _is_count(value: Any) -> bool:
-    """A whole number >= 0 (not a bool), as ``_scalar`` gives it back."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _slot_array(
+    key: str,
+    value: Any,
+    dtype: np.dtype,
+    expected: tuple[int, ...] | None,
+    param_shape: tuple[int, ...],
+) -> np.ndarray:
+    """A state slot from a state dict as a new float array of the expected shape (plain
+    lists and floats, as JSON gives them back, take the saved ``dtype``)."""
+    plain = not isinstance(value, np.ndarray | np.generic)
+    try:
+        arr = np.array(value, dtype=dtype if plain else None, copy=True)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must hold floats, got {checks.show(value)}") from None
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{key} must hold floats, got dtype {arr.dtype}")
+    if expected is not None and arr.shape != expected:
+        raise ValueError(
+            f"{key} has shape {arr.shape}, expected {expected} for a parameter of shape "
+            f"{param_shape}"
+        )
+    return arr
 
 
 def _strings(value: Any) -> list[str]:

@@ -16,9 +16,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _adapt
+from ..core import checks
+from ..rules.registry import get_rule
+from . import bind_rule
 
-_EPS = {"epsilon": "eps"}
+# teaching name -> the rule's name, for hyperparameters and state slots alike
+_MOMENTUM = {"beta": "momentum", "velocity": "momentum_buffer"}
+_ADAGRAD = {"epsilon": "eps", "cache": "sum"}
+_RMSPROP = {"beta": "alpha", "epsilon": "eps", "cache": "square_avg"}
+_ADAM = {"epsilon": "eps"}
 
 
 def gradient_descent_step(params: Any, grads: Any, lr: float) -> Any:
@@ -37,8 +43,8 @@ def sgd_step(params: Any, grads: Any, lr: float) -> Any:
 
     ``g`` is a (mini-batch) gradient; ``lr`` (:math:`\eta`) must be >= 0.
     """
-    hp = _adapt.hyperparams(_adapt.get_rule("sgd"), {}, {"lr": lr})
-    new_params, _, _ = _adapt.apply("sgd", params, grads, {}, hp)
+    hp = bind_rule.hyperparams(get_rule("sgd"), {}, {"lr": lr})
+    new_params, _, _ = bind_rule.apply("sgd", params, grads, {}, hp)
     return new_params
 
 
@@ -58,11 +64,11 @@ def momentum_step(
     >>> momentum_step(1.0, 1.0, 0.5, lr=0.1, beta=0.9)  # v = 0.9*0.5 + 1 = 1.45
     (0.855, 1.45)
     """
-    hp = _adapt.hyperparams(
-        _adapt.get_rule("sgd"), {"beta": "momentum"}, {"lr": lr, "beta": beta, "ema": ema}
+    hp = bind_rule.hyperparams(get_rule("sgd"), _MOMENTUM, {"lr": lr, "beta": beta, "ema": ema})
+    new_params, slots, _ = bind_rule.apply(
+        "sgd", params, grads, {"velocity": velocity}, hp, names=_MOMENTUM
     )
-    new_params, slots, _ = _adapt.apply("sgd", params, grads, {"momentum_buffer": velocity}, hp)
-    return new_params, slots["momentum_buffer"]
+    return new_params, slots["velocity"]
 
 
 def nesterov_step(
@@ -77,11 +83,13 @@ def nesterov_step(
     The look-ahead is folded into the gradient (Sutskever et al. 2013), so ``grads`` are
     taken at the current ``params``. ``beta`` must be in (0, 1].
     """
-    hp = _adapt.hyperparams(
-        _adapt.get_rule("sgd"), {"beta": "momentum"}, {"lr": lr, "beta": beta, "nesterov": True}
+    hp = bind_rule.hyperparams(
+        get_rule("sgd"), _MOMENTUM, {"lr": lr, "beta": beta, "nesterov": True}
     )
-    new_params, slots, _ = _adapt.apply("sgd", params, grads, {"momentum_buffer": velocity}, hp)
-    return new_params, slots["momentum_buffer"]
+    new_params, slots, _ = bind_rule.apply(
+        "sgd", params, grads, {"velocity": velocity}, hp, names=_MOMENTUM
+    )
+    return new_params, slots["velocity"]
 
 
 def adagrad_step(
@@ -95,9 +103,11 @@ def adagrad_step(
 
     ``cache`` is the running sum of squared gradients; start it at zeros (or ``None``).
     """
-    hp = _adapt.hyperparams(_adapt.get_rule("adagrad"), _EPS, {"lr": lr, "epsilon": epsilon})
-    new_params, slots, _ = _adapt.apply("adagrad", params, grads, {"sum": cache}, hp)
-    return new_params, slots["sum"]
+    hp = bind_rule.hyperparams(get_rule("adagrad"), _ADAGRAD, {"lr": lr, "epsilon": epsilon})
+    new_params, slots, _ = bind_rule.apply(
+        "adagrad", params, grads, {"cache": cache}, hp, names=_ADAGRAD
+    )
+    return new_params, slots["cache"]
 
 
 def rmsprop_step(
@@ -112,13 +122,13 @@ def rmsprop_step(
     ``beta`` is torch.optim.RMSprop's ``alpha`` (commonly 0.9 or 0.99); ``cache`` starts
     at zeros (or ``None``).
     """
-    hp = _adapt.hyperparams(
-        _adapt.get_rule("rmsprop"),
-        {"beta": "alpha", **_EPS},
-        {"lr": lr, "beta": beta, "epsilon": epsilon},
+    hp = bind_rule.hyperparams(
+        get_rule("rmsprop"), _RMSPROP, {"lr": lr, "beta": beta, "epsilon": epsilon}
     )
-    new_params, slots, _ = _adapt.apply("rmsprop", params, grads, {"square_avg": cache}, hp)
-    return new_params, slots["square_avg"]
+    new_params, slots, _ = bind_rule.apply(
+        "rmsprop", params, grads, {"cache": cache}, hp, names=_RMSPROP
+    )
+    return new_params, slots["cache"]
 
 
 def adam_step(
@@ -151,9 +161,9 @@ def adam_step(
     >>> round(p, 6)  # the first bias-corrected step has size lr, whatever the gradient
     0.9
     """
-    hp = _adapt.hyperparams(
-        _adapt.get_rule("adam"),
-        _EPS,
+    hp = bind_rule.hyperparams(
+        get_rule("adam"),
+        _ADAM,
         {
             "lr": lr,
             "beta1": beta1,
@@ -162,8 +172,8 @@ def adam_step(
             "bias_correction": bias_correction,
         },
     )
-    count = _adapt.check_step(t) - 1
-    new_params, slots, _ = _adapt.apply("adam", params, grads, {"m": m, "v": v}, hp, count=count)
+    count = bind_rule.check_step(t) - 1
+    new_params, slots, _ = bind_rule.apply("adam", params, grads, {"m": m, "v": v}, hp, count=count)
     return new_params, slots["m"], slots["v"]
 
 
@@ -188,9 +198,9 @@ def adamw_step(
     with :math:`\hat m, \hat v` as in :func:`adam_step` (computed from the raw gradient,
     which does not include the decay), as torch.optim.AdamW.
     """
-    hp = _adapt.hyperparams(
-        _adapt.get_rule("adamw"),
-        _EPS,
+    hp = bind_rule.hyperparams(
+        get_rule("adamw"),
+        _ADAM,
         {
             "lr": lr,
             "beta1": beta1,
@@ -199,8 +209,10 @@ def adamw_step(
             "weight_decay": weight_decay,
         },
     )
-    count = _adapt.check_step(t) - 1
-    new_params, slots, _ = _adapt.apply("adamw", params, grads, {"m": m, "v": v}, hp, count=count)
+    count = bind_rule.check_step(t) - 1
+    new_params, slots, _ = bind_rule.apply(
+        "adamw", params, grads, {"m": m, "v": v}, hp, count=count
+    )
     return new_params, slots["m"], slots["v"]
 
 
@@ -234,9 +246,9 @@ def nadam_step(
     :math:`\mu` so far: pass ``1.0`` at ``t = 1`` and then the value returned by the
     previous step. It is one number shared by all parameters.
     """
-    hp = _adapt.hyperparams(
-        _adapt.get_rule("nadam"),
-        _EPS,
+    hp = bind_rule.hyperparams(
+        get_rule("nadam"),
+        _ADAM,
         {
             "lr": lr,
             "beta1": beta1,
@@ -245,9 +257,10 @@ def nadam_step(
             "momentum_decay": momentum_decay,
         },
     )
-    count = _adapt.check_step(t) - 1
-    mu_product = _adapt.MU_PRODUCT.check(mu_product)  # np.float64 -> float (keeps float32)
-    new_params, slots, shared = _adapt.apply(
+    count = bind_rule.check_step(t) - 1
+    # a Python float (never a NumPy scalar, which would turn float32 params into float64)
+    mu_product = checks.real("mu_product", mu_product, 0.0, 1.0, low_open=True)
+    new_params, slots, shared = bind_rule.apply(
         "nadam",
         params,
         grads,

@@ -10,20 +10,19 @@ raising.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from ..rules.base import Hyper
+from ..core import checks
+from .optimizer import numpy_optimizer
 from .steps import gradient_descent_step
 
 LossAndGrads = Callable[[Any], tuple[float, Any]]
 StepFn = Callable[[Any, Any], Any]
-
-_EPOCHS = Hyper("epochs", 1, low=0, kind="int")
-_LR = Hyper("lr", 0.1, low=0.0)
 
 
 def run(
@@ -34,7 +33,7 @@ def run(
     Returns the last parameters and the loss at the start of each epoch; stops early,
     with that loss last in the list, when the loss is not finite.
     """
-    epochs = _EPOCHS.check(epochs)
+    epochs = checks.integer("epochs", epochs, 0)
     params = copy.deepcopy(params)  # a user's step may work in place: keep theirs intact
     losses: list[float] = []
     with np.errstate(over="ignore", invalid="ignore"):
@@ -58,7 +57,7 @@ def train_with_gradient_descent(
     >>> train_with_gradient_descent(4.0, lambda x: (x * x, 2 * x), lr=0.25, epochs=3)
     0.5
     """
-    _LR.check(lr)
+    checks.real("lr", lr, 0, arrays=True)
     params, _ = run(
         lambda p, g: gradient_descent_step(p, g, lr), params, compute_loss_and_grads, epochs
     )
@@ -78,12 +77,12 @@ def experiment_learning_rates(
     """
     lrs = list(lrs)
     for lr in lrs:
-        _LR.check(lr)
-    _EPOCHS.check(epochs)
+        checks.real("lr", lr, 0)
+    checks.integer("epochs", epochs, 0)
     result: dict[float, float] = {}
     for lr in lrs:
         final, losses = run(
-            lambda p, g, lr=lr: gradient_descent_step(p, g, lr),
+            functools.partial(gradient_descent_step, lr=lr),
             params,
             compute_loss_and_grads,
             epochs,
@@ -118,7 +117,7 @@ def compare_optimizers(
     """
     if not isinstance(opt_steps, Mapping):
         opt_steps = {_display_name(spec): spec for spec in opt_steps}
-    _EPOCHS.check(epochs)
+    checks.integer("epochs", epochs, 0)
     steps = {str(name): _as_step(name, spec) for name, spec in opt_steps.items()}
     return {
         name: run(step, initial_params, compute_loss_and_grads, epochs)[1]
@@ -138,8 +137,6 @@ def _display_name(spec: Any) -> str:
 
 
 def _as_step(name: Any, spec: Any) -> StepFn:
-    from .optimizer import numpy_optimizer
-
     if isinstance(spec, str):
         return numpy_optimizer(spec).update
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):

@@ -18,7 +18,8 @@ import builtins
 import inspect
 from typing import Any
 
-from ..core.names import unknown_name
+from ..core import checks
+from ..core.names import unknown_keyword, unknown_name
 from ..train.task import TorchTask
 from .base import Problem
 from .functions import (
@@ -31,7 +32,8 @@ from .functions import (
     Saddle,
     TestFunction,
 )
-from .models import MLP, MODELS, Adding, LeastSquares, Logistic, Shapes, TorchProblem
+from .model_base import TorchProblem
+from .models import MLP, MODELS, Adding, LeastSquares, Logistic, Shapes
 from .user import UserProblem, from_callable
 
 __all__ = [
@@ -62,8 +64,7 @@ _BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in (*FUNCTIONS, *MOD
 
 def list(kind: str | None = None) -> builtins.list[str]:  # noqa: A001 - public API name
     """Names of the built-in problems, sorted; ``kind`` ``"function"`` or ``"torch"`` filters."""
-    if kind not in (None, "function", "torch"):
-        raise ValueError(f"kind must be None, 'function' or 'torch', got {kind!r}")
+    checks.choice("kind", kind, (None, "function", "torch"))
     return sorted(n for n, cls in _BUILTIN.items() if kind is None or cls.kind == kind)
 
 
@@ -85,9 +86,7 @@ def get(name: str, **kwargs: Any) -> Problem:
     known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(kwargs) - set(known))
     if unknown:
-        raise ValueError(
-            f"problem {cls.name!r} got unknown argument {unknown[0]!r}; known: {', '.join(known)}"
-        )
+        raise unknown_keyword(f"problem {cls.name!r}", unknown[0], known)
     return cls(**kwargs)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ._function import Array, TestFunction, cos_sin, is_torch, stack_last, zeros_like
-from .base import check_float, check_int
+from ..core import checks
+from .function_base import Array, TestFunction, cos_sin, is_torch, stack_last, zeros_like
 
 __all__ = [
     "FUNCTIONS",
@@ -41,8 +41,8 @@ class Rosenbrock(TestFunction):
     name = "rosenbrock"
 
     def __init__(self, dim: int = 2, b: float = 100.0, start: Any = None) -> None:
-        self.b = check_float("b", b, 0.0, open_low=True)
-        super().__init__(check_int("dim", dim, 2), start)
+        self.b = checks.real("b", b, 0.0, low_open=True)
+        super().__init__(checks.integer("dim", dim, 2), start)
 
     def value(self, x: Array) -> Array:
         x0, x1 = x[..., :-1], x[..., 1:]
@@ -168,8 +168,8 @@ class Rastrigin(TestFunction):
     name = "rastrigin"
 
     def __init__(self, dim: int = 2, amplitude: float = 10.0, start: Any = None) -> None:
-        self.amplitude = check_float("amplitude", amplitude, 0.0)
-        super().__init__(check_int("dim", dim, 1), start)
+        self.amplitude = checks.real("amplitude", amplitude, 0.0)
+        super().__init__(checks.integer("dim", dim, 1), start)
 
     def value(self, x: Array) -> Array:
         cos, _ = cos_sin(2 * math.pi * x)
@@ -205,8 +205,8 @@ class Ravine(TestFunction):
     name = "ravine"
 
     def __init__(self, dim: int = 2, condition: float = 100.0, start: Any = None) -> None:
-        self.condition = check_float("condition", condition, 1.0)
-        dim = check_int("dim", dim, 2)
+        self.condition = checks.real("condition", condition, 1.0)
+        dim = checks.integer("dim", dim, 2)
         self.curvatures = self.condition ** (np.arange(dim) / (dim - 1))
         super().__init__(dim, start)
 

@@ -1,116 +1,19 @@
-"""Small torch models on generated data (nothing is downloaded).
+"""Small torch models on generated data (nothing is downloaded): logistic regression, an
+MLP, least squares with a known optimum, tiny images, the adding problem for an RNN.
 
-Each problem generates its data set once from ``data_seed`` (the same data for every run
-seed); the run ``seed`` sets the model's initial weights and the order of the training
-batches, which are drawn from the problem's own generator (``numpy`` ``default_rng``), so
-two tasks made with the same seed see identical batches. Torch is imported lazily.
+Data and seeds follow ``model_base.TorchProblem``; torch is imported lazily.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ..train.task import TorchTask
-from .base import Problem, check_dtype, check_int, check_seed
-
-
-def _torch() -> Any:
-    import torch
-
-    return torch
-
-
-class TorchProblem(Problem):
-    """A torch model with a training set, a validation set and metrics.
-
-    Subclasses give ``make_data(rng) -> (x_train, y_train, x_val, y_val)`` (NumPy),
-    ``make_model()`` (called under ``torch.manual_seed(seed)``), ``loss_fn`` and
-    ``metrics_fn``. ``batch_size=None`` means full-batch (deterministic) training.
-    """
-
-    kind = "torch"
-
-    def __init__(
-        self, batch_size: int | None, n_train: int, n_val: int, data_seed: int, dtype: str
-    ) -> None:
-        self.n_train = check_int("n_train", n_train, 1)
-        self.n_val = check_int("n_val", n_val, 1)
-        if batch_size is not None:
-            batch_size = check_int("batch_size", batch_size, 1)
-        self.batch_size = batch_size
-        self.data_seed = check_int("data_seed", data_seed, 0)
-        self.dtype = check_dtype(dtype)
-        self._data: tuple[np.ndarray, ...] | None = None
-
-    # -- to be provided ----------------------------------------------------------------
-    def make_data(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        raise NotImplementedError
-
-    def make_model(self) -> Any:
-        raise NotImplementedError
-
-    def loss_fn(self, model: Any, batch: Any) -> Any:
-        raise NotImplementedError
-
-    def metrics_fn(self, model: Any, batch: Any) -> dict[str, Any]:
-        return {"loss": self.loss_fn(model, batch)}
-
-    # -- shared ---------------------------------------------------------------------------
-    @property
-    def data(self) -> tuple[np.ndarray, ...]:
-        """``(x_train, y_train, x_val, y_val)`` as NumPy arrays, generated once."""
-        if self._data is None:
-            self._data = self.make_data(np.random.default_rng([self.data_seed, 7919]))
-        return self._data
-
-    def _tensor(self, a: np.ndarray) -> Any:
-        torch = _torch()
-        if a.dtype.kind == "f":
-            return torch.as_tensor(a, dtype=getattr(torch, self.dtype))
-        return torch.as_tensor(a)
-
-    def _batches(self, seed: int) -> Iterator[tuple[Any, Any]]:
-        x, y = (self._tensor(a) for a in self.data[:2])
-        if self.batch_size is None:
-            while True:
-                yield x, y
-        rng = np.random.default_rng([seed, 104729])
-        while True:
-            idx = _torch().as_tensor(rng.integers(0, self.n_train, self.batch_size))
-            yield x[idx], y[idx]
-
-    def model(self, seed: int = 0) -> Any:
-        """The model with its initial weights for ``seed``."""
-        torch = _torch()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(check_seed(seed))
-            model = self.make_model()
-        return model.to(getattr(torch, self.dtype))
-
-    def init(self, seed: int = 0) -> dict[str, Any]:
-        """Initial parameters for ``seed``, by name."""
-        return {k: v.detach() for k, v in self.model(seed).named_parameters()}
-
-    def torch_task(self, seed: int = 0) -> TorchTask:
-        val = (self._tensor(self.data[2]), self._tensor(self.data[3]))
-        return TorchTask(
-            self.model(seed),
-            self.loss_fn,
-            self._batches(check_seed(seed)),
-            val,
-            metrics=self.metrics_fn,
-        )
-
-
-def _classification_metrics(logits: Any, y: Any) -> dict[str, Any]:
-    torch = _torch()
-    loss = torch.nn.functional.cross_entropy(logits, y)
-    return {"loss": loss, "accuracy": (logits.argmax(-1) == y).to(logits.dtype).mean()}
+from ..core import checks
+from .model_base import TorchProblem, classification_metrics, torch_module
 
 
 class Logistic(TorchProblem):
@@ -132,7 +35,7 @@ class Logistic(TorchProblem):
         data_seed: int = 0,
         dtype: str = "float32",
     ) -> None:
-        self.features = check_int("features", features, 1)
+        self.features = checks.integer("features", features, 1)
         super().__init__(batch_size, n_train, n_val, data_seed, dtype)
 
     def make_data(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -144,16 +47,16 @@ class Logistic(TorchProblem):
         return x[: self.n_train], y[: self.n_train], x[self.n_train :], y[self.n_train :]
 
     def make_model(self) -> Any:
-        return _torch().nn.Linear(self.features, 1)
+        return torch_module().nn.Linear(self.features, 1)
 
     def loss_fn(self, model: Any, batch: Any) -> Any:
         x, y = batch
-        return _torch().nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
+        return torch_module().nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
 
     def metrics_fn(self, model: Any, batch: Any) -> dict[str, Any]:
         x, y = batch
         z = model(x)[:, 0]
-        loss = _torch().nn.functional.binary_cross_entropy_with_logits(z, y)
+        loss = torch_module().nn.functional.binary_cross_entropy_with_logits(z, y)
         return {"loss": loss, "accuracy": ((z > 0).to(z.dtype) == y).to(z.dtype).mean()}
 
 
@@ -177,9 +80,9 @@ class MLP(TorchProblem):
         data_seed: int = 0,
         dtype: str = "float32",
     ) -> None:
-        self.features = check_int("features", features, 1)
-        self.hidden = check_int("hidden", hidden, 1)
-        self.classes = check_int("classes", classes, 2)
+        self.features = checks.integer("features", features, 1)
+        self.hidden = checks.integer("hidden", hidden, 1)
+        self.classes = checks.integer("classes", classes, 2)
         super().__init__(batch_size, n_train, n_val, data_seed, dtype)
 
     def make_data(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -191,17 +94,17 @@ class MLP(TorchProblem):
         return x[: self.n_train], y[: self.n_train], x[self.n_train :], y[self.n_train :]
 
     def make_model(self) -> Any:
-        nn = _torch().nn
+        nn = torch_module().nn
         return nn.Sequential(
             nn.Linear(self.features, self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.classes)
         )
 
     def loss_fn(self, model: Any, batch: Any) -> Any:
         x, y = batch
-        return _torch().nn.functional.cross_entropy(model(x), y)
+        return torch_module().nn.functional.cross_entropy(model(x), y)
 
     def metrics_fn(self, model: Any, batch: Any) -> dict[str, Any]:
-        return _classification_metrics(model(batch[0]), batch[1])
+        return classification_metrics(model(batch[0]), batch[1])
 
 
 class LeastSquares(TorchProblem):
@@ -229,11 +132,10 @@ class LeastSquares(TorchProblem):
         data_seed: int = 0,
         dtype: str = "float32",
     ) -> None:
-        from .base import check_float
-
-        self.features = check_int("features", features, 1)
-        self.condition = check_float("condition", condition, 1.0)
-        self.noise = check_float("noise", noise, 0.0)
+        self.features = checks.integer("features", features, 1)
+        self.condition = checks.real("condition", condition, 1.0)
+        self.noise = checks.real("noise", noise, 0.0)
+        n_train = checks.integer("n_train", n_train, 1)
         if n_train < self.features:
             raise ValueError(f"n_train must be >= features ({self.features}), got {n_train!r}")
         super().__init__(batch_size, n_train, n_train, data_seed, dtype)
@@ -250,14 +152,14 @@ class LeastSquares(TorchProblem):
         return a, b, a, b
 
     def make_model(self) -> Any:
-        return _torch().nn.Linear(self.features, 1, bias=False)
+        return torch_module().nn.Linear(self.features, 1, bias=False)
 
     def loss_fn(self, model: Any, batch: Any) -> Any:
         a, b = batch
         return 0.5 * ((model(a)[:, 0] - b) ** 2).mean()
 
     def metrics_fn(self, model: Any, batch: Any) -> dict[str, Any]:
-        torch = _torch()
+        torch = torch_module()
         loss = self.loss_fn(model, batch)
         w = model.weight[0]
         opt = torch.as_tensor(self.optimum, dtype=w.dtype)
@@ -289,10 +191,8 @@ class Shapes(TorchProblem):
         data_seed: int = 0,
         dtype: str = "float32",
     ) -> None:
-        from .base import check_float
-
-        self.size = check_int("size", size, 6)
-        self.noise = check_float("noise", noise, 0.0)
+        self.size = checks.integer("size", size, 6)
+        self.noise = checks.real("noise", noise, 0.0)
         super().__init__(batch_size, n_train, n_val, data_seed, dtype)
 
     def make_data(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -317,7 +217,7 @@ class Shapes(TorchProblem):
         return images[:m], labels[:m], images[m:], labels[m:]
 
     def make_model(self) -> Any:
-        nn = _torch().nn
+        nn = torch_module().nn
         half = self.size // 2
         return nn.Sequential(
             nn.Conv2d(1, 8, 3, padding=1),
@@ -329,15 +229,15 @@ class Shapes(TorchProblem):
 
     def loss_fn(self, model: Any, batch: Any) -> Any:
         x, y = batch
-        return _torch().nn.functional.cross_entropy(model(x), y)
+        return torch_module().nn.functional.cross_entropy(model(x), y)
 
     def metrics_fn(self, model: Any, batch: Any) -> dict[str, Any]:
-        return _classification_metrics(model(batch[0]), batch[1])
+        return classification_metrics(model(batch[0]), batch[1])
 
 
 @functools.cache
 def _elman_class() -> type:
-    torch = _torch()
+    import torch
 
     class Elman(torch.nn.Module):
         """``h_t = tanh(W x_t + U h_{t-1} + b)``; predicts ``v^T h_T + c``. Plain ops: vmappable."""
@@ -379,8 +279,8 @@ class Adding(TorchProblem):
         data_seed: int = 0,
         dtype: str = "float32",
     ) -> None:
-        self.length = check_int("length", length, 2)
-        self.hidden = check_int("hidden", hidden, 1)
+        self.length = checks.integer("length", length, 2)
+        self.hidden = checks.integer("hidden", hidden, 1)
         super().__init__(batch_size, n_train, n_val, data_seed, dtype)
 
     def make_data(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:

@@ -28,16 +28,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core import checks
+from ..core.checks import is_tensor
 from ..train.task import TorchTask
-from .base import Problem, check_seed
-
-
-def _is_tensor(x: Any) -> bool:
-    return type(x).__module__.startswith("torch") and hasattr(x, "shape")
+from .base import Problem
 
 
 def _endless(data: Any) -> Iterator[Any]:
-    if isinstance(data, tuple) and data and all(_is_tensor(t) for t in data):
+    if isinstance(data, tuple) and data and all(is_tensor(t) for t in data):
         return itertools.repeat(data)
     try:
         it = iter(data)
@@ -72,7 +70,7 @@ def _endless(data: Any) -> Iterator[Any]:
 
 
 def _first(data: Any) -> Any:
-    if isinstance(data, tuple) and data and all(_is_tensor(t) for t in data):
+    if isinstance(data, tuple) and data and all(is_tensor(t) for t in data):
         return data
     if iter(data) is data:
         return None
@@ -101,7 +99,7 @@ class UserProblem(Problem):
     def torch_task(self, seed: int = 0) -> TorchTask:
         import torch
 
-        seed = check_seed(seed)
+        seed = checks.integer("seed", seed, 0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             out = self.fn(seed) if self._takes_seed else self.fn()
@@ -139,7 +137,8 @@ def load(spec: str) -> UserProblem:
     """Resolve ``"module:function"`` or ``"path/to/file.py:function"`` to a problem.
 
     A missing ``.py`` file raises ``FileNotFoundError``; a module that cannot be imported
-    or a missing function raises ``ValueError`` saying which.
+    (a syntax error or an exception in its code included) or a missing function raises
+    ``ValueError`` saying which, in one line.
     """
     module_name, _, attr = spec.rpartition(":")
     if not module_name or not attr:
@@ -151,13 +150,24 @@ def load(spec: str) -> UserProblem:
         mod_spec = importlib.util.spec_from_file_location(path.stem, path)
         assert mod_spec is not None and mod_spec.loader is not None
         module = importlib.util.module_from_spec(mod_spec)
-        sys.modules.setdefault(path.stem, module)
-        mod_spec.loader.exec_module(module)
+        registered = sys.modules.setdefault(path.stem, module) is module
+        try:
+            mod_spec.loader.exec_module(module)
+        except Exception as exc:  # the user's code: a syntax error, a failed import, ...
+            if registered:
+                del sys.modules[path.stem]
+            raise ValueError(
+                f"cannot load problem file {module_name!r}: {type(exc).__name__}: {exc}"
+            ) from None
     else:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise ValueError(f"cannot import problem module {module_name!r}: {exc}") from None
+        except Exception as exc:  # importing ran the user's code, and it failed
+            raise ValueError(
+                f"cannot import problem module {module_name!r}: {type(exc).__name__}: {exc}"
+            ) from None
     fn = getattr(module, attr, None)
     if fn is None:
         names = sorted(

@@ -8,7 +8,6 @@ Hyperparameters are keyword-only and may be arrays that broadcast against the pa
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core.arrays import is_torch
+from ..core import checks
+from ..core.names import unknown_keyword
 
 Array = Any  # a NumPy array or a torch tensor
 State = NamedTuple
@@ -29,10 +29,12 @@ class Hyper:
     """One hyperparameter: its default and valid range, from which validation,
     CLI flags and docs are generated.
 
-    ``kind`` is ``"float"`` (a real number or an array of them), ``"int"`` or ``"bool"``.
+    ``kind`` is ``"float"`` (a real number or an array of them), ``"int"`` (with closed,
+    whole-number bounds), ``"bool"`` or ``"choice"`` (one of the strings in ``choices``).
     Bounds are closed unless ``low_open``/``high_open``. ``optional`` hyperparameters also
     accept ``None``, which the rule resolves itself (Adafactor's ``eps1=None`` is the
-    machine epsilon of the parameter's dtype).
+    machine epsilon of the parameter's dtype). Checking is ``core.checks``, so messages
+    read ``lr must be a finite number >= 0, got nan``.
     """
 
     name: str
@@ -44,86 +46,55 @@ class Hyper:
     kind: str = "float"
     doc: str = ""
     optional: bool = False
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        checks.choice("kind", self.kind, ("float", "int", "bool", "choice"))
+        if self.kind == "int" and (self.low_open or self.high_open):
+            raise ValueError(f"{self.name}: an int hyperparameter takes closed bounds")
 
     def range_text(self) -> str:
+        """The valid values in words: ``"in [0, 1)"``, ``"None or > 0"``, ``"True or False"``."""
         if self.kind == "bool":
             return "True or False"
-        if self.optional:
-            return "None or " + dataclasses.replace(self, optional=False).range_text()
-        lo_b, hi_b = "(" if self.low_open else "[", ")" if self.high_open else "]"
-        if self.high == INF:
-            return f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
-        if self.low == -INF:
-            return f"< {self.high:g}" if self.high_open else f"<= {self.high:g}"
-        return f"in {lo_b}{self.low:g}, {self.high:g}{hi_b}"
-
-    def check(self, value: Any) -> Any:
-        """Return ``value`` if valid, else raise ``ValueError`` naming this parameter."""
-        if value is None:
-            if self.optional:
-                return None
-            raise ValueError(f"{self.name} must be a number, got None")
-        if self.kind == "bool":
-            if not isinstance(value, bool | np.bool_):
-                raise ValueError(f"{self.name} must be True or False, got {value!r}")
-            return bool(value)
-        if isinstance(value, bool | np.bool_ | str | bytes) or not _is_real(value):
-            hint = (
-                " (use a NumPy array for one value per setting)"
-                if isinstance(value, list | tuple)
-                else ""
-            )
-            raise ValueError(f"{self.name} must be a number, got {value!r}{hint}")
-        if self.kind == "int" and not (
-            isinstance(value, int | np.integer) or (isinstance(value, float) and value.is_integer())
-        ):
-            raise ValueError(f"{self.name} must be an integer, got {value!r}")
-        values = _as_float_array(self.name, value)
-        for x in values.reshape(-1):
-            ok = math.isfinite(x) and (
-                (self.low < x if self.low_open else self.low <= x)
-                and (x < self.high if self.high_open else x <= self.high)
-            )
-            if not ok:
-                raise ValueError(f"{self.name} must be {self.range_text()}, got {_show(value)}")
-        if self.kind == "int":
-            return int(value)
-        if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
-            # a Python number, so that (NumPy 2) np.float64(0.1) does not turn float32
-            # params into float64 the way a NumPy scalar or 0-d array would
-            return value.item()
-        return value
-
-
-def _is_real(value: Any) -> bool:
-    """A real number, a NumPy array or scalar of them, or a real torch tensor; not a list,
-    a complex or a bool array (NumPy would cast those without complaint)."""
-    if is_torch(value):
-        return not (value.is_complex() or str(value.dtype) == "torch.bool")
-    if isinstance(value, np.ndarray | np.generic):
-        return bool(
-            np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating)
+        if self.kind == "choice":
+            return f"one of {', '.join(map(repr, self._options()))}"
+        text = checks.range_text(
+            self.low, self.high, low_open=self.low_open, high_open=self.high_open
         )
-    return isinstance(value, int | float)
+        if self.kind == "int":
+            text = f"an integer {text}".rstrip()
+        text = text or "a finite number"
+        return f"None or {text}" if self.optional else text
 
+    def _options(self) -> tuple[str | None, ...]:
+        return ((None,) if self.optional else ()) + self.choices
 
-def _as_float_array(name: str, value: Any) -> np.ndarray:
-    if is_torch(value):
-        value = value.detach().cpu().double().numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float64
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    return arr
+    def check(self, value: Any, *, arrays: bool = True, tensors: bool = True) -> Any:
+        """Return ``value`` if valid, else raise ``ValueError`` naming this parameter.
 
-
-def _show(value: Any) -> str:
-    if isinstance(value, float | int):
-        return repr(value)
-    arr = _as_float_array("", value)
-    if arr.ndim == 0:
-        return repr(float(arr))
-    return f"array {np.array2string(arr.ravel(), threshold=6)}"
+        Floats may be NumPy arrays (one value per setting, ``arrays``) and torch tensors
+        (``tensors``); scalars come back as Python numbers (see ``core.checks``).
+        """
+        if self.kind == "bool":
+            return checks.flag(self.name, value)
+        if self.kind == "choice":
+            return checks.choice(self.name, value, self._options())
+        if self.kind == "int":
+            low = None if self.low == -INF else int(self.low)
+            high = checks.INT_MAX if self.high == INF else int(self.high)
+            return checks.integer(self.name, value, low, high, optional=self.optional)
+        return checks.real(
+            self.name,
+            value,
+            self.low,
+            self.high,
+            low_open=self.low_open,
+            high_open=self.high_open,
+            optional=self.optional,
+            arrays=arrays,
+            tensors=tensors,
+        )
 
 
 @dataclass(frozen=True)
@@ -170,15 +141,25 @@ class Rule:
         raise KeyError(name)
 
     def validate(self, **hp: Any) -> dict[str, Any]:
-        """All hyperparameters, defaults filled in, each checked; unknown names rejected."""
-        unknown = sorted(set(hp) - set(self.names))
+        """All hyperparameters, defaults filled in, each checked; unknown names rejected.
+
+        Float hyperparameters may be NumPy arrays or torch tensors (one value per setting
+        on the leading axes); see :meth:`checked` to refuse either.
+        """
+        return self.checked(hp)
+
+    def checked(
+        self, hp: Mapping[str, Any], *, arrays: bool = True, tensors: bool = True
+    ) -> dict[str, Any]:
+        """:meth:`validate` for a mapping, with arrays or tensors refused when ``False``."""
+        unknown = sorted(set(hp) - set(self.names), key=str)
         if unknown:
-            raise ValueError(
-                f"{self.name} got unknown hyperparameter {unknown[0]!r}; "
-                f"known: {', '.join(self.names)}"
-            )
-        full = {
-            h.name: h.check(hp[h.name]) if h.name in hp else h.default for h in self.hyperparams
+            raise unknown_keyword(self.name, unknown[0], self.names, what="hyperparameter")
+        full: dict[str, Any] = {
+            h.name: h.check(hp[h.name], arrays=arrays, tensors=tensors)
+            if h.name in hp
+            else h.default
+            for h in self.hyperparams
         }
         shapes = {k: tuple(v.shape) for k, v in full.items() if getattr(v, "ndim", 0) > 0}
         try:

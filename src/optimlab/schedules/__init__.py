@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._names import from_spec, get, names, parameters
 from .base import Constant, Join, Product, Schedule, join
 from .cyclic import Cyclic, MomentumCycle, OneCycle
 from .decay import (
@@ -29,6 +28,7 @@ from .decay import (
     StepDecay,
 )
 from .plot import plot
+from .table import from_spec, get, names, parameters
 from .warmup import InverseSqrt, Warmup, WarmupStableDecay
 
 list = names  # noqa: A001 - the public API is schedules.list()

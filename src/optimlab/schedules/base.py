@@ -23,30 +23,33 @@ from typing import Any
 
 import numpy as np
 
-from ..core.arrays import is_torch
-from . import _check
+from ..core import checks
 
-Value = Any  # a Python float, or a NumPy array when arguments or steps are arrays
+# A Python number, or a NumPy array when arguments or steps are arrays. A field declared
+# ``Value = None`` is optional: ``__post_init__`` derives it (from ``total_steps``) or, for
+# ``total_steps`` of an open-ended schedule, leaves it None.
+Value = Any
 
 
 def as_steps(step: Any) -> np.ndarray:
     """``step`` as a float64 array of whole numbers >= 0 (ValueError otherwise); integer
     torch tensors (such as an optimizer's ``state["step"]``) are accepted."""
-    if is_torch(step) and not step.is_floating_point():
+    if checks.is_tensor(step) and not (step.is_floating_point() or step.is_complex()):
         step = step.detach().cpu().numpy()
-    if (
-        isinstance(step, bool | np.bool_ | str | complex | np.complexfloating)
-        or is_torch(step)
-        or (isinstance(step, np.ndarray) and (step.dtype == np.bool_ or np.iscomplexobj(step)))
-    ):
-        raise ValueError(f"step must be an integer >= 0, got {step!r}")
-    try:
-        arr = np.asarray(step, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"step must be an integer >= 0, got {step!r}") from None
-    if not (np.isfinite(arr).all() and (arr == np.floor(arr)).all() and (arr >= 0).all()):
-        raise ValueError(f"step must be an integer >= 0, got {_check.show(step)}")
-    return arr
+    return np.asarray(checks.integer("step", step, 0, arrays=True), dtype=np.float64)
+
+
+def checked_total(value: Any, required_for: str | None = None) -> Value:
+    """``total_steps``: an integer >= 1 (or an array of them), or ``None`` unless the
+    schedule ``required_for`` needs it."""
+    if value is None and required_for is not None:
+        raise ValueError(f"total_steps is required for {required_for}")
+    return checks.integer("total_steps", value, 1, optional=required_for is None, arrays=True)
+
+
+def part(total: Value, k: int) -> Value:
+    """``total // k``, at least 1 (elementwise for arrays)."""
+    return np.maximum(total // k, 1) if isinstance(total, np.ndarray) else max(total // k, 1)
 
 
 def output(value: np.ndarray) -> Value:
@@ -76,11 +79,23 @@ def _hashable(v: Any) -> Any:
     return v
 
 
-def _sequence(name: str, value: Any) -> tuple[Any, ...]:
-    """``tuple(value)``, or a ValueError naming ``name`` for one item (or a string)."""
-    if isinstance(value, str | bytes | Schedule) or not hasattr(value, "__iter__"):
-        raise ValueError(f"{name} must be a sequence, got {value!r}")
-    return tuple(value)
+def set_fields(obj: object, **fields: object) -> None:
+    """Set checked fields of a frozen schedule: NumPy arrays as float64, and every array
+    field must broadcast with the others (one value per setting on the leading axes)."""
+    for name, value in fields.items():
+        if isinstance(value, np.ndarray):
+            value = value.astype(np.float64)
+        object.__setattr__(obj, name, value)
+    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
+    shapes = {k: v.shape for k, v in values.items() if isinstance(v, np.ndarray)}
+    try:
+        np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        listed = ", ".join(f"{k} {v}" for k, v in shapes.items())
+        raise ValueError(
+            f"array arguments must broadcast together (one value per setting on "
+            f"the leading axis), got shapes {listed}"
+        ) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,14 +139,14 @@ class Constant(Schedule):
     """
 
     lr: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", _check.real("lr", self.lr, low=0))
-        if self.total_steps is not None:
-            object.__setattr__(
-                self, "total_steps", _check.integer("total_steps", self.total_steps, low=1)
-            )
+        set_fields(
+            self,
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
+            total_steps=checked_total(self.total_steps),
+        )
 
     def _value(self, t: np.ndarray) -> np.ndarray:
         return np.zeros_like(t) + self.lr
@@ -155,14 +170,17 @@ class Join(Schedule):
     boundaries: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        schedules = _sequence("schedules", self.schedules)
+        schedules = checks.sequence("schedules", self.schedules, "a sequence of schedules")
         if not schedules or not all(isinstance(s, Schedule) for s in schedules):
-            raise ValueError(f"schedules must be a non-empty sequence of schedules: {schedules}")
+            raise ValueError(
+                f"schedules must be a non-empty sequence of schedules, got {checks.show(schedules)}"
+            )
         bounds = tuple(
-            _check.integer("boundaries", b, low=1) for b in _sequence("boundaries", self.boundaries)
+            checks.integer(f"boundaries[{i}]", b, 1)
+            for i, b in enumerate(
+                checks.sequence("boundaries", self.boundaries, "a sequence of integers")
+            )
         )
-        if any(isinstance(b, np.ndarray) for b in bounds):
-            raise ValueError("boundaries must be Python integers, not arrays")
         if len(bounds) != len(schedules) - 1:
             raise ValueError(
                 f"boundaries must have one entry fewer than schedules ({len(schedules) - 1}), "
@@ -176,10 +194,10 @@ class Join(Schedule):
     def _value(self, t: np.ndarray) -> np.ndarray:
         starts = (0, *self.boundaries)
         piece = np.searchsorted(np.asarray(self.boundaries, dtype=np.float64), t, side="right")
-        out = None
+        out = self.schedules[0]._value(t)
         for i, (sched, start) in enumerate(zip(self.schedules, starts, strict=True)):
-            value = sched._value(np.maximum(t - start, 0.0))
-            out = value if out is None else np.where(piece == i, value, out)
+            if i > 0:
+                out = np.where(piece == i, sched._value(np.maximum(t - start, 0.0)), out)
         return out
 
 
@@ -191,7 +209,7 @@ class Product(Schedule):
 
     def __post_init__(self) -> None:
         flat: list[Schedule] = []
-        for f in _sequence("factors", self.factors):
+        for f in checks.sequence("factors", self.factors, "a sequence of schedules"):
             if not isinstance(f, Schedule):
                 raise ValueError(f"factors must be schedules, got {f!r}")
             flat.extend(f.factors if isinstance(f, Product) else (f,))

@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _check
-from .base import Schedule, Value
-from .decay import _set, _total, part
+from ..core import checks
+from .base import Schedule, Value, checked_total, part, set_fields
 
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
 ANNEALS = ("cos", "linear")
@@ -38,36 +37,36 @@ class Cyclic(Schedule):
     0.5
     """
 
-    step_size_up: Value | None = None
-    step_size_down: Value | None = None
+    step_size_up: Value = None
+    step_size_down: Value = None
     lr: Value = 1.0
-    min_lr: Value | None = None
+    min_lr: Value = None
     mode: str = "triangular"
     gamma: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
-        total = _total(self.total_steps)
+        total = checked_total(self.total_steps)
         up = self.step_size_up
         if up is None:
             if total is None:
                 raise ValueError("cyclic needs step_size_up or total_steps")
             up = part(total, 4)
-        up = _check.integer("step_size_up", up, low=1)
+        up = checks.integer("step_size_up", up, low=1, arrays=True)
         down = up if self.step_size_down is None else self.step_size_down
-        down = _check.integer("step_size_down", down, low=1)
-        lr = _check.real("lr", self.lr, low=0)
+        down = checks.integer("step_size_down", down, low=1, arrays=True)
+        lr = checks.real("lr", self.lr, low=0, arrays=True)
         min_lr = lr / 10 if self.min_lr is None else self.min_lr
-        min_lr = _check.real("min_lr", min_lr, low=0)
-        _check.require(
+        min_lr = checks.real("min_lr", min_lr, low=0, arrays=True)
+        checks.require(
             np.less_equal(min_lr, lr),
-            f"min_lr must be <= lr, got min_lr={_check.show(min_lr)} and lr={_check.show(lr)}",
+            f"min_lr must be <= lr, got min_lr={checks.show(min_lr)} and lr={checks.show(lr)}",
         )
-        mode = _check.choice("mode", self.mode, CYCLIC_MODES)
-        gamma = _check.real("gamma", self.gamma, low=0, high=1, low_open=True)
+        mode = checks.choice("mode", self.mode, CYCLIC_MODES)
+        gamma = checks.real("gamma", self.gamma, low=0, high=1, low_open=True, arrays=True)
         if mode != "exp_range" and np.any(np.asarray(gamma) != 1):
-            raise ValueError(f"gamma is used only with mode='exp_range', got {_check.show(gamma)}")
-        _set(
+            raise ValueError(f"gamma is used only with mode='exp_range', got {checks.show(gamma)}")
+        set_fields(
             self,
             step_size_up=up,
             step_size_down=down,
@@ -116,7 +115,7 @@ class OneCycle(Schedule):
     1.0
     """
 
-    total_steps: Value | None = None
+    total_steps: Value = None
     lr: Value = 1.0
     pct_start: Value = 0.3
     anneal: str = "cos"
@@ -125,27 +124,29 @@ class OneCycle(Schedule):
     three_phase: bool = False
 
     def __post_init__(self) -> None:
-        total = _total(self.total_steps, "one_cycle")
-        pct = _check.real("pct_start", self.pct_start, low=0, high=1)
-        three = _check.flag("three_phase", self.three_phase)
+        total = checked_total(self.total_steps, "one_cycle")
+        pct = checks.real("pct_start", self.pct_start, low=0, high=1, arrays=True)
+        three = checks.flag("three_phase", self.three_phase)
         ends = self._ends(total, pct, three)
         starts = (0.0, *ends[:-1])
         for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-            _check.require(
+            checks.require(
                 np.greater(b, a),
-                f"one_cycle phase {i + 1} would be empty: total_steps={_check.show(total)} "
-                f"with pct_start={_check.show(pct)} is too few steps"
+                f"one_cycle phase {i + 1} would be empty: total_steps={checks.show(total)} "
+                f"with pct_start={checks.show(pct)} is too few steps"
                 + (" (need pct_start * total_steps > 1)" if i == 0 else ""),
             )
-        _set(
+        set_fields(
             self,
             total_steps=total,
-            lr=_check.real("lr", self.lr, low=0),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
             pct_start=pct,
-            anneal=_check.choice("anneal", self.anneal, ANNEALS),
-            div_factor=_check.real("div_factor", self.div_factor, low=0, low_open=True),
-            final_div_factor=_check.real(
-                "final_div_factor", self.final_div_factor, low=0, low_open=True
+            anneal=checks.choice("anneal", self.anneal, ANNEALS),
+            div_factor=checks.real(
+                "div_factor", self.div_factor, low=0, low_open=True, arrays=True
+            ),
+            final_div_factor=checks.real(
+                "final_div_factor", self.final_div_factor, low=0, low_open=True, arrays=True
             ),
             three_phase=three,
         )
@@ -209,9 +210,13 @@ class MomentumCycle(Schedule):
         if not isinstance(self.schedule, Cyclic | OneCycle):
             raise ValueError(f"schedule must be Cyclic or OneCycle, got {self.schedule!r}")
         for name in ("base_momentum", "max_momentum"):
-            _set(
+            set_fields(
                 self,
-                **{name: _check.real(name, getattr(self, name), low=0, high=1, high_open=True)},
+                **{
+                    name: checks.real(
+                        name, getattr(self, name), low=0, high=1, high_open=True, arrays=True
+                    )
+                },
             )
 
     def _value(self, t: np.ndarray) -> np.ndarray:

@@ -11,42 +11,14 @@ defaults and validates, and the formula goes on.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from . import _check
-from .base import Schedule, Value, clamp
-
-
-def _total(value: Value | None, required_for: str | None = None) -> Value | None:
-    if value is None:
-        if required_for is not None:
-            raise ValueError(f"total_steps is required for {required_for}")
-        return None
-    return _check.integer("total_steps", value, low=1)
-
-
-def part(total: Value, k: int) -> Value:
-    """``total // k``, at least 1 (elementwise for arrays)."""
-    return np.maximum(total // k, 1) if isinstance(total, np.ndarray) else max(total // k, 1)
-
-
-def _set(obj: object, **fields: object) -> None:
-    for name, value in fields.items():
-        object.__setattr__(obj, name, value)
-    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}  # type: ignore
-    shapes = {k: v.shape for k, v in values.items() if isinstance(v, np.ndarray)}
-    try:
-        np.broadcast_shapes(*shapes.values())
-    except ValueError:
-        listed = ", ".join(f"{k} {v}" for k, v in shapes.items())
-        raise ValueError(
-            f"array arguments must broadcast together (one value per setting on "
-            f"the leading axis), got shapes {listed}"
-        ) from None
+from ..core import checks
+from .base import Schedule, Value, checked_total, clamp, part, set_fields
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,23 +33,23 @@ class StepDecay(Schedule):
     0.25
     """
 
-    step_size: Value | None = None
+    step_size: Value = None
     gamma: Value = 0.1
     lr: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
-        total = _total(self.total_steps)
+        total = checked_total(self.total_steps)
         size = self.step_size
         if size is None:
             if total is None:
                 raise ValueError("step needs step_size or total_steps")
             size = -(-total // 3)  # ceil: exactly two drops within steps 0 .. T-1
-        _set(
+        set_fields(
             self,
-            step_size=_check.integer("step_size", size, low=1),
-            gamma=_check.real("gamma", self.gamma, low=0),
-            lr=_check.real("lr", self.lr, low=0),
+            step_size=checks.integer("step_size", size, low=1, arrays=True),
+            gamma=checks.real("gamma", self.gamma, low=0, arrays=True),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
             total_steps=total,
         )
 
@@ -104,30 +76,28 @@ class MultiStepDecay(Schedule):
     total_steps: int | None = None
 
     def __post_init__(self) -> None:
-        total = _total(self.total_steps)
-        if isinstance(total, np.ndarray):
-            raise ValueError("multistep needs a single total_steps, not an array")
-        marks = self.milestones
+        # one total for every setting: the milestones are shared
+        total = checks.integer("total_steps", self.total_steps, 1, optional=True)
+        marks: Any = self.milestones
         if marks is None:
             if total is None:
                 raise ValueError("multistep needs milestones or total_steps")
             marks = sorted({m for m in (round(0.5 * total), round(0.75 * total)) if 1 <= m < total})
-        if isinstance(marks, int | float | complex | str | np.ndarray | np.generic):
-            raise ValueError(f"milestones must be a sequence of integers, got {marks!r}")
-        marks = tuple(_check.integer("milestones", m, low=1) for m in marks)
-        if any(isinstance(m, np.ndarray) for m in marks):
-            raise ValueError("milestones must be integers, not arrays")
+        marks = tuple(
+            checks.integer(f"milestones[{i}]", m, 1)
+            for i, m in enumerate(checks.sequence("milestones", marks, "a sequence of integers"))
+        )
         if any(b <= a for a, b in zip(marks, marks[1:], strict=False)):
             raise ValueError(f"milestones must be strictly increasing, got {marks}")
         if total is not None and marks and marks[-1] >= total:
             raise ValueError(
                 f"milestones must be < total_steps ({total}), got {marks} (never reached)"
             )
-        _set(
+        set_fields(
             self,
             milestones=marks,
-            gamma=_check.real("gamma", self.gamma, low=0),
-            lr=_check.real("lr", self.lr, low=0),
+            gamma=checks.real("gamma", self.gamma, low=0, arrays=True),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
             total_steps=total,
         )
 
@@ -149,22 +119,22 @@ class ExponentialDecay(Schedule):
     0.25
     """
 
-    gamma: Value | None = None
+    gamma: Value = None
     lr: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
-        total = _total(self.total_steps)
+        total = checked_total(self.total_steps)
         gamma = self.gamma
         if gamma is None:
             if total is None:
                 raise ValueError("exponential needs gamma or total_steps")
             gamma = 0.01 ** (1.0 / np.asarray(total, dtype=np.float64))
             gamma = float(gamma) if np.ndim(gamma) == 0 else gamma
-        _set(
+        set_fields(
             self,
-            gamma=_check.real("gamma", gamma, low=0),
-            lr=_check.real("lr", self.lr, low=0),
+            gamma=checks.real("gamma", gamma, low=0, arrays=True),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
             total_steps=total,
         )
 
@@ -183,18 +153,18 @@ class PolynomialDecay(Schedule):
     0.25
     """
 
-    total_steps: Value | None = None
+    total_steps: Value = None
     power: Value = 1.0
     lr: Value = 1.0
     end_lr: Value = 0.0
 
     def __post_init__(self) -> None:
-        _set(
+        set_fields(
             self,
-            total_steps=_total(self.total_steps, "polynomial"),
-            power=_check.real("power", self.power, low=0),
-            lr=_check.real("lr", self.lr, low=0),
-            end_lr=_check.real("end_lr", self.end_lr, low=0),
+            total_steps=checked_total(self.total_steps, "polynomial"),
+            power=checks.real("power", self.power, low=0, arrays=True),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
+            end_lr=checks.real("end_lr", self.end_lr, low=0, arrays=True),
         )
 
     def _value(self, t: np.ndarray) -> np.ndarray:
@@ -213,18 +183,18 @@ class Linear(Schedule):
     1.5
     """
 
-    total_steps: Value | None = None
+    total_steps: Value = None
     lr: Value = 1.0
     start_factor: Value = 1.0
     end_factor: Value = 0.0
 
     def __post_init__(self) -> None:
-        _set(
+        set_fields(
             self,
-            total_steps=_total(self.total_steps, "linear"),
-            lr=_check.real("lr", self.lr, low=0),
-            start_factor=_check.real("start_factor", self.start_factor, low=0),
-            end_factor=_check.real("end_factor", self.end_factor, low=0),
+            total_steps=checked_total(self.total_steps, "linear"),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
+            start_factor=checks.real("start_factor", self.start_factor, low=0, arrays=True),
+            end_factor=checks.real("end_factor", self.end_factor, low=0, arrays=True),
         )
 
     def _value(self, t: np.ndarray) -> np.ndarray:
@@ -248,16 +218,16 @@ class CosineAnnealing(Schedule):
     0.5
     """
 
-    total_steps: Value | None = None
+    total_steps: Value = None
     lr: Value = 1.0
     eta_min: Value = 0.0
 
     def __post_init__(self) -> None:
-        _set(
+        set_fields(
             self,
-            total_steps=_total(self.total_steps, "cosine"),
-            lr=_check.real("lr", self.lr, low=0),
-            eta_min=_check.real("eta_min", self.eta_min, low=0),
+            total_steps=checked_total(self.total_steps, "cosine"),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
+            eta_min=checks.real("eta_min", self.eta_min, low=0, arrays=True),
         )
 
     def _value(self, t: np.ndarray) -> np.ndarray:
@@ -280,25 +250,25 @@ class CosineWarmRestarts(Schedule):
     1.0
     """
 
-    T_0: Value | None = None  # noqa: N815 (torch's name)
+    T_0: Value = None  # noqa: N815 (torch's name)
     T_mult: Value = 1  # noqa: N815
     lr: Value = 1.0
     eta_min: Value = 0.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
-        total = _total(self.total_steps)
+        total = checked_total(self.total_steps)
         t0 = self.T_0
         if t0 is None:
             if total is None:
                 raise ValueError("cosine_restarts needs T_0 or total_steps")
             t0 = part(total, 4)
-        _set(
+        set_fields(
             self,
-            T_0=_check.integer("T_0", t0, low=1),
-            T_mult=_check.integer("T_mult", self.T_mult, low=1),
-            lr=_check.real("lr", self.lr, low=0),
-            eta_min=_check.real("eta_min", self.eta_min, low=0),
+            T_0=checks.integer("T_0", t0, low=1, arrays=True),
+            T_mult=checks.integer("T_mult", self.T_mult, low=1, arrays=True),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
+            eta_min=checks.real("eta_min", self.eta_min, low=0, arrays=True),
             total_steps=total,
         )
 

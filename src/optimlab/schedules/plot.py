@@ -1,4 +1,6 @@
-"""Drawing schedules (matplotlib is imported here only, with the Agg backend)."""
+"""Drawing schedules. matplotlib is imported here only, and never through ``pyplot``: a new
+figure is a ``matplotlib.figure.Figure`` of its own, so the backend a user or a notebook
+chose is never switched, and no window opens."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _check
-from ._names import get
+from ..core import checks
 from .base import Schedule
+from .table import get
 
 
 def _resolve(item: str | Schedule, steps: int, lr: float) -> tuple[str, Schedule]:
@@ -33,12 +35,16 @@ def plot(
 ) -> Any:
     """Draw schedules over steps ``0 .. steps - 1`` on one axes; names are built with
     ``get(name, total_steps=steps, lr=lr)``. Saves a PNG when ``path`` is given and returns
-    the matplotlib ``Figure``. ``labels`` name the curves (default: the names or class names).
+    the matplotlib ``Figure`` (shown by a notebook when it is a cell's value; a figure of
+    its own, not one of ``pyplot``'s). ``labels`` name the curves (default: the names or
+    class names).
     """
-    steps = _check.integer("steps", steps, low=1)
-    if isinstance(steps, np.ndarray):
-        raise ValueError("steps must be a single integer")
-    items = [schedules] if isinstance(schedules, str | Schedule) else list(schedules)
+    steps = checks.integer("steps", steps, 1)
+    items = (
+        [schedules]
+        if isinstance(schedules, str | Schedule)
+        else checks.sequence("schedules", schedules, "a schedule, a name or a sequence of them")
+    )
     if not items:
         raise ValueError("nothing to plot: give at least one schedule")
     curves = [_resolve(item, steps, lr) for item in items]  # validate before drawing
@@ -54,14 +60,11 @@ def plot(
     t = np.arange(steps)
     values = [(label, np.asarray(s(t))) for label, s in curves]
 
-    import matplotlib
-
     if ax is None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+        fig = Figure(figsize=(8, 4.5), layout="constrained")
+        ax = fig.add_subplot()
     else:
         fig = ax.figure
     for label, v in values:

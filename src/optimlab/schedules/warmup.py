@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _check
-from .base import Schedule, Value, clamp
-from .decay import _set, _total, cosine
+from ..core import checks
+from .base import Schedule, Value, checked_total, clamp, set_fields
+from .decay import cosine
 
 DECAYS = ("cosine", "linear", "constant", "inverse_sqrt")
 WSD_DECAYS = ("linear", "cosine", "sqrt")
@@ -55,35 +55,35 @@ class Warmup(Schedule):
     """
 
     decay: str = "cosine"
-    total_steps: Value | None = None
-    warmup_steps: Value | None = None
+    total_steps: Value = None
+    warmup_steps: Value = None
     lr: Value = 1.0
     init_lr: Value = 0.0
     end_lr: Value = 0.0
 
     def __post_init__(self) -> None:
-        decay = _check.choice("decay", self.decay, DECAYS)
+        decay = checks.choice("decay", self.decay, DECAYS)
         bounded = decay in ("cosine", "linear")
-        total = _total(self.total_steps, f"warmup_{decay}" if bounded else None)
+        total = checked_total(self.total_steps, f"warmup_{decay}" if bounded else None)
         warmup = self.warmup_steps
         if warmup is None:
             warmup = _default_warmup(total, f"warmup_{decay}")
-        warmup = _check.integer("warmup_steps", warmup, low=0)
+        warmup = checks.integer("warmup_steps", warmup, low=0, arrays=True)
         if total is not None:
-            _check.require(
+            checks.require(
                 np.less(warmup, total),
-                f"warmup_steps must be < total_steps, got warmup_steps={_check.show(warmup)} "
-                f"and total_steps={_check.show(total)}",
+                f"warmup_steps must be < total_steps, got warmup_steps={checks.show(warmup)} "
+                f"and total_steps={checks.show(total)}",
             )
-        end_lr = _check.real("end_lr", self.end_lr, low=0)
+        end_lr = checks.real("end_lr", self.end_lr, low=0, arrays=True)
         if not bounded and np.any(np.asarray(end_lr) != 0):
-            raise ValueError(f"end_lr is not used by warmup_{decay}; got {_check.show(end_lr)}")
-        _set(
+            raise ValueError(f"end_lr is not used by warmup_{decay}; got {checks.show(end_lr)}")
+        set_fields(
             self,
             total_steps=total,
             warmup_steps=warmup,
-            lr=_check.real("lr", self.lr, low=0),
-            init_lr=_check.real("init_lr", self.init_lr, low=0),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
+            init_lr=checks.real("init_lr", self.init_lr, low=0, arrays=True),
             end_lr=end_lr,
         )
 
@@ -118,28 +118,28 @@ class InverseSqrt(Schedule):
     """
 
     d_model: Value = 512
-    warmup_steps: Value | None = None
+    warmup_steps: Value = None
     lr: Value = 1.0
-    total_steps: Value | None = None
+    total_steps: Value = None
 
     def __post_init__(self) -> None:
-        total = _total(self.total_steps)
+        total = checked_total(self.total_steps)
         warmup = self.warmup_steps
         if warmup is None:
             warmup = 4000 if total is None else np.maximum(total // 10, 1)
             warmup = int(warmup) if np.ndim(warmup) == 0 else warmup
-        warmup = _check.integer("warmup_steps", warmup, low=1)
+        warmup = checks.integer("warmup_steps", warmup, low=1, arrays=True)
         if total is not None:
-            _check.require(
+            checks.require(
                 np.less(warmup, total),
-                f"warmup_steps must be < total_steps, got warmup_steps={_check.show(warmup)} "
-                f"and total_steps={_check.show(total)}",
+                f"warmup_steps must be < total_steps, got warmup_steps={checks.show(warmup)} "
+                f"and total_steps={checks.show(total)}",
             )
-        _set(
+        set_fields(
             self,
-            d_model=_check.real("d_model", self.d_model, low=0, low_open=True),
+            d_model=checks.real("d_model", self.d_model, low=0, low_open=True, arrays=True),
             warmup_steps=warmup,
-            lr=_check.real("lr", self.lr, low=0),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
             total_steps=total,
         )
 
@@ -171,37 +171,37 @@ class WarmupStableDecay(Schedule):
     0.5
     """
 
-    total_steps: Value | None = None
-    warmup_steps: Value | None = None
-    decay_steps: Value | None = None
+    total_steps: Value = None
+    warmup_steps: Value = None
+    decay_steps: Value = None
     lr: Value = 1.0
     init_lr: Value = 0.0
     end_lr: Value = 0.0
     decay: str = "linear"
 
     def __post_init__(self) -> None:
-        total = _total(self.total_steps, "wsd")
+        total = checked_total(self.total_steps, "wsd")
         warmup = _default_warmup(total, "wsd") if self.warmup_steps is None else self.warmup_steps
         decay_steps = self.decay_steps
         if decay_steps is None:
             decay_steps = np.maximum(total // 5, 1)
             decay_steps = int(decay_steps) if np.ndim(decay_steps) == 0 else decay_steps
-        warmup = _check.integer("warmup_steps", warmup, low=0)
-        decay_steps = _check.integer("decay_steps", decay_steps, low=1)
-        _check.require(
+        warmup = checks.integer("warmup_steps", warmup, low=0, arrays=True)
+        decay_steps = checks.integer("decay_steps", decay_steps, low=1, arrays=True)
+        checks.require(
             np.add(warmup, decay_steps) <= total,
             f"warmup_steps + decay_steps must be <= total_steps, got "
-            f"{_check.show(warmup)} + {_check.show(decay_steps)} > {_check.show(total)}",
+            f"{checks.show(warmup)} + {checks.show(decay_steps)} > {checks.show(total)}",
         )
-        _set(
+        set_fields(
             self,
             total_steps=total,
             warmup_steps=warmup,
             decay_steps=decay_steps,
-            lr=_check.real("lr", self.lr, low=0),
-            init_lr=_check.real("init_lr", self.init_lr, low=0),
-            end_lr=_check.real("end_lr", self.end_lr, low=0),
-            decay=_check.choice("decay", self.decay, WSD_DECAYS),
+            lr=checks.real("lr", self.lr, low=0, arrays=True),
+            init_lr=checks.real("init_lr", self.init_lr, low=0, arrays=True),
+            end_lr=checks.real("end_lr", self.end_lr, low=0, arrays=True),
+            decay=checks.choice("decay", self.decay, WSD_DECAYS),
         )
 
     def _value(self, t: np.ndarray) -> np.ndarray:

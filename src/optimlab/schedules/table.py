@@ -1,12 +1,16 @@
-"""Schedules by name: ``get("warmup_cosine", total_steps=1000)``, ``names()``, ``from_spec``."""
+"""The table of schedules by name: ``get("warmup_cosine", total_steps=1000)``, ``names()``,
+``parameters(name)`` and ``from_spec("multistep:milestones=(30,60)")``.
+
+A name is matched without regard to case, and ``-`` equals ``_`` (``"One-Cycle"``).
+"""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 from typing import Any
 
-from ..core.names import unknown_name
+from ..core.names import unknown_keyword, unknown_name
+from ..core.specs import parse_spec
 from .base import Constant, Schedule
 from .cyclic import Cyclic, OneCycle
 from .decay import (
@@ -76,34 +80,8 @@ def get(name: str, **kwargs: Any) -> Schedule:
     allowed = parameters(key)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise ValueError(
-            f"schedule {key!r} got unknown argument {unknown[0]!r}; "
-            f"it accepts: {', '.join(allowed)}"
-        )
+        raise unknown_keyword(f"schedule {key!r}", unknown[0], allowed)
     return cls(**fixed, **kwargs)
-
-
-def _split_top(text: str) -> list[str]:
-    parts: list[str] = []
-    depth, cur = 0, ""
-    for ch in text:
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    return [*parts, cur] if cur.strip() else parts
-
-
-def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text  # a bare word such as cosine or exp_range (TypeError: "{[1]: 2}")
 
 
 def from_spec(spec: str, **defaults: Any) -> Schedule:
@@ -114,17 +92,5 @@ def from_spec(spec: str, **defaults: Any) -> Schedule:
     >>> from_spec("cosine:eta_min=0.1", total_steps=10)(10)
     0.1
     """
-    if not isinstance(spec, str):
-        raise ValueError(f"schedule spec must be a string, got {spec!r}")
-    name, _, rest = spec.partition(":")
-    kwargs: dict[str, Any] = dict(defaults)
-    given: set[str] = set()
-    for item in _split_top(rest):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(f"schedule options must look like key=value, got {item!r} in {spec!r}")
-        if key.strip() in given:
-            raise ValueError(f"{key.strip()} is given twice in {spec!r}")
-        given.add(key.strip())
-        kwargs[key.strip()] = _literal(value.strip())
-    return get(name, **kwargs)
+    name, options = parse_spec(spec, "schedule spec")
+    return get(name, **{**defaults, **options})

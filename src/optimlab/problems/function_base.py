@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core import checks
 from ..core.arrays import is_torch
 from ..train.task import TorchTask
-from .base import Problem, check_int, check_seed
+from .base import Problem
 
 Array = Any  # a NumPy array or a torch tensor
 
@@ -114,7 +115,7 @@ class TestFunction(Problem):
 
     def init(self, seed: int = 0) -> np.ndarray:
         """Starting point ``(dim,)`` for ``seed`` (float64, a fresh array)."""
-        seed = check_seed(seed)
+        seed = checks.integer("seed", seed, 0)
         if not self.random_start:
             return self.start.copy()
         lo, hi = np.array(self.box).T
@@ -134,7 +135,7 @@ class TestFunction(Problem):
     def grid(self, n: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(X, Y, Z)`` over the first two coordinates of ``box`` for contour plots
         (other coordinates held at the first minimum)."""
-        n = check_int("n", n, 2)
+        n = checks.integer("n", n, 2)
         (x0, x1), (y0, y1) = self.box[0], self.box[1]
         X, Y = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
         pts = np.broadcast_to(self.minima[0], (n, n, self.dim)).copy()
