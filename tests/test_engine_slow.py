@@ -18,14 +18,15 @@ def test_64_adam_lrs_on_rosenbrock_1000_steps():
     batched = run("rosenbrock", settings, 1000, eval_every=100)
     alone = run("rosenbrock", settings, 1000, eval_every=100, batched=False)
     assert {t.status for t in batched} == {"finished", "diverged"}  # both paths exercised
-    for a, b in zip(batched, alone, strict=True):
+    for a, b in zip(batched, alone, strict=True):  # within the numerics tolerance
         assert a.status == b.status and a.diverged_step == b.diverged_step
-        assert_close(a.loss, b.loss)
-        assert_close(a.trajectory, b.trajectory)
+        assert_close(a.loss, b.loss, what="loss")
+        assert_close(a.trajectory, b.trajectory, what="trajectory")
         assert [s for s, _ in a.evals] == [s for s, _ in b.evals]
-        for (_, ma), (_, mb) in zip(a.evals, b.evals, strict=True):
+        for (step, ma), (_, mb) in zip(a.evals, b.evals, strict=True):
+            assert ma.keys() == mb.keys()
             for k in ma:
-                assert_close(ma[k], mb[k], what=k)
+                assert_close(ma[k], mb[k], what=f"evals[{step}][{k}]")
 
 
 def test_32_mlp_settings_vmap_equals_sequential_float64():

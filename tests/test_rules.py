@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from cases import CASES, Case, randomized, reference_run, torch_kwargs
+from numerics import assert_close
 
 from optimlab.rules.registry import get_rule, get_spec
 
@@ -159,14 +160,13 @@ def test_rule_on_torch_tensors_equals_numpy(case: Case) -> None:
         assert all(isinstance(x, torch.Tensor) and x.dtype == torch.float64 for x in got_t)
         # not bitwise: torch divides by a Python scalar as a multiplication by its
         # reciprocal, and sums in another order
-        tol = 1e-13
-        for a, b in zip(got_t, got_np, strict=True):
-            assert rel_err(a.numpy(), b) <= tol, (case.id, shape)
-        for a, b in zip(state_t, state_np, strict=True):
+        for t, (a, b) in enumerate(zip(got_t, got_np, strict=True)):
+            assert_close(a, b, what=f"{case.id} {shape} step {t}")
+        for field, a, b in zip(state_np._fields, state_t, state_np, strict=True):
             assert (a is None) == (b is None)
             if isinstance(b, np.ndarray):
                 assert isinstance(a, torch.Tensor) and a.shape == b.shape
-                assert rel_err(a.numpy(), b) <= tol
+                assert_close(a, b, what=f"{case.id} {shape} state {field}")
 
 
 # --------------------------------------------------------------------------- batching
@@ -205,9 +205,10 @@ def test_batched_equals_separate_runs(case: Case) -> None:
         got, _ = rule_run(case.name, hp, param, grads, batch_ndim)
         for k, c in enumerate(settings):
             want, _ = rule_run(c.name, c.full(), param[k], [g[k] for g in grads])
-            # bitwise: same operations per element, reductions over the same elements
+            # not bitwise: array hyperparameters take NumPy's SIMD loops (``beta2**t``),
+            # Python floats take scalar libm, and the two round differently in the last bit
             for t, (a, b) in enumerate(zip(got, want, strict=True)):
-                assert np.array_equal(a[k], b), (c.id, shape, t, rel_err(a[k], b))
+                assert_close(a[k], b, what=f"{c.id} {shape} step {t}")
 
 
 @pytest.mark.parametrize("case", case_params())
@@ -344,7 +345,8 @@ def test_adafactor_single_row_or_column_matrix_equals_vector() -> None:
             "adafactor", hp, param.reshape(shape), [g.reshape(shape) for g in grads]
         )
         assert state.variance is None
-        assert max(rel_err(a.reshape(6), b) for a, b in zip(mat, vec, strict=True)) < 1e-13
+        for t, (a, b) in enumerate(zip(mat, vec, strict=True)):
+            assert_close(a.reshape(6), b, what=f"{shape} step {t}")
 
 
 def test_adafactor_3d_is_per_slice_factored_with_whole_tensor_rms() -> None:
@@ -490,7 +492,8 @@ def test_batched_on_torch_tensors_equals_numpy(case: Case) -> None:
         case.name, hp_t, torch.tensor(param), [torch.tensor(g) for g in grads], batch_ndim
     )
     want, _ = rule_run(case.name, hp, param, grads, batch_ndim)
-    assert max(rel_err(a.numpy(), b) for a, b in zip(got, want, strict=True)) < 1e-13
+    for t, (a, b) in enumerate(zip(got, want, strict=True)):
+        assert_close(a, b, what=f"{case.id} step {t}")
 
 
 @pytest.mark.parametrize("case", case_params())
@@ -522,4 +525,5 @@ def test_radam_batch_mixing_rectified_and_unrectified_settings() -> None:
         want, _ = rule_run(
             "radam", {"lr": 0.1, "beta2": float(beta2[k, 0])}, param[k], [g[k] for g in grads]
         )
-        assert all(np.array_equal(a[k], b) for a, b in zip(got, want, strict=True))
+        for t, (a, b) in enumerate(zip(got, want, strict=True)):
+            assert_close(a[k], b, what=f"setting {k} step {t}")
