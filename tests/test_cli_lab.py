@@ -219,7 +219,7 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
         (["compare", "--problem", "rosenbrok"], "did you mean 'rosenbrock'"),
         (["compare", "--lrs", "1e-4:1"], "lrs range must be 'lo:hi:n'"),
         (["compare", "--lrs", "1:1e-4:3"], "0 < lo <= hi"),
-        (["compare", "--seeds", "x"], "seeds must be an integer, got 'x'"),
+        (["compare", "--seeds", "x"], "seeds must be an integer >= 1, got 'x'"),
         (["compare", "--steps", "0"], "steps must be an integer >= 1, got 0"),
         (["compare", "--hp", "beta2"], "--hp must be [OPT.]NAME=VALUE"),
         (["compare", "--hp", "adam.beta1=1.5"], "beta1 must be in [0, 1), got 1.5"),
@@ -229,7 +229,10 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
         (["compare", "--eval-every", "0"], "eval_every must be None or an integer >= 1, got 0"),
         (["compare", "--schedule", "cosine:foo=1"], "unknown argument 'foo'"),
         (["compare", "--schedule", "cosine:eta_min=1,eta_min=2"], "eta_min is given twice"),
-        (["compare", "--hp", "adam.beta1=(0.8"], "beta1 must be a number, got '(0.8'"),
+        (
+            ["compare", "--hp", "adam.beta1=(0.8"],
+            "--hp adam.beta1 must have balanced brackets and quotes, got '(0.8'",
+        ),
         (
             ["compare", "--schedule", "warmup_cosine:warmup_steps=500", "--steps", "100"],
             "warmup_steps must be < total_steps",
@@ -358,8 +361,8 @@ def test_lab_imports_stay_light() -> None:
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("seeds = 2.5", "seeds must be an integer, got 2.5"),
-        ('seeds = [1, "a"]', "seeds must be an integer, got 'a'"),
+        ("seeds = 2.5", "seeds must be an integer >= 1, got 2.5"),
+        ('seeds = [1, "a"]', "seeds must be an integer >= 0, got 'a'"),
         ("problem = 5", "problem must be a name"),
         ("schedules = 5", "schedules must be"),
         ("[grid.adam]\nlr = true", "lrs must be"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from numerics import RTOL, assert_close
+from numerics import RTOL_FLOAT32, assert_close
 
 import optimlab
 from optimlab import problems
@@ -155,7 +155,7 @@ def test_float32_models_run_batched():
     alone = run(p, settings, 10, eval_every=5, batched=False)
     for a, b in zip(batched, alone, strict=True):
         assert a.loss.dtype == np.float64 and a.status == "finished"
-        assert_close(a.loss, b.loss, RTOL[np.dtype(np.float32)])  # float32 models
+        assert_close(a.loss, b.loss, RTOL_FLOAT32)  # float32 models
         assert set(a.evals[-1][1]) == {"loss", "accuracy"}
 
 

@@ -43,7 +43,7 @@ def test_parse_lrs_lists_and_numbers(spec: object, expected: list[float]) -> Non
         ("1:1e-4:3", "0 < lo <= hi"),
         ("0:1:3", "lrs must be > 0, got 0.0"),
         ("1e-4:1:0", "count must be an integer >= 1, got 0"),
-        ("1e-4:1:x", "count must be an integer, got 'x'"),
+        ("1e-4:1:x", "lrs count must be an integer >= 1, got 'x'"),
         ("abc", "lrs must be a number, got 'abc'"),
         ("-0.1", "lrs must be > 0, got -0.1"),
         ("nan", "lrs must be a finite number > 0, got nan"),
@@ -64,10 +64,10 @@ def test_parse_seeds() -> None:
     assert parse_seeds([2, 2, 0]) == [0, 2]
     for bad, message in [
         (0, "seeds must be an integer >= 1, got 0"),
-        ("x", "seeds must be an integer, got 'x'"),
-        (True, "seeds must be an integer, got True"),
+        ("x", "seeds must be an integer >= 1, got 'x'"),
+        (True, "seeds must be an integer >= 1, got True"),
         ([-1], "seeds must be an integer >= 0, got -1"),
-        (2.5, "seeds must be an integer, got 2.5"),
+        (2.5, "seeds must be an integer >= 1, got 2.5"),
         ([], "seeds must name at least one seed"),
     ]:
         with pytest.raises(ValueError, match="seeds") as err:

@@ -397,7 +397,7 @@ BAD = [
     ({"end_lr": 1e-8}, r"end_lr must be > start_lr \(1e-07\), got 1e-08"),
     ({"end_lr": float("inf")}, "end_lr must be a finite number, got inf"),
     ({"num_iter": 1}, "num_iter must be an integer >= 2, got 1"),
-    ({"num_iter": 10.5}, "num_iter must be an integer, got 10.5"),
+    ({"num_iter": 10.5}, "num_iter must be an integer >= 2, got 10.5"),
     ({"mode": "log"}, "mode must be one of 'exp', 'linear', got 'log'"),
     ({"smooth": 0.0}, r"smooth must be in \(0, 1\], got 0.0"),
     ({"smooth": 1.5}, r"smooth must be in \(0, 1\]"),

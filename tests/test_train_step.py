@@ -164,7 +164,7 @@ def test_dict_batches_and_custom_batch_size() -> None:
     ("kwargs", "message"),
     [
         ({"accumulation_steps": 0}, "accumulation_steps must be an integer >= 1, got 0"),
-        ({"accumulation_steps": True}, "accumulation_steps must be an integer, got True"),
+        ({"accumulation_steps": True}, "accumulation_steps must be an integer >= 1, got True"),
         ({"clip_norm": -1.0}, "clip_norm must be > 0, got -1.0"),
         ({"clip_norm": float("nan")}, "clip_norm must be a finite number > 0, got nan"),
         ({"clip_value": 0.0}, "clip_value must be > 0, got 0.0"),

@@ -110,7 +110,7 @@ def parse_hp_options(values: list[str]) -> dict[str, dict[str, Any]]:
         if not eq or not key.strip() or not value.strip():
             raise UsageError(f"--hp must be [OPT.]NAME=VALUE, got {item!r}")
         opt, dot, name = key.strip().rpartition(".")
-        vals = [parse_value(v) for v in split_top(value)]
+        vals = [parse_value(v) for v in split_top(value, f"--hp {key.strip()}")]
         out.setdefault(opt if dot else "*", {})[name] = vals if len(vals) > 1 else vals[0]
     return out
 

@@ -18,13 +18,13 @@ _WORDS = {"true": True, "false": False, "none": None, "null": None}
 _OPEN, _CLOSE = "([{", ")]}"
 
 
-def split_top(text: str) -> list[str]:
+def split_top(text: str, what: str = "text") -> list[str]:
     """``text`` split at the commas that are not inside brackets or quotes, each part
     stripped; ``[]`` for blank text.
 
     Empty parts are kept (``"a,,b"`` gives ``["a", "", "b"]``) so that callers refuse
     them instead of silently reading fewer values. Unbalanced brackets and an unclosed
-    quote raise ``ValueError``.
+    quote raise ``ValueError`` naming ``what``.
     """
     if not text.strip():
         return []
@@ -41,14 +41,12 @@ def split_top(text: str) -> list[str]:
             stack.append(_CLOSE[_OPEN.index(ch)])
         elif ch in _CLOSE:
             if not stack or stack.pop() != ch:
-                raise ValueError(f"unbalanced {ch!r} in {text!r}")
+                raise ValueError(f"{what} must have balanced brackets and quotes, got {text!r}")
         elif ch == "," and not stack:
             parts.append(text[start:i])
             start = i + 1
-    if quote:
-        raise ValueError(f"unclosed quote {quote} in {text!r}")
-    if stack:
-        raise ValueError(f"unclosed {_OPEN[_CLOSE.index(stack[-1])]!r} in {text!r}")
+    if quote or stack:
+        raise ValueError(f"{what} must have balanced brackets and quotes, got {text!r}")
     parts.append(text[start:])
     return [p.strip() for p in parts]
 
@@ -68,11 +66,11 @@ def parse_options(text: str, what: str = "options", spec: str | None = None) -> 
     """``"key=value,key=value"`` as a dict (values by :func:`parse_value`)."""
     out: dict[str, Any] = {}
     try:
-        items = split_top(text)
+        items = split_top(text, what)
     except ValueError:
-        raise ValueError(
-            f"{what} must have balanced brackets and quotes, got {spec or text!r}"
-        ) from None
+        if spec is None:
+            raise
+        raise ValueError(f"{what} must have balanced brackets and quotes, got {spec!r}") from None
     for item in items:
         key, eq, value = item.partition("=")
         key = key.strip()

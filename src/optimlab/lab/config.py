@@ -126,7 +126,7 @@ def parse_lrs(spec: LrSpec) -> list[float]:
         values = [lo] if n == 1 else list(np.logspace(math.log10(lo), math.log10(hi), n))
         return [_round(v) for v in values]
     if isinstance(spec, str):
-        items: list[Any] = split_top(spec)
+        items: list[Any] = split_top(spec, "lrs")
     elif isinstance(spec, list | tuple | np.ndarray):
         items = list(spec)
     else:
@@ -152,7 +152,7 @@ def _round(x: float) -> float:
 def parse_seeds(spec: int | str | Sequence[int]) -> list[int]:
     """Seeds from a count (``3`` -> 0, 1, 2), ``"0,5,7"`` or a list (sorted, unique)."""
     if isinstance(spec, str):
-        items = [parse_value(p) for p in split_top(spec)]
+        items = [parse_value(p) for p in split_top(spec, "seeds")]
         if len(items) == 1 and "," not in spec:  # a count
             return list(range(integer("seeds", items[0], 1)))
     elif isinstance(spec, list | tuple | np.ndarray):
