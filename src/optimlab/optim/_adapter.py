@@ -169,7 +169,7 @@ def build_adapter(spec: OptimizerSpec) -> Adapter:
     reference = _reference_parameters(spec.torch_reference)
     if reference is not None:
         for ref in reference:
-            targets = _targets(ref.name, names)
+            targets = spec.torch_args.get(ref.name) or _targets(ref.name, names)
             if ref.name in TORCH_FLAGS:
                 flags.append(ref.name)
                 default = TORCH_FLAGS[ref.name]
@@ -192,12 +192,19 @@ def build_adapter(spec: OptimizerSpec) -> Adapter:
         pairs: dict[str, str] = {}
     else:
         kind = P.POSITIONAL_OR_KEYWORD
-        pairs = _pairs(names)
+        pairs = {} if spec.torch_args else _pairs(names)
+    grouped = {targets[0]: (arg, targets) for arg, targets in spec.torch_args.items()}
     extra: list[inspect.Parameter] = []
     for name in names:
         if name in used:
             continue
-        if name in pairs:
+        if name in grouped:  # the row's torch_args: betas -> (beta1, beta2, beta3)
+            arg_name, targets = grouped[name]
+            default = tuple(defaults[t] for t in targets)
+            args.append(Arg(arg_name, targets, default))
+            used.update(targets)
+            extra.append(P(arg_name, kind, default=default))
+        elif name in pairs:
             second = f"{name[:-1]}2"
             args.append(Arg(pairs[name], (name, second), (defaults[name], defaults[second])))
             used.update((name, second))

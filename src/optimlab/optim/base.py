@@ -121,7 +121,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         for gi, group, hp, active in work:
             maximize = bool(group.get("maximize", False))
             state_dtype = group.get("state_dtype")
-            if self._adapter.spec.rule.elementwise and group.get("foreach") is not False:
+            if self._adapter.spec.rule.elementwise_with(hp) and group.get("foreach") is not False:
                 _fast.step_params(self, gi, active, hp, maximize, state_dtype)
             else:
                 for p in active:

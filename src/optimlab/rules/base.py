@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..core.arrays import is_torch
+from ..core.checks import choice
 
 Array = Any  # a NumPy array or a torch tensor
 State = NamedTuple
@@ -29,7 +30,8 @@ class Hyper:
     """One hyperparameter: its default and valid range, from which validation,
     CLI flags and docs are generated.
 
-    ``kind`` is ``"float"`` (a real number or an array of them), ``"int"`` or ``"bool"``.
+    ``kind`` is ``"float"`` (a real number or an array of them), ``"int"``, ``"bool"`` or
+    ``"choice"`` (one of the strings in ``choices``, such as Muon's ``adjust_lr_fn``).
     Bounds are closed unless ``low_open``/``high_open``. ``optional`` hyperparameters also
     accept ``None``, which the rule resolves itself (Adafactor's ``eps1=None`` is the
     machine epsilon of the parameter's dtype).
@@ -44,10 +46,14 @@ class Hyper:
     kind: str = "float"
     doc: str = ""
     optional: bool = False
+    choices: tuple[str, ...] = ()
 
     def range_text(self) -> str:
         if self.kind == "bool":
             return "True or False"
+        if self.kind == "choice":
+            options = ((None,) if self.optional else ()) + self.choices
+            return f"one of {', '.join(map(repr, options))}"
         if self.optional:
             return "None or " + dataclasses.replace(self, optional=False).range_text()
         lo_b, hi_b = "(" if self.low_open else "[", ")" if self.high_open else "]"
@@ -59,6 +65,8 @@ class Hyper:
 
     def check(self, value: Any) -> Any:
         """Return ``value`` if valid, else raise ``ValueError`` naming this parameter."""
+        if self.kind == "choice":
+            return choice(self.name, value, ((None,) if self.optional else ()) + self.choices)
         if value is None:
             if self.optional:
                 return None
@@ -143,6 +151,15 @@ class Rule:
     ``checks`` are cross-field checks, run after every hyperparameter is valid on its own.
     ``elementwise`` rules touch each element independently; the others reduce over the
     parameter's own axes and take ``batch_ndim`` (leading config axes never reduced).
+    ``reducing_options`` name the flags that make an elementwise rule reduce over the
+    parameter's own axes when on (Adam's ``cautious`` mask is normalised per tensor): its
+    ``update`` then also takes ``batch_ndim``; ``elementwise_with(hp)`` says which applies.
+    ``param_ndim`` is the number of own axes a parameter must have (Muon: 2, matrices only;
+    None: any), so callers can route other parameters to another rule.
+    ``eval_point(param, state)`` names the point to evaluate the model at when it is not
+    the parameter the optimizer steps (schedule-free methods step ``y`` and evaluate the
+    average ``x``; ASGD evaluates its running average); None means the parameter itself,
+    and ``evaluation_point`` applies either.
     """
 
     name: str
@@ -154,6 +171,18 @@ class Rule:
     paper: str = ""
     elementwise: bool = True
     checks: tuple[Callable[[Mapping[str, Any]], None], ...] = field(default=())
+    reducing_options: tuple[str, ...] = ()
+    param_ndim: int | None = None
+    eval_point: Callable[[Array, State], Array] | None = None
+
+    def elementwise_with(self, hp: Mapping[str, Any]) -> bool:
+        """Whether the update with these hyperparameters is elementwise (so parameters may
+        be packed together, and a batched call needs no ``batch_ndim``)."""
+        return self.elementwise and not any(is_on(hp.get(o, False)) for o in self.reducing_options)
+
+    def evaluation_point(self, param: Array, state: State) -> Array:
+        """Where to evaluate the model: ``eval_point(param, state)``, else ``param``."""
+        return param if self.eval_point is None else self.eval_point(param, state)
 
     @property
     def names(self) -> tuple[str, ...]:

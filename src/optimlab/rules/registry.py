@@ -16,6 +16,7 @@ from typing import Any
 
 from ..core.names import unknown_name
 from . import adafactor, adagrad, adam, lion, nadam, radam, rmsprop, sgd
+from . import adadelta, adamax, ademamix, asgd, lamb, mars, muon, rprop, schedulefree
 from .base import Rule
 
 
@@ -27,6 +28,8 @@ class OptimizerSpec:
     bound into ``update`` (so they are neither validated nor settable by users).
     ``torch_class`` is the class name exported by ``optimlab.optim``; ``torch_reference``
     the ``torch.optim`` class with the same algorithm (None where torch has none).
+    ``torch_args`` maps a torch constructor argument to the rule hyperparameters it
+    carries, only where the names differ (``{"betas": ("beta1", "beta2")}``).
     ``tags`` are capabilities other code checks: ``"sign_based"`` (a 1-ulp difference in
     the momentum can flip a whole step, so fast paths keep the rule's op order) and
     ``"factored"`` (state is not parameter-shaped). Whether a rule reduces over a
@@ -36,6 +39,7 @@ class OptimizerSpec:
     rule: Rule
     torch_class: str
     torch_reference: str | None = None
+    torch_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tags: frozenset[str] = field(default=frozenset())
 
     @property
@@ -76,6 +80,8 @@ def _with_fixed(check: Any, fixed: dict[str, Any], hp: Mapping[str, Any]) -> Non
     check({**hp, **fixed})
 
 
+_BETAS = {"betas": ("beta1", "beta2")}
+
 REGISTRY: tuple[OptimizerSpec, ...] = (
     OptimizerSpec(sgd.SGD, "SGD", "torch.optim.SGD"),
     OptimizerSpec(
@@ -110,9 +116,36 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
     OptimizerSpec(nadam.NADAM, "NAdam", "torch.optim.NAdam"),
     OptimizerSpec(radam.RADAM, "RAdam", "torch.optim.RAdam"),
     OptimizerSpec(
-        adafactor.ADAFACTOR, "Adafactor", "torch.optim.Adafactor", frozenset({"factored"})
+        adafactor.ADAFACTOR, "Adafactor", "torch.optim.Adafactor", tags=frozenset({"factored"})
     ),
-    OptimizerSpec(lion.LION, "Lion", None, frozenset({"sign_based"})),
+    OptimizerSpec(lion.LION, "Lion", None, tags=frozenset({"sign_based"})),
+    # torch.optim's remaining algorithms (issue 13); LBFGS and SparseAdam: see rules/__init__
+    OptimizerSpec(adamax.ADAMAX, "Adamax", "torch.optim.Adamax", torch_args=_BETAS),
+    OptimizerSpec(adadelta.ADADELTA, "Adadelta", "torch.optim.Adadelta"),
+    OptimizerSpec(
+        rprop.RPROP,
+        "Rprop",
+        "torch.optim.Rprop",
+        torch_args={
+            "etas": ("eta_minus", "eta_plus"),
+            "step_sizes": ("step_size_min", "step_size_max"),
+        },
+    ),
+    OptimizerSpec(asgd.ASGD, "ASGD", "torch.optim.ASGD"),
+    OptimizerSpec(
+        muon.MUON,
+        "Muon",
+        "torch.optim.Muon",
+        torch_args={"ns_coefficients": ("ns_a", "ns_b", "ns_c")},
+    ),
+    # the methods compared in recent LLM-training studies (issue 13)
+    OptimizerSpec(schedulefree.SCHEDULE_FREE_SGD, "SGDScheduleFree"),
+    OptimizerSpec(schedulefree.SCHEDULE_FREE_ADAMW, "AdamWScheduleFree", torch_args=_BETAS),
+    OptimizerSpec(
+        ademamix.ADEMAMIX, "AdEMAMix", torch_args={"betas": ("beta1", "beta2", "beta3")}
+    ),
+    OptimizerSpec(mars.MARS, "MARS", torch_args=_BETAS),
+    OptimizerSpec(lamb.LAMB, "LAMB", torch_args=_BETAS),
 )
 
 _BY_NAME = {spec.name: spec for spec in REGISTRY}
