@@ -43,8 +43,9 @@ def cautious(xp: Any, u: Any, grad: Any, batch_ndim: int) -> Any:
     with ``n`` and the sum over the parameter's own elements (one scale per setting).
     """
     agree = (u * grad) > 0
-    count = own_sum(xp, agree, batch_ndim)  # an integer count (or the 0-d flag itself)
-    scale = xp.asarray(own_numel(u, batch_ndim) / (count + 1), like=u)
+    # the count in u's dtype: torch would divide an integer tensor in float32
+    count = xp.asarray(own_sum(xp, agree, batch_ndim), like=u)
+    scale = own_numel(u, batch_ndim) / (count + 1)
     return xp.where(agree, u, 0.0) * scale
 
 

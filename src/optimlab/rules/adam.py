@@ -17,7 +17,9 @@ class AdamState(NamedTuple):
     v_max: Any = None  # AMSGrad: running max of v (None until amsgrad is used)
 
 
-def init(param: Any) -> AdamState:
+def init(param: Any, *, batch_ndim: int = 0) -> AdamState:
+    """Zero state (``batch_ndim`` is accepted for the ``cautious`` option's batched calls;
+    the state does not depend on it)."""
     xp = namespace(param)
     return AdamState(0, xp.zeros_like(param), xp.zeros_like(param))
 

@@ -15,7 +15,9 @@ class LionState(NamedTuple):
     m: Any  # momentum (EMA of gradients with rate beta2)
 
 
-def init(param: Any) -> LionState:
+def init(param: Any, *, batch_ndim: int = 0) -> LionState:
+    """Zero state (``batch_ndim`` is accepted for the ``cautious`` option's batched calls;
+    the state does not depend on it)."""
     xp = namespace(param)
     return LionState(0, xp.zeros_like(param))
 
