@@ -329,6 +329,7 @@ _EXPLICIT: list[Invalid] = [
     *(
         Invalid(spec.name, {"weight_decay": -0.01}, "weight_decay must be >= 0, got -0.01")
         for spec in REGISTRY
+        if "weight_decay" in spec.rule.names  # Rprop has none
     ),
     Invalid("sgd", {"momentum": -0.5}, "momentum must be in [0, 1], got -0.5"),
     Invalid("rmsprop", {"momentum": 1.5}, "momentum must be in [0, 1], got 1.5"),
@@ -393,7 +394,7 @@ _EXPLICIT: list[Invalid] = [
         {"adjust_lr_fn": "match_rms"},
         "adjust_lr_fn must be one of None, 'original', 'match_rms_adamw', got 'match_rms'",
     ),
-    Invalid("muon", {"ns_a": math.nan}, "ns_a must be a number, got nan"),
+    Invalid("muon", {"ns_a": math.nan}, "ns_a must be a finite number, got nan"),
     Invalid("sgd_schedulefree", {"momentum": 1.0}, "momentum must be in [0, 1), got 1.0"),
     Invalid("sgd_schedulefree", {"warmup_steps": -1}, "warmup_steps must be >= 0, got -1"),
     Invalid("adamw_schedulefree", {"warmup_steps": 1.5}, "warmup_steps must be an integer"),

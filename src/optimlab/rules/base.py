@@ -57,6 +57,8 @@ class Hyper:
         if self.optional:
             return "None or " + dataclasses.replace(self, optional=False).range_text()
         lo_b, hi_b = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        if self.low == -INF and self.high == INF:
+            return "a finite number"
         if self.high == INF:
             return f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
         if self.low == -INF:

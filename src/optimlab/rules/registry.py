@@ -139,8 +139,8 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
         torch_args={"ns_coefficients": ("ns_a", "ns_b", "ns_c")},
     ),
     # the methods compared in recent LLM-training studies (issue 13)
-    OptimizerSpec(schedulefree.SCHEDULE_FREE_SGD, "SGDScheduleFree"),
-    OptimizerSpec(schedulefree.SCHEDULE_FREE_ADAMW, "AdamWScheduleFree", torch_args=_BETAS),
+    OptimizerSpec(schedulefree.SGD_SCHEDULEFREE, "SGDScheduleFree"),
+    OptimizerSpec(schedulefree.ADAMW_SCHEDULEFREE, "AdamWScheduleFree", torch_args=_BETAS),
     OptimizerSpec(
         ademamix.ADEMAMIX, "AdEMAMix", torch_args={"betas": ("beta1", "beta2", "beta3")}
     ),

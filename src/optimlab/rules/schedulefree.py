@@ -181,7 +181,7 @@ def _common(doc_decay: str) -> tuple[Hyper, ...]:
     )
 
 
-SCHEDULE_FREE_SGD = Rule(
+SGD_SCHEDULEFREE = Rule(
     name="sgd_schedulefree",
     init=init_sgd,
     update=update_sgd,
@@ -196,7 +196,7 @@ SCHEDULE_FREE_SGD = Rule(
     eval_point=eval_point,
 )
 
-SCHEDULE_FREE_ADAMW = Rule(
+ADAMW_SCHEDULEFREE = Rule(
     name="adamw_schedulefree",
     init=init_adamw,
     update=update_adamw,
