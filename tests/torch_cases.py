@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from cases import CASES, Case, torch_kwargs
+from cases import CASES, Case, torch_kwargs, torch_reference
 
 from optimlab.optim import CLASSES
 from optimlab.rules.registry import REGISTRY, get_spec
@@ -35,9 +35,8 @@ def ours_kwargs(case: Case) -> dict[str, Any]:
 
 
 def torch_reference_class(name: str) -> type[torch.optim.Optimizer]:
-    ref = get_spec(name).torch_reference
-    assert ref is not None
-    return getattr(torch.optim, ref.rsplit(".", 1)[1])
+    assert get_spec(name).torch_reference is not None
+    return torch_reference(name)  # Muon's in full precision: see cases.torch_reference
 
 
 def torch_cases() -> list[Case]:

@@ -11,12 +11,13 @@ from .base import Hyper, Rule, is_on, n_slots
 
 class ASGDState(NamedTuple):
     count: Any  # steps taken
+    eta: Any  # the step size of the next step (set from lr by the first update)
     ax: Any  # the averaged iterate (the point to evaluate at)
 
 
 def init(param: Any) -> ASGDState:
     xp = namespace(param)
-    return ASGDState(0, xp.zeros_like(param))
+    return ASGDState(0, 0.0, xp.zeros_like(param))
 
 
 def update(
@@ -33,7 +34,8 @@ def update(
     r"""One ASGD step; returns ``(delta, new_state)``.
 
     .. math::
-        \eta_t &= \frac{\eta}{(1 + \lambda \eta (t-1))^{\alpha}}, \qquad
+        \eta_1 &= \eta, \quad
+        \eta_{t+1} = \frac{\eta}{(1 + \lambda \eta t)^{\alpha}}, \qquad
         \mu_t = \frac{1}{\max(1,\ t - 1 - t_0)} \\
         g &\leftarrow g + w\theta \quad\text{(L2)} \\
         \theta_t &= \theta_{t-1} (1 - \lambda \eta_t) - \eta_t g \\
@@ -41,10 +43,10 @@ def update(
 
     torch.optim.ASGD's form: the average starts once ``t > t0 + 1`` (before that
     ``\bar\theta_t = \theta_t``) and is the point to evaluate the model at
-    (``ASGD.eval_point``). torch keeps ``eta_t`` and ``mu_t`` in its state, computed after
-    each step from that step's ``lr``; here they are the same closed forms of the step
-    count and the current hyperparameters, so the two agree exactly while ``lr``, ``lambd``,
-    ``alpha`` and ``t0`` are constant (with an LR schedule torch lags by one step).
+    (``ASGD.eval_point``). As in torch, ``eta_{t+1}`` is computed after step ``t`` from
+    that step's ``lr`` and kept in the state, so an LR schedule acts one step later than
+    in other rules; ``mu_t`` is the same closed form of the step count as torch's (torch
+    also stores it: the two differ only if ``t0`` changes during a run).
 
     >>> import numpy as np
     >>> delta, state = update(np.array([1.0]), init(np.ones(1)), np.ones(1), lr=0.1, lambd=0.0)
@@ -56,7 +58,7 @@ def update(
     """
     xp = namespace(grad)
     count = state.count + 1
-    eta = lr / (1 + lambd * lr * (count - 1)) ** alpha
+    eta = lr if state.count == 0 else state.eta
     since = count - 1 - t0
     mu = 1 / (xp.maximum(since, 1.0) if is_array(since) else max(since, 1.0))
     if is_on(weight_decay):
@@ -67,7 +69,7 @@ def update(
         ax = state.ax + mu * (new_param - state.ax)
     else:  # torch copies the parameter while mu is 1
         ax = new_param
-    return delta, ASGDState(count, ax)
+    return delta, ASGDState(count, lr / (1 + lambd * lr * count) ** alpha, ax)
 
 
 def eval_point(param: Any, state: ASGDState) -> Any:
