@@ -912,15 +912,33 @@ def torch_reference(name: str) -> Any:
     if "muon" not in _LIFTED:
 
         class MuonFullPrecision(cls):
+            """torch.optim.Muon without its bfloat16 cast; it has no ``maximize`` or
+            ``foreach`` flags, so this takes them the way other torch classes do
+            (``maximize`` negates the gradients around torch's step)."""
+
+            def __init__(self, params, *args, maximize=False, foreach=None, **kwargs):
+                assert not foreach, "torch.optim.Muon has no foreach path"
+                super().__init__(params, *args, **kwargs)
+                self.maximize = maximize
+
             def step(self, closure=None):
+                grads = [p.grad for g in self.param_groups for p in g["params"]]
                 cast = torch.Tensor.bfloat16
                 torch.Tensor.bfloat16 = lambda t, memory_format=torch.preserve_format: (
                     t.clone(memory_format=memory_format)
                 )
                 try:
+                    if self.maximize:
+                        for g in grads:
+                            if g is not None:
+                                g.neg_()
                     return super().step(closure)
                 finally:
                     torch.Tensor.bfloat16 = cast
+                    if self.maximize:
+                        for g in grads:
+                            if g is not None:
+                                g.neg_()
 
         _LIFTED["muon"] = MuonFullPrecision
     return _LIFTED["muon"]
