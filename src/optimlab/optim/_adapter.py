@@ -144,6 +144,14 @@ def _pairs(rule_names: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _groups(spec: OptimizerSpec, names: tuple[str, ...]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """For a row with no torch reference: first rule name -> (torch argument, its rule
+    names), from the row's ``torch_args``, else by the ``beta1, beta2 -> betas`` pattern."""
+    if spec.torch_args:
+        return {targets[0]: (arg, targets) for arg, targets in spec.torch_args.items()}
+    return {name: (arg, (name, f"{name[:-1]}2")) for name, arg in _pairs(names).items()}
+
+
 def _reference_parameters(reference: str | None) -> list[inspect.Parameter] | None:
     """The reference class's constructor arguments; None if there is no such class (this
     torch predates it: torch.optim.Adafactor is 2.5+), so the rule's order is used."""
@@ -189,26 +197,19 @@ def build_adapter(spec: OptimizerSpec) -> Adapter:
                 flags.append(flag)
                 sig.append(P(flag, P.KEYWORD_ONLY, default=TORCH_FLAGS[flag]))
         kind = P.KEYWORD_ONLY
-        pairs: dict[str, str] = {}
     else:
         kind = P.POSITIONAL_OR_KEYWORD
-        pairs = {} if spec.torch_args else _pairs(names)
-    grouped = {targets[0]: (arg, targets) for arg, targets in spec.torch_args.items()}
     extra: list[inspect.Parameter] = []
+    groups = _groups(spec, names) if reference is None else {}
     for name in names:
         if name in used:
             continue
-        if name in grouped:  # the row's torch_args: betas -> (beta1, beta2, beta3)
-            arg_name, targets = grouped[name]
+        if name in groups:
+            arg_name, targets = groups[name]
             default = tuple(defaults[t] for t in targets)
             args.append(Arg(arg_name, targets, default))
             used.update(targets)
             extra.append(P(arg_name, kind, default=default))
-        elif name in pairs:
-            second = f"{name[:-1]}2"
-            args.append(Arg(pairs[name], (name, second), (defaults[name], defaults[second])))
-            used.update((name, second))
-            extra.append(P(pairs[name], kind, default=(defaults[name], defaults[second])))
         else:
             args.append(Arg(name, (name,), defaults[name]))
             used.add(name)
