@@ -282,7 +282,7 @@ def _generated_invalid(name: str) -> list[Invalid]:
         if h.kind == "choice":
             out += [
                 Invalid(name, {h.name: "nope"}, f"{h.name} must be one of "),
-                Invalid(name, {h.name: 1.0}, f"got 1.0"),
+                Invalid(name, {h.name: 1.0}, "got 1.0"),
                 Invalid(name, {h.name: True}, f"{h.name} must be one of "),
             ]
             continue
@@ -924,8 +924,8 @@ def torch_reference(name: str) -> Any:
             def step(self, closure=None):
                 grads = [p.grad for g in self.param_groups for p in g["params"]]
                 cast = torch.Tensor.bfloat16
-                torch.Tensor.bfloat16 = lambda t, memory_format=torch.preserve_format: (
-                    t.clone(memory_format=memory_format)
+                torch.Tensor.bfloat16 = lambda t, memory_format=torch.preserve_format: t.clone(
+                    memory_format=memory_format
                 )
                 try:
                     if self.maximize:

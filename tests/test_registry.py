@@ -128,7 +128,12 @@ def test_capabilities_live_in_data() -> None:
     assert get_spec("lion").tags == {"sign_based"}
     assert get_spec("lion").torch_reference is None
     assert get_spec("adafactor").tags == {"factored"}
-    assert [n for n in NAMES if not get_rule(n).elementwise] == ["adafactor", "muon", "mars", "lamb"]
+    assert [n for n in NAMES if not get_rule(n).elementwise] == [
+        "adafactor",
+        "muon",
+        "mars",
+        "lamb",
+    ]
     assert [n for n in NAMES if get_rule(n).reducing_options] == ["adam", "adamw", "lion"]
     assert [n for n in NAMES if get_rule(n).param_ndim is not None] == ["muon"]
     assert [n for n in NAMES if get_rule(n).eval_point is not None] == [

@@ -13,7 +13,7 @@ import pytest
 import torch
 from cases import CASES, Case, randomized, reference_run, torch_kwargs, torch_reference
 
-from optimlab.rules.registry import get_rule, get_spec
+from optimlab.rules.registry import get_rule
 
 STEPS = 100
 ELEMENTWISE_SHAPES = [(1,), (7,), (3, 4, 5)]

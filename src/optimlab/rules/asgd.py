@@ -65,10 +65,8 @@ def update(
         grad = grad + weight_decay * param
     delta = -(lambd * eta) * param - eta * grad
     new_param = param + delta
-    if is_array(mu) or mu != 1:
-        ax = state.ax + mu * (new_param - state.ax)
-    else:  # torch copies the parameter while mu is 1
-        ax = new_param
+    # torch copies the parameter while mu is 1
+    ax = state.ax + mu * (new_param - state.ax) if is_array(mu) or mu != 1 else new_param
     return delta, ASGDState(count, lr / (1 + lambd * lr * count) ** alpha, ax)
 
 

@@ -175,7 +175,7 @@ class Rule:
     checks: tuple[Callable[[Mapping[str, Any]], None], ...] = field(default=())
     reducing_options: tuple[str, ...] = ()
     param_ndim: int | None = None
-    eval_point: Callable[[Array, State], Array] | None = None
+    eval_point: Callable[[Array, Any], Array] | None = None  # (param, state) -> array
 
     def elementwise_with(self, hp: Mapping[str, Any]) -> bool:
         """Whether the update with these hyperparameters is elementwise (so parameters may

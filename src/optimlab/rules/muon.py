@@ -36,9 +36,7 @@ def init(param: Any, *, batch_ndim: int = 0) -> MuonState:
     return MuonState(0, xp.zeros_like(param))
 
 
-def newton_schulz(
-    xp: Any, x: Any, a: Any, b: Any, c: Any, steps: int, eps: Any
-) -> Any:
+def newton_schulz(xp: Any, x: Any, a: Any, b: Any, c: Any, steps: int, eps: Any) -> Any:
     """``steps`` quintic Newton-Schulz iterations towards the orthogonal factor of each
     matrix (the last two axes): ``X <- a X + (b A + c A^2) X`` with ``A = X X^T``, from
     ``X = G / max(||G||_F, eps)``, on the wide orientation (rows <= columns)."""

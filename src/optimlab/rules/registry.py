@@ -15,8 +15,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.names import unknown_name
-from . import adafactor, adagrad, adam, lion, nadam, radam, rmsprop, sgd
-from . import adadelta, adamax, ademamix, asgd, lamb, mars, muon, rprop, schedulefree
+from . import (
+    adadelta,
+    adafactor,
+    adagrad,
+    adam,
+    adamax,
+    ademamix,
+    asgd,
+    lamb,
+    lion,
+    mars,
+    muon,
+    nadam,
+    radam,
+    rmsprop,
+    rprop,
+    schedulefree,
+    sgd,
+)
 from .base import Rule
 
 
@@ -141,9 +158,7 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
     # the methods compared in recent LLM-training studies (issue 13)
     OptimizerSpec(schedulefree.SGD_SCHEDULEFREE, "SGDScheduleFree"),
     OptimizerSpec(schedulefree.ADAMW_SCHEDULEFREE, "AdamWScheduleFree", torch_args=_BETAS),
-    OptimizerSpec(
-        ademamix.ADEMAMIX, "AdEMAMix", torch_args={"betas": ("beta1", "beta2", "beta3")}
-    ),
+    OptimizerSpec(ademamix.ADEMAMIX, "AdEMAMix", torch_args={"betas": ("beta1", "beta2", "beta3")}),
     OptimizerSpec(mars.MARS, "MARS", torch_args=_BETAS),
     OptimizerSpec(lamb.LAMB, "LAMB", torch_args=_BETAS),
 )

@@ -68,7 +68,9 @@ def update(
 
 def _check_step_sizes(hp: Mapping[str, Any]) -> None:
     low, high = hp["step_size_min"], hp["step_size_max"]
-    require(low <= high, f"step_size_min must be <= step_size_max, got {show(low)} and {show(high)}")
+    require(
+        low <= high, f"step_size_min must be <= step_size_max, got {show(low)} and {show(high)}"
+    )
 
 
 RPROP = Rule(
