@@ -215,7 +215,10 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["compare", "--optimizer", "adma"], "unknown optimizer 'adma'; did you mean 'adam'"),
+        (
+            ["compare", "--optimizer", "adma"],
+            "unknown optimizer 'adma'; did you mean 'adamax' or 'adam'",
+        ),
         (["compare", "--problem", "rosenbrok"], "did you mean 'rosenbrock'"),
         (["compare", "--lrs", "1e-4:1"], "lrs range must be 'lo:hi:n'"),
         (["compare", "--lrs", "1:1e-4:3"], "0 < lo <= hi"),

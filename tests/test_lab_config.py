@@ -159,7 +159,9 @@ def test_expand_grid_counts_and_per_optimizer_lrs() -> None:
 
 
 def test_expand_grid_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="unknown optimizer 'adma'; did you mean 'adam'"):
+    with pytest.raises(
+        ValueError, match="unknown optimizer 'adma'; did you mean 'adamax' or 'adam'"
+    ):
         expand_grid("rosenbrock", ["adma"], "0.1", 10, 1)
     with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
         expand_grid("rosenbrock", ["adam"], "0.1", 0, 1)

@@ -19,6 +19,7 @@ from torch_cases import (
     ELEMENTWISE,
     TORCH_NAMES,
     default_dtype,
+    has_bias,
     max_rel_diff,
     mlp,
     one_thread,
@@ -27,6 +28,7 @@ from torch_cases import (
     random_params,
     run_on_mlp,
     run_on_tensors,
+    shapes_for,
     split_maximize,
     torch_cases,
     torch_reference_class,
@@ -65,8 +67,8 @@ def test_matches_torch_on_tensors(case: Case, dtype: torch.dtype) -> None:
         # float32: the fast path (the plain path equals it bitwise: test_optim_fast.py)
         for foreach in (None, False) if dtype == torch.float64 else (None,):
             ours, theirs = _pair(case, foreach)
-            expected = run_on_tensors(theirs, dtype, STEPS)
-            got = run_on_tensors(ours, dtype, STEPS)
+            expected = run_on_tensors(theirs, dtype, STEPS, shapes_for(case.name))
+            got = run_on_tensors(ours, dtype, STEPS, shapes_for(case.name))
             assert all(g.dtype == dtype for g in got)
             assert max_rel_diff(got, expected) < TOL[dtype], f"foreach={foreach}"
 
@@ -75,19 +77,22 @@ def test_matches_torch_on_tensors(case: Case, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
 def test_matches_torch_on_mlp(case: Case, dtype: torch.dtype) -> None:
     ours, theirs = _pair(case, None)
+    bias = has_bias(case.name)
     with default_dtype(dtype):
         got, expected = run_on_mlp(
-            lambda m: ours(m.parameters()), lambda m: theirs(m.parameters()), dtype, STEPS
+            lambda m: ours(m.parameters()), lambda m: theirs(m.parameters()), dtype, STEPS, bias
         )
     assert max_rel_diff(got, expected) < TOL[dtype]
     # the run went somewhere: parameters moved away from the initialisation
-    start = [p.detach() for p in mlp(dtype).parameters()]
+    start = [p.detach() for p in mlp(dtype, bias=bias).parameters()]
     assert max_rel_diff(got, start) > 1e-4
 
 
 def _two_groups(model: torch.nn.Module, kwargs: dict) -> list[dict]:
     weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    if not biases:  # a bias-free MLP (matrix-only rules): first layer vs the others
+        weights, biases = weights[:1], weights[1:]
     other = {"lr": kwargs.get("lr", 1e-3) * 0.5}
     if "weight_decay" in kwargs:
         other["weight_decay"] = 0.07
@@ -107,9 +112,14 @@ def test_param_groups_match_torch(name: str) -> None:
             lambda m: theirs(_two_groups(m, kwargs)),
             dtype,
             100,
+            has_bias(name),
         )
         single, _ = run_on_mlp(
-            lambda m: ours(m.parameters()), lambda m: theirs(_two_groups(m, kwargs)), dtype, 100
+            lambda m: ours(m.parameters()),
+            lambda m: theirs(_two_groups(m, kwargs)),
+            dtype,
+            100,
+            has_bias(name),
         )
     assert max_rel_diff(got, expected) < 1e-10
     assert max_rel_diff(got, single) > 1e-8  # the second group's settings did something

@@ -8,7 +8,7 @@ import io
 import pytest
 import torch
 from cases import CASES, Case
-from torch_cases import NAMES, mlp, mlp_data, one_thread, ours_kwargs
+from torch_cases import NAMES, has_bias, mlp, mlp_data, one_thread, ours_kwargs
 
 from optimlab.optim import CLASSES
 
@@ -59,18 +59,19 @@ def _assert_equal_trees(a, b) -> None:
 @pytest.mark.parametrize("case", ROUNDTRIP, ids=lambda c: c.id)
 def test_resume_equals_uninterrupted(case: Case, foreach: bool | None) -> None:
     cls, kwargs = CLASSES[case.name], {**ours_kwargs(case), "foreach": foreach}
-    model = mlp(torch.float64)
+    bias = has_bias(case.name)
+    model = mlp(torch.float64, bias=bias)
     opt = cls(model.named_parameters(), **kwargs)
     straight: list = []
     _train(model, opt, 100, straight)
 
-    model_a = mlp(torch.float64)
+    model_a = mlp(torch.float64, bias=bias)
     opt_a = cls(model_a.named_parameters(), **kwargs)
     _train(model_a, opt_a, 50)
     saved = _roundtrip({"model": model_a.state_dict(), "opt": opt_a.state_dict()})
     reference = _snapshot(saved)
 
-    model_b = mlp(torch.float64, seed=99)  # fresh model and optimizer
+    model_b = mlp(torch.float64, seed=99, bias=bias)  # fresh model and optimizer
     model_b.load_state_dict(saved["model"])
     opt_b = cls(model_b.named_parameters(), **kwargs)
     opt_b.load_state_dict(saved["opt"])
@@ -86,7 +87,7 @@ def test_resume_equals_uninterrupted(case: Case, foreach: bool | None) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_holds_plain_data(name: str) -> None:
-    model = mlp(torch.float64)
+    model = mlp(torch.float64, bias=has_bias(name))
     opt = CLASSES[name](model.named_parameters())
     _train(model, opt, 2)
     sd = opt.state_dict()

@@ -55,10 +55,10 @@ def test_rule_signature_matches_its_specs(name: str) -> None:
     rule = get_rule(name)
     params = inspect.signature(rule.update).parameters  # a derived row hides fixed ones
     kw = [p for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    extra = [] if rule.elementwise else ["batch_ndim"]
+    extra = [] if rule.elementwise and not rule.reducing_options else ["batch_ndim"]
     assert [p.name for p in kw] == [*rule.names, *extra]
     assert list(params)[:3] == ["grad", "state", "param"]
-    if not rule.elementwise:
+    if extra:
         assert "batch_ndim" in inspect.signature(rule.init).parameters
     state = rule.init(torch.zeros(2, 3).numpy())
     assert state._fields[0] == "count" and state.count == 0
@@ -97,7 +97,14 @@ SAME_AS_TORCH = [
 
 def test_rows_without_torch_twin() -> None:
     others = {s.name for s in REGISTRY} - {s.name for s in SAME_AS_TORCH}
-    assert others == {"momentum", "nesterov", "lion"}  # SGD with other defaults; no Lion
+    # SGD with other defaults; algorithms torch.optim does not have
+    assert others == {"momentum", "nesterov", "lion"} | {
+        "sgd_schedulefree",
+        "adamw_schedulefree",
+        "ademamix",
+        "mars",
+        "lamb",
+    }
     assert not hasattr(torch.optim, "Lion")
 
 
@@ -116,7 +123,19 @@ def test_defaults_are_torchs(spec) -> None:
 
 def test_capabilities_live_in_data() -> None:
     assert get_spec("lion").torch_reference is None
-    assert [n for n in NAMES if not get_rule(n).elementwise] == ["adafactor"]
+    assert [n for n in NAMES if not get_rule(n).elementwise] == [
+        "adafactor",
+        "muon",
+        "mars",
+        "lamb",
+    ]
+    assert [n for n in NAMES if get_rule(n).reducing_options] == ["adam", "adamw", "lion"]
+    assert [n for n in NAMES if get_rule(n).param_ndim is not None] == ["muon"]
+    assert [n for n in NAMES if get_rule(n).eval_point is not None] == [
+        "asgd",
+        "sgd_schedulefree",
+        "adamw_schedulefree",
+    ]
     torch_classes = {s.torch_class for s in REGISTRY}
     assert {"Adagrad", "RMSprop", "NAdam", "RAdam", "Adafactor", "Lion"} <= torch_classes
     for spec in REGISTRY:
@@ -187,7 +206,7 @@ def test_unknown_names_suggest_close_ones() -> None:
         get_spec("adamm")
     with pytest.raises(ValueError, match="did you mean 'rmsprop'"):
         get_rule("rmsprob")
-    with pytest.raises(ValueError, match="unknown optimizer 'xyz' \\(known: adafactor, "):
+    with pytest.raises(ValueError, match="unknown optimizer 'xyz' \\(known: adadelta, "):
         get_rule("xyz")
     with pytest.raises(ValueError, match="unknown optimizer 3"):
         get_rule(3)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from cases import CASES, Case, torch_kwargs
+from cases import CASES, Case, fits, torch_kwargs, torch_reference
 
 from optimlab.optim import CLASSES
 from optimlab.rules.registry import REGISTRY, get_spec
@@ -34,9 +34,8 @@ def ours_kwargs(case: Case) -> dict[str, Any]:
 
 
 def torch_reference_class(name: str) -> type[torch.optim.Optimizer]:
-    ref = get_spec(name).torch_reference
-    assert ref is not None
-    return getattr(torch.optim, ref.rsplit(".", 1)[1])
+    assert get_spec(name).torch_reference is not None
+    return torch_reference(name)  # Muon's in full precision: see cases.torch_reference
 
 
 def torch_cases() -> list[Case]:
@@ -67,6 +66,17 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 
 
 SHAPES = [(5, 3), (7,), (4, 3, 2), (1,), ()]
+MATRIX_SHAPES = [(5, 3), (3, 7), (1, 4)]
+
+
+def shapes_for(name: str) -> list[tuple[int, ...]]:
+    """SHAPES, or matrices for a rule that takes matrices only (Muon)."""
+    return SHAPES if all(fits(name, s) for s in SHAPES) else MATRIX_SHAPES
+
+
+def has_bias(name: str) -> bool:
+    """Whether the test MLP keeps its biases for this rule (not for matrix-only ones)."""
+    return fits(name, (1,))
 
 
 def random_params(dtype: torch.dtype, seed: int = 0, shapes=SHAPES) -> list[torch.nn.Parameter]:
@@ -95,11 +105,11 @@ def run_on_tensors(
     return [p.detach().clone() for p in params]
 
 
-def mlp(dtype: torch.dtype, seed: int = 0) -> torch.nn.Module:
+def mlp(dtype: torch.dtype, seed: int = 0, bias: bool = True) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).to(
-        dtype
-    )
+    return torch.nn.Sequential(
+        torch.nn.Linear(6, 16, bias=bias), torch.nn.Tanh(), torch.nn.Linear(16, 3, bias=bias)
+    ).to(dtype)
 
 
 def mlp_data(dtype: torch.dtype, n: int = 32, seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,6 +124,7 @@ def run_on_mlp(
     make_theirs: Callable[[Any], torch.optim.Optimizer],
     dtype: torch.dtype,
     steps: int,
+    bias: bool = True,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Both optimizers fed the gradients of one MLP training run (full batch, MSE).
 
@@ -124,8 +135,8 @@ def run_on_mlp(
     free-running trajectories drift apart at 1e-3 within 200 steps however exact the
     optimizer. ``make_*`` get the model (ours gets an identical copy).
     """
-    model = mlp(dtype)
-    twin = mlp(dtype)
+    model = mlp(dtype, bias=bias)
+    twin = mlp(dtype, bias=bias)
     x, y = mlp_data(dtype)
     theirs, ours = make_theirs(model), make_ours(twin)
     for _ in range(steps):

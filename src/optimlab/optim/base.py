@@ -125,7 +125,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         # Check everything (hyperparameters, sparse gradients) before changing anything.
         work = [w for gi, group in enumerate(self.param_groups) if (w := self._work(gi, group))]
         for item in work:
-            self._path(self.param_groups[item.index]).step(self.state, item)
+            self._path(self.param_groups[item.index], item.hyperparams).step(self.state, item)
         return loss
 
     def _work(self, gi: int, group: dict[str, Any]) -> GroupStep | None:
@@ -147,10 +147,12 @@ class RuleOptimizer(torch.optim.Optimizer):
         maximize = bool(group.get("maximize", False))
         return GroupStep(gi, active, group["params"], hp, maximize, group.get("state_dtype"))
 
-    def _path(self, group: dict[str, Any]) -> PlainPath | MultiTensorPath:
-        """The plain rule with ``foreach=False`` or for a non-elementwise rule, else the
-        multi-tensor path."""
-        if self.spec.rule.elementwise and group.get("foreach") is not False:
+    def _path(
+        self, group: dict[str, Any], hyperparams: dict[str, Any]
+    ) -> PlainPath | MultiTensorPath:
+        """The plain rule with ``foreach=False`` or where the rule is not elementwise with
+        these hyperparameters (Adam with ``cautious``), else the multi-tensor path."""
+        if self.spec.rule.elementwise_with(hyperparams) and group.get("foreach") is not False:
             return self._multi_tensor
         return self._plain
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
+from . import _axes
+from ._axes import check_batched
 from .base import Hyper, Rule, is_on, n_slots
 
 
@@ -15,7 +17,9 @@ class AdamState(NamedTuple):
     v_max: Any = None  # AMSGrad: running max of v (None until amsgrad is used)
 
 
-def init(param: Any) -> AdamState:
+def init(param: Any, *, batch_ndim: int = 0) -> AdamState:
+    """Zero state (``batch_ndim`` is accepted for the ``cautious`` option's batched calls;
+    the state does not depend on it)."""
     xp = namespace(param)
     return AdamState(0, xp.zeros_like(param), xp.zeros_like(param))
 
@@ -33,6 +37,8 @@ def update(
     amsgrad: bool = False,
     bias_correction: bool = True,
     decoupled_weight_decay: bool = False,
+    cautious: bool = False,
+    batch_ndim: int = 0,
 ) -> tuple[Any, AdamState]:
     r"""One Adam step; returns ``(delta, new_state)`` with ``param + delta`` the new parameter.
 
@@ -48,6 +54,11 @@ def update(
     ``bias_correction=False`` drops both ``1-\beta^t`` factors (the teaching variant).
     ``eps`` is added outside the square root, after bias correction, as in torch.optim.Adam.
     ``decoupled_weight_decay=True`` is AdamW: ``theta <- theta (1 - lr wd)`` before the step.
+    ``cautious=True`` (Liang et al. 2024, "Cautious Optimizers") masks the adaptive step
+    ``u = m_hat / (sqrt(v_hat) + eps)`` to the coordinates where it agrees with the
+    gradient, ``u <- u [u g > 0] n / (sum [u g > 0] + 1)``, the count taken over the
+    parameter's own ``n`` elements (its leading ``batch_ndim`` axes are settings); the
+    weight decay is not masked.
 
     >>> import numpy as np
     >>> delta, state = update(np.array([0.5]), init(np.zeros(1)), np.zeros(1), lr=0.1)
@@ -70,7 +81,12 @@ def update(
     else:
         step_size = lr
         denom = xp.sqrt(v_hat) + eps
-    delta = -step_size * m / denom
+    if cautious:
+        hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
+        check_batched("adam", "cautious", batch_ndim, hp)
+        delta = -step_size * _axes.cautious(xp, m / denom, grad, batch_ndim)
+    else:
+        delta = -step_size * m / denom
     if decoupled_weight_decay and is_on(weight_decay):
         delta = delta - lr * weight_decay * param
     return delta, AdamState(count, m, v, v_max)
@@ -89,9 +105,12 @@ ADAM = Rule(
         Hyper("amsgrad", False, kind="bool", doc="use the running max of v (AMSGrad)"),
         Hyper("bias_correction", True, kind="bool", doc="divide moments by 1 - beta^t"),
         Hyper("decoupled_weight_decay", False, kind="bool", doc="AdamW-style decay"),
+        Hyper("cautious", False, kind="bool", doc="mask steps against the gradient (C-Adam)"),
     ),
     state_numel=n_slots(lambda hp: 3 if hp["amsgrad"] else 2),
     summary="Adaptive moments: momentum over a per-coordinate RMS scale.",
     paper="Kingma & Ba, Adam: A Method for Stochastic Optimization, ICLR 2015; "
-    "Loshchilov & Hutter, Decoupled Weight Decay Regularization, ICLR 2019",
+    "Loshchilov & Hutter, Decoupled Weight Decay Regularization, ICLR 2019; "
+    "Liang et al., Cautious Optimizers: Improving Training with One Line of Code, 2024",
+    reducing_options=("cautious",),
 )

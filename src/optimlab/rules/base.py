@@ -114,6 +114,15 @@ class Rule:
     ``checks`` are cross-field checks, run after every hyperparameter is valid on its own.
     ``elementwise`` rules touch each element independently; the others reduce over the
     parameter's own axes and take ``batch_ndim`` (leading config axes never reduced).
+    ``reducing_options`` name the flags that make an elementwise rule reduce over the
+    parameter's own axes when on (Adam's ``cautious`` mask is normalised per tensor): its
+    ``update`` then also takes ``batch_ndim``; ``elementwise_with(hp)`` says which applies.
+    ``param_ndim`` is the number of own axes a parameter must have (Muon: 2, matrices only;
+    None: any), so callers can route other parameters to another rule.
+    ``eval_point(param, state)`` names the point to evaluate the model at when it is not
+    the parameter the optimizer steps (schedule-free methods step ``y`` and evaluate the
+    average ``x``; ASGD evaluates its running average); None means the parameter itself,
+    and ``evaluation_point`` applies either.
     """
 
     name: str
@@ -125,6 +134,18 @@ class Rule:
     paper: str = ""
     elementwise: bool = True
     checks: tuple[Callable[[Mapping[str, Any]], None], ...] = field(default=())
+    reducing_options: tuple[str, ...] = ()
+    param_ndim: int | None = None
+    eval_point: Callable[[Array, Any], Array] | None = None  # (param, state) -> array
+
+    def elementwise_with(self, hp: Mapping[str, Any]) -> bool:
+        """Whether the update with these hyperparameters is elementwise (so parameters may
+        be packed together, and a batched call needs no ``batch_ndim``)."""
+        return self.elementwise and not any(is_on(hp.get(o, False)) for o in self.reducing_options)
+
+    def evaluation_point(self, param: Array, state: State) -> Array:
+        """Where to evaluate the model: ``eval_point(param, state)``, else ``param``."""
+        return param if self.eval_point is None else self.eval_point(param, state)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
+from . import _axes
+from ._axes import check_batched
 from .base import Hyper, Rule, is_on, n_slots
 
 
@@ -13,7 +15,9 @@ class LionState(NamedTuple):
     m: Any  # momentum (EMA of gradients with rate beta2)
 
 
-def init(param: Any) -> LionState:
+def init(param: Any, *, batch_ndim: int = 0) -> LionState:
+    """Zero state (``batch_ndim`` is accepted for the ``cautious`` option's batched calls;
+    the state does not depend on it)."""
     xp = namespace(param)
     return LionState(0, xp.zeros_like(param))
 
@@ -27,6 +31,8 @@ def update(
     beta1: Any = 0.9,
     beta2: Any = 0.99,
     weight_decay: Any = 0.0,
+    cautious: bool = False,
+    batch_ndim: int = 0,
 ) -> tuple[Any, LionState]:
     r"""One Lion step; returns ``(delta, new_state)``.
 
@@ -39,6 +45,11 @@ def update(
     a learning rate 3-10x smaller than AdamW's and a weight decay 3-10x larger. A
     coordinate with ``c_t == 0`` does not move (``sign(0) = 0``).
 
+    ``cautious=True`` (Liang et al. 2024) keeps only the coordinates where the sign agrees
+    with the gradient, rescaled by ``n / (sum [sign(c_t) g > 0] + 1)`` over the parameter's
+    own ``n`` elements (its leading ``batch_ndim`` axes are settings); the decay is not
+    masked.
+
     >>> import numpy as np
     >>> delta, state = update(np.array([0.5, -2.0]), init(np.zeros(2)), np.zeros(2), lr=0.1)
     >>> delta.tolist()
@@ -48,7 +59,13 @@ def update(
     """
     xp = namespace(grad)
     c = beta1 * state.m + (1 - beta1) * grad
-    direction = xp.sign(c) + weight_decay * param if is_on(weight_decay) else xp.sign(c)
+    direction = xp.sign(c)
+    if cautious:
+        hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "weight_decay": weight_decay}
+        check_batched("lion", "cautious", batch_ndim, hp)
+        direction = _axes.cautious(xp, direction, grad, batch_ndim)
+    if is_on(weight_decay):
+        direction = direction + weight_decay * param
     delta = -lr * direction
     m = beta2 * state.m + (1 - beta2) * grad
     return delta, LionState(state.count + 1, m)
@@ -63,8 +80,11 @@ LION = Rule(
         Hyper("beta1", 0.9, 0.0, 1.0, high_open=True, doc="interpolation for the update sign"),
         Hyper("beta2", 0.99, 0.0, 1.0, high_open=True, doc="decay of the momentum"),
         Hyper("weight_decay", 0.0, low=0.0, doc="decoupled decay theta (1 - lr wd)"),
+        Hyper("cautious", False, kind="bool", doc="mask steps against the gradient (C-Lion)"),
     ),
     state_numel=n_slots(lambda hp: 1),
     summary="Sign of an interpolated momentum: uniform-size steps, one state slot.",
-    paper="Chen et al., Symbolic Discovery of Optimization Algorithms, NeurIPS 2023",
+    paper="Chen et al., Symbolic Discovery of Optimization Algorithms, NeurIPS 2023; "
+    "Liang et al., Cautious Optimizers: Improving Training with One Line of Code, 2024",
+    reducing_options=("cautious",),
 )

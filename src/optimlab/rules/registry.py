@@ -18,7 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.names import unknown_name
-from . import adafactor, adagrad, adam, lion, nadam, radam, rmsprop, sgd
+from . import (
+    adadelta,
+    adafactor,
+    adagrad,
+    adam,
+    adamax,
+    ademamix,
+    asgd,
+    lamb,
+    lion,
+    mars,
+    muon,
+    nadam,
+    radam,
+    rmsprop,
+    rprop,
+    schedulefree,
+    sgd,
+)
 from .base import Rule
 
 
@@ -125,6 +143,8 @@ def _with_fixed(check: Any, fixed: dict[str, Any], hp: Mapping[str, Any]) -> Non
     check({**hp, **fixed})
 
 
+_BETAS = {"betas": ("beta1", "beta2")}
+
 REGISTRY: tuple[OptimizerSpec, ...] = (
     OptimizerSpec(sgd.SGD, "SGD", "torch.optim.SGD"),
     OptimizerSpec(
@@ -142,7 +162,7 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
         "Nesterov",
         "torch.optim.SGD",
     ),
-    OptimizerSpec(adam.ADAM, "Adam", "torch.optim.Adam", torch_args={"betas": ("beta1", "beta2")}),
+    OptimizerSpec(adam.ADAM, "Adam", "torch.optim.Adam", torch_args=_BETAS),
     OptimizerSpec(
         derive(
             adam.ADAM,
@@ -153,23 +173,44 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
         ),
         "AdamW",
         "torch.optim.AdamW",
-        torch_args={"betas": ("beta1", "beta2")},
+        torch_args=_BETAS,
     ),
     OptimizerSpec(adagrad.ADAGRAD, "Adagrad", "torch.optim.Adagrad"),
     OptimizerSpec(rmsprop.RMSPROP, "RMSprop", "torch.optim.RMSprop"),
-    OptimizerSpec(
-        nadam.NADAM, "NAdam", "torch.optim.NAdam", torch_args={"betas": ("beta1", "beta2")}
-    ),
-    OptimizerSpec(
-        radam.RADAM, "RAdam", "torch.optim.RAdam", torch_args={"betas": ("beta1", "beta2")}
-    ),
+    OptimizerSpec(nadam.NADAM, "NAdam", "torch.optim.NAdam", torch_args=_BETAS),
+    OptimizerSpec(radam.RADAM, "RAdam", "torch.optim.RAdam", torch_args=_BETAS),
     OptimizerSpec(
         adafactor.ADAFACTOR,
         "Adafactor",
         "torch.optim.Adafactor",
         torch_args={"eps": ("eps1", "eps2")},
     ),
-    OptimizerSpec(lion.LION, "Lion", None, torch_args={"betas": ("beta1", "beta2")}),
+    OptimizerSpec(lion.LION, "Lion", None, torch_args=_BETAS),
+    # torch.optim's remaining algorithms (issue 13); LBFGS and SparseAdam: see rules/__init__
+    OptimizerSpec(adamax.ADAMAX, "Adamax", "torch.optim.Adamax", torch_args=_BETAS),
+    OptimizerSpec(adadelta.ADADELTA, "Adadelta", "torch.optim.Adadelta"),
+    OptimizerSpec(
+        rprop.RPROP,
+        "Rprop",
+        "torch.optim.Rprop",
+        torch_args={
+            "etas": ("eta_minus", "eta_plus"),
+            "step_sizes": ("step_size_min", "step_size_max"),
+        },
+    ),
+    OptimizerSpec(asgd.ASGD, "ASGD", "torch.optim.ASGD"),
+    OptimizerSpec(
+        muon.MUON,
+        "Muon",
+        "torch.optim.Muon",
+        torch_args={"ns_coefficients": ("ns_a", "ns_b", "ns_c")},
+    ),
+    # the methods compared in recent LLM-training studies (issue 13)
+    OptimizerSpec(schedulefree.SGD_SCHEDULEFREE, "SGDScheduleFree"),
+    OptimizerSpec(schedulefree.ADAMW_SCHEDULEFREE, "AdamWScheduleFree", torch_args=_BETAS),
+    OptimizerSpec(ademamix.ADEMAMIX, "AdEMAMix", torch_args={"betas": ("beta1", "beta2", "beta3")}),
+    OptimizerSpec(mars.MARS, "MARS", torch_args=_BETAS),
+    OptimizerSpec(lamb.LAMB, "LAMB", torch_args=_BETAS),
 )
 
 _BY_NAME = {spec.name: spec for spec in REGISTRY}
