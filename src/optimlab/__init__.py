@@ -1,5 +1,17 @@
 """optimlab: gradient-based optimizers defined once, and a lab to choose and tune them.
 
+The packages are layers; each imports only from the ones above it in this list:
+
+0. ``core``: checking values, parsing ``name:k=v`` specs, naming mistakes, the array namespace
+1. ``rules``: one pure ``(init, update)`` rule per algorithm and the registry of them;
+   ``schedules``: learning rate as a closed-form function of the step
+2. ``functional``: the NumPy backend (teaching steps, ``numpy_optimizer``);
+   ``optim``: the torch backend (``torch.optim.Optimizer`` classes)
+3. ``train``: training step, clipping, precision, checkpoints, memory, ``lr_find``
+4. ``problems``: what the lab optimizes
+5. ``lab``: engine, store, analysis, report
+6. ``cli``: the ``optimlab`` command
+
 ``import optimlab`` stays light: torch and matplotlib load only when a part that needs
 them is used.
 """

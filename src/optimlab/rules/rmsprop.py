@@ -65,7 +65,8 @@ def update(
     else:
         avg = xp.sqrt(square_avg) + eps
     # -lr * (g / d) in both branches (torch's addcdiv rounds (-lr g) / d in the plain one,
-    # 1 ulp apart) so a batch mixing momentum 0 and > 0 matches separate runs bitwise.
+    # 1 ulp apart) so a batch mixing momentum 0 and > 0 runs the same operations as
+    # separate runs (they still agree only within rounding: NumPy's loops differ by CPU).
     step = grad / avg
     buf = state.momentum_buffer
     if is_on(momentum) or buf is not None:

@@ -12,7 +12,8 @@ buffers or draws random numbers in ``forward`` (``models``).
 Divergence: at each step, a setting whose loss is not finite, whose gradient norm is not
 finite, or whose loss exceeds ``divergence_factor * max(|initial loss|, 1e-2)`` stops
 there. It is removed from the batch (its rows are dropped, not masked), so it never
-changes the other settings' numbers; its ``Trace`` ends with the loss that tripped the
+changes the other settings' numbers beyond rounding (the survivors run on in a smaller
+batch); its ``Trace`` ends with the loss that tripped the
 rule (``diverged_step`` is that step; no update was applied there, so ``update_norm`` is
 NaN at it).
 
@@ -29,8 +30,8 @@ holds the points visited on 2-D test functions: ``steps + 1`` rows for a finishe
 (the start first), one per loss entry for a diverged one.
 
 Seeds: each seed's model, data and any random numbers drawn in ``forward`` come from that
-seed's own stream, so a run's numbers do not depend on what the process ran before nor on
-which settings share its batch. A batched run equals the same settings run one at a time
+seed's own stream, so a run's numbers do not depend on what the process ran before, nor
+(beyond rounding) on which settings share its batch. A batched run equals the same settings run one at a time
 (``batched=False``) within the numerics tolerance of ``tests/numerics.py`` (the batched
 arithmetic is the same mathematics, not the same machine code).
 

@@ -13,7 +13,8 @@ numbers in ``forward``).
 
 Every seed builds its task and draws its batches and its random numbers from its own
 stream, seeded from the run's seed apart from the stream that initialised the model, so a
-run does not depend on what the process ran before, and batched equals one at a time.
+run does not depend on what the process ran before, and batched equals one at a time
+within rounding (the numerics tolerance).
 """
 
 from __future__ import annotations
