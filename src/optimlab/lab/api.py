@@ -290,6 +290,28 @@ def compare(
     )
 
 
+def _split_grid(
+    grid: Mapping[str, Mapping[str, Any]],
+) -> tuple[dict[str, LrSpec], dict[str, dict[str, Any]]]:
+    """A sweep's grid as (lrs per optimizer, other axes per optimizer)."""
+    if not grid:
+        raise ValueError("grid must name at least one optimizer, got {}")
+    lrs: dict[str, LrSpec] = {}
+    axes: dict[str, dict[str, Any]] = {}
+    for opt, hp in grid.items():
+        if not isinstance(hp, Mapping):
+            raise ValueError(
+                f"grid[{opt!r}] must be a mapping of hyperparameter names to "
+                f"values (with 'lr'), got {hp!r}"
+            )
+        hp = dict(hp)
+        if "lr" not in hp:
+            raise ValueError(f"grid[{opt!r}] needs an 'lr' entry (a list or 'lo:hi:n')")
+        lrs[opt] = hp.pop("lr")
+        axes[opt] = hp
+    return lrs, axes
+
+
 def sweep(
     problem: ProblemSpec | Sequence[ProblemSpec],
     grid: Mapping[str, Mapping[str, Any]],
@@ -313,21 +335,7 @@ def sweep(
     ``problem``, ``seeds``, ``out``, ``name``, ``keep`` and ``eval_every`` as in
     :func:`compare`.
     """
-    if not grid:
-        raise ValueError("grid must name at least one optimizer, got {}")
-    lrs: dict[str, LrSpec] = {}
-    axes: dict[str, dict[str, Any]] = {}
-    for opt, hp in grid.items():
-        if not isinstance(hp, Mapping):
-            raise ValueError(
-                f"grid[{opt!r}] must be a mapping of hyperparameter names to "
-                f"values (with 'lr'), got {hp!r}"
-            )
-        hp = dict(hp)
-        if "lr" not in hp:
-            raise ValueError(f"grid[{opt!r}] needs an 'lr' entry (a list or 'lo:hi:n')")
-        lrs[opt] = hp.pop("lr")
-        axes[opt] = hp
+    lrs, axes = _split_grid(grid)
     if schedules is None or isinstance(schedules, str):  # one schedule, not its letters
         schedules = [schedules]
     try:

@@ -34,6 +34,7 @@ from .plot_base import (
     colors,
     legend_outside,
     log_floor,
+    new_figure,
     plain_log,
     smooth,
 )
@@ -105,7 +106,7 @@ def loss_curves(study: Study, curves: Curves, ax: Axes | None = None) -> Figure 
     solid) for models. ``None`` when no run has a finite loss."""
     if not any(np.isfinite(curves(r["run_id"])["loss"]).any() for r in study.records):
         return None
-    fig, ax = axes(ax, (7.2, 3.6))
+    fig, ax = axes(ax, (8.0, 3.6))
     drawn = _curve_lines(ax, study, curves, "loss", target=not _mini_batch(study))
     log, floor = log_floor(ax, drawn)
     if log:
@@ -144,7 +145,7 @@ def heldout_curves(study: Study, reader: Any, ax: Axes | None = None) -> Figure 
             lines[opt] = (np.array(at), med, lo, hi)
     if not lines:
         return None
-    fig, ax = axes(ax, (7.2, 3.6))
+    fig, ax = axes(ax, (8.0, 3.6))
     col = colors(best)
     for opt, (x, med, lo, hi) in lines.items():
         ax.plot(x, med, "o-", color=col[opt], ms=2.5, lw=1.5, label=best[opt].label)
@@ -164,10 +165,7 @@ def heldout_curves(study: Study, reader: Any, ax: Axes | None = None) -> Figure 
 def norm_curves(study: Study, curves: Curves) -> Figure | None:
     """Gradient norm and update norm per step of each best setting (median over seeds,
     moving average for mini-batches), side by side on log axes."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9.0, 3.2), layout="constrained")
-    left, right = fig.subplots(1, 2)
+    fig, (left, right) = new_figure((9.6, 3.4), ncols=2, suptitle=True)
     drew = False
     for ax, key, name in (
         (left, "grad_norm", "gradient norm"),
@@ -248,7 +246,7 @@ def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure | None:
     best = study.best()
     if not best:
         return None
-    fig, ax = axes(ax, (7.2, 3.6))
+    fig, ax = axes(ax, (8.0, 3.6))
     col = colors(best)
     shown = np.vectorize(study.shown, otypes=[float])
     drawn: list[np.ndarray] = []
@@ -268,16 +266,18 @@ def lr_sensitivity(study: Study, ax: Axes | None = None) -> Figure | None:
     if study.metric.key == "loss" and math.isfinite(study.target):
         ax.axhline(study.target, color="0.4", ls=":", lw=1, label="target (converges below)")
     log, _ = log_floor(ax, drawn) if not study.metric.higher_better else (False, math.nan)
-    top = ax.get_ylim()[1]
-    for i, opt, lrs in crosses:  # staggered so crosses of several optimizers stay visible
-        y = top * 1.25**i if log else top
-        ax.plot(lrs, np.full(len(lrs), y), "x", color=col[opt], ms=8, mew=2, clip_on=False)
+    lo, hi = ax.get_ylim()
+    for i, opt, lrs in crosses:  # a row per optimizer above the curves, inside the axes
+        y = hi * 2.0 ** (i + 1) if log else hi + (i + 1) * 0.07 * (hi - lo)
+        ax.plot(lrs, np.full(len(lrs), y), "x", color=col[opt], ms=7, mew=2)
+    if crosses:
+        n = len(crosses) + 1
+        ax.set_ylim(lo, hi * 2.0**n if log else hi + n * 0.07 * (hi - lo))
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{study.metric.short} (median, IQR)")
     ax.set_title(
-        f"{study.label}: {study.metric.short} after {study.steps} steps against learning "
-        "rate (x: most seeds diverged)",
+        f"{study.label}: {study.metric.short} vs learning rate (x: most seeds diverged)",
         fontsize=9,
     )
     ax.grid(alpha=0.3, which="both")
@@ -291,7 +291,7 @@ def lr_schedules(study: Study, curves: Curves, ax: Axes | None = None) -> Figure
     best = {o: s for o, s in study.best().items() if s.runs[0]["schedule"]}
     if not best:
         return None
-    fig, ax = axes(ax, (7.2, 3.0))
+    fig, ax = axes(ax, (8.0, 3.0))
     col = colors(best)
     for opt, s in best.items():
         lr = np.asarray(curves(s.runs[0]["run_id"])["lr"], dtype=np.float64)

@@ -30,7 +30,7 @@ def performance_profile(
     if len(tables) < 2:
         return None
     ratios = summary.ratios(tables)
-    fig, ax = axes(ax, (7.2, 3.6))
+    fig, ax = axes(ax, (8.0, 3.6))
     col = colors(ratios)
     taus = np.linspace(1.0, summary.TAU_MAX, 301)
     rows = summary.summary_rows(tables)
@@ -63,7 +63,7 @@ def axis_figure(
     one swept ``axis``, one line per optimizer; ``None`` without rows."""
     if not rows:
         return None
-    fig, ax = axes(ax, (7.2, 3.4))
+    fig, ax = axes(ax, (8.0, 3.4))
     values = list(dict.fromkeys(r["value_text"] for r in rows))
     opts = list(dict.fromkeys(r["optimizer"] for r in rows))
     col = colors(opts)

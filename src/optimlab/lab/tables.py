@@ -57,21 +57,24 @@ def wrap(text: str, width: int | None) -> list[str]:
 
 
 def widths(header: Sequence[str], rows: Sequence[Sequence[str]], width: int | None) -> list[int]:
-    """Column widths: natural, or narrowed (widest first) down to each column's longest
-    word so that the table fits ``width``; ``[]`` when even that does not fit."""
+    """Column widths: natural; else narrowed, widest first, so that the table fits
+    ``width``: first wrapping only the headers, then the cells too, never below a column's
+    longest word; ``[]`` when even that does not fit."""
     cols = list(zip(header, *rows, strict=True))
     natural = [max(_natural(c) for c in col) for col in cols]
     if width is None:
         return natural
-    least = [max(_longest_word(c) for c in col) for col in cols]
     room = width - EDGE - GAP * (len(cols) - 1)
-    if sum(least) > room:
-        return []
-    out = list(natural)
-    while sum(out) > room:
-        i = max(range(len(out)), key=lambda j: (out[j] - least[j] > 0, out[j]))
-        out[i] -= 1
-    return out
+    words = [max(_longest_word(c) for c in col) for col in cols]
+    cells = [max([_longest_word(col[0])] + [_natural(c) for c in col[1:]]) for col in cols]
+    for least in (cells, words):
+        if sum(least) <= room:
+            out = list(natural)
+            while sum(out) > room:
+                i = max(range(len(out)), key=lambda j: (out[j] > least[j], out[j] - least[j]))
+                out[i] -= 1
+            return out
+    return []
 
 
 def render(
