@@ -134,11 +134,17 @@ class Study:
         """``"200 steps, 3 seeds"``: what every table of the study states (never "3 seeds"
         for runs that cannot differ)."""
         n = len(self.seeds)
+        steps = f"{self.steps} step{'' if self.steps == 1 else 's'}"
         if self.identical:
-            return f"{self.steps} steps, 1 run ({n} seeds gave identical runs)"
+            return f"{steps}, 1 run ({n} seeds gave identical runs)"
         if n == 1 and self.seed_changes == ():
-            return f"{self.steps} steps, 1 run (seeds change nothing here)"
-        return f"{self.steps} steps, {n} seed{'' if n == 1 else 's'}"
+            return f"{steps}, 1 run (seeds change nothing here)"
+        return f"{steps}, {n} seed{'' if n == 1 else 's'}"
+
+    @property
+    def distinct_seeds(self) -> int:
+        """How many seeds gave different runs (1 when they could not, or did not)."""
+        return 1 if self.identical else len(self.seeds)
 
     @property
     def seeds_text(self) -> str:

@@ -194,7 +194,7 @@ def run_configs(
     """Compute the runs not yet in ``out`` and load all. Without ``out``: a fresh
     temporary folder, removed when the results are no longer used unless ``keep``."""
     temporary = _TemporaryFolder() if out is None else None
-    folder = out if temporary is None else temporary.path
+    folder = temporary.path if temporary is not None else str(out)
     try:
         counts = execute(
             configs, folder, batched=batched, eval_every=eval_every, progress=progress, **kwargs

@@ -187,7 +187,7 @@ def axes_html(study: Study, axes: dict[str, list[dict[str, Any]]]) -> str:
             ]
             for r in rows
         ]
-        header = ["optimizer", axis, f"best {study.metric.short}", "best setting", "settings tried"]
+        header = ["optimizer", axis, f"best {study.metric.short}", "with", "settings tried"]
         parts.append(
             table(f"The best setting at each {axis} - {study.label}", header, body, left=2)
         )

@@ -115,7 +115,7 @@ def swept_axes(study: Study) -> dict[str, list[dict[str, Any]]]:
                         "optimizer": opt,
                         "value": value,
                         "value_text": _text(value),
-                        "setting": setting_label(best.runs[0]),
+                        "setting": setting_label(best.runs[0], without=axis),
                         "lr": best.lr,
                         "median": study.shown(best.median),
                         "ci_lo": lo,
@@ -136,4 +136,6 @@ def _order(raw: str) -> tuple[int, float, str]:
 
 
 def _text(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """An axis value for tables: ``0.999``; a schedule with options may wrap before them,
+    ``warmup_cosine (warmup_steps=30)``."""
+    return f"{value:g}" if isinstance(value, float) else str(value).replace("(", " (", 1)

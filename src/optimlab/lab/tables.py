@@ -56,10 +56,16 @@ def wrap(text: str, width: int | None) -> list[str]:
     return out
 
 
-def widths(header: Sequence[str], rows: Sequence[Sequence[str]], width: int | None) -> list[int]:
-    """Column widths: natural; else narrowed, widest first, so that the table fits
-    ``width``: first wrapping only the headers, then the cells too, never below a column's
-    longest word; ``[]`` when even that does not fit."""
+def widths(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int | None,
+    first: Sequence[bool] | None = None,
+) -> list[int]:
+    """Column widths: natural; else narrowed so that the table fits ``width``: first
+    wrapping only the headers, then the cells too (the ``first`` columns, e.g. labels,
+    before the others, e.g. numbers; widest first), never below a column's longest word;
+    ``[]`` when even that does not fit."""
     cols = list(zip(header, *rows, strict=True))
     natural = [max(_natural(c) for c in col) for col in cols]
     if width is None:
@@ -67,11 +73,15 @@ def widths(header: Sequence[str], rows: Sequence[Sequence[str]], width: int | No
     room = width - EDGE - GAP * (len(cols) - 1)
     words = [max(_longest_word(c) for c in col) for col in cols]
     cells = [max([_longest_word(col[0])] + [_natural(c) for c in col[1:]]) for col in cols]
+    pref = list(first) if first is not None else [False] * len(cols)
     for least in (cells, words):
         if sum(least) <= room:
             out = list(natural)
             while sum(out) > room:
-                i = max(range(len(out)), key=lambda j: (out[j] > least[j], out[j] - least[j]))
+                i = max(
+                    range(len(out)),
+                    key=lambda j: (out[j] > least[j], out[j] > cells[j] or pref[j], out[j]),
+                )
                 out[i] -= 1
             return out
     return []
@@ -86,7 +96,7 @@ def render(
     """The table as text no wider than ``width`` (see the module docstring). ``right``
     says which columns are right-aligned (default: all but the first two)."""
     right = list(right) if right is not None else [i >= 2 for i in range(len(header))]
-    w = widths(header, rows, width)
+    w = widths(header, rows, width, [not r for r in right])
     if not w:
         return _blocks(header, rows, width)
     out = ["┌" + "┬".join("─" * (n + 2) for n in w) + "┐"]

@@ -37,7 +37,8 @@ def best_columns(study: Study, rows: list[dict[str, Any]]) -> tuple[list[str], l
     show_tried = len({r["tried"] for r in rows}) > 1
     side_name = "train loss" if side == "train_loss" else study.loss_metric.short
     prefix = "held-out " if study.evaluation == "held-out" else ""
-    header = ["#", "setting", f"{metric.short} median [95% CI]", "vs #1"]
+    ranked = f"{metric.short} median [95% CI]" if study.distinct_seeds > 1 else metric.short
+    header = ["#", "setting", ranked, "vs #1"]
     header += [side_name] if show_side else []
     header += [f"{prefix}{e}" for e in evals]
     header += ["diverged"] if show_div else []
@@ -66,12 +67,16 @@ def study_notes(study: Study, rows: list[dict[str, Any]]) -> list[str]:
     notes = [
         f"target: {study.loss_metric.short} <= {fmt(study.target, '.4g')} ({rule}); steps "
         "to target: median over seeds of the updates until the first evaluation at or "
-        "below it",
-        "vs #1: tie unless worse by a paired bootstrap over shared seeds (with 3 seeds: "
-        "worse on every seed)",
+        "below it"
     ]
+    if len(rows) > 1:
+        notes.append(
+            "vs #1: tie unless worse by a paired bootstrap over the seeds both ran (the "
+            "95% interval of the median difference lies above 0)"
+            if study.distinct_seeds > 1
+            else "vs #1: one run per setting, so any difference counts (no seeds to vary)"
+        )
     extra = [
-        verdicts.seed_note(study),
         verdicts.budget_note(study),
         verdicts.disagreement_note(study),
         *verdicts.edge_notes(rows),
@@ -86,11 +91,13 @@ def verdicts_target_rule(study: Study) -> str:
 def study_title(study: Study) -> list[str]:
     """The lines above a study's table: what is ranked, over what budget and seeds."""
     tried = study.tried()
+    n = next(iter(tried.values()), 0)
     same = len(set(tried.values())) == 1
-    budget = f"each optimizer tried {next(iter(tried.values()))} settings" if same and tried else ""
+    budget = f"each optimizer tried {n} setting{'' if n == 1 else 's'}" if same and tried else ""
+    over = "median over seeds" if study.distinct_seeds > 1 else "one run per setting"
     return [
         f"{study.label}: best setting per optimizer - budget {study.budget}",
-        f"ranked by {study.metric.label} (median over seeds); {study.seeds_text}"
+        f"ranked by {study.metric.label} ({over}); {study.seeds_text}"
         + (f"; {budget}" if budget else ""),
     ]
 
@@ -144,7 +151,7 @@ def axes_text(study: Study, width: int | None = None) -> str:
     """One table per swept axis: the best result at each of its values, per optimizer."""
     parts = []
     for axis, rows in summary.swept_axes(study).items():
-        header = ["optimizer", axis, f"best {study.metric.short} [95% CI]", "best setting"]
+        header = ["optimizer", axis, f"best {study.metric.short} [95% CI]", "with"]
         header += ["settings tried"]
         body = [
             [

@@ -22,8 +22,9 @@ def study_label(problem: str, problem_kwargs: Mapping[str, Any]) -> str:
     return f"{problem}({', '.join(f'{k}={v}' for k, v in sorted(problem_kwargs.items()))})"
 
 
-def setting_label(r: Record, *, with_lr: bool = True) -> str:
-    """``adam lr=0.01 beta1=0.8 + cosine`` listing only what differs from the defaults."""
+def setting_label(r: Record, *, with_lr: bool = True, without: str | None = None) -> str:
+    """``adam lr=0.01 beta1=0.8 + cosine`` listing only what differs from the defaults
+    (``without``: leave out that hyperparameter, or ``"schedule"``)."""
     from ..rules.registry import get_rule
 
     defaults = get_rule(r["optimizer"]).defaults
@@ -31,9 +32,9 @@ def setting_label(r: Record, *, with_lr: bool = True) -> str:
     if with_lr:
         parts.append(f"lr={r['lr']:.3g}")
     for k, v in sorted(r["hyperparams"].items()):
-        if k != "lr" and v != defaults.get(k):
+        if k not in ("lr", without) and v != defaults.get(k):
             parts.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
-    if r["schedule"]:
+    if r["schedule"] and without != "schedule":
         parts.append("+ " + schedule_label(r))
     return " ".join(parts)
 

@@ -167,13 +167,6 @@ def disagreement_note(study: Study, reader: Reader | None = None) -> str | None:
     )
 
 
-def seed_note(study: Study) -> str | None:
-    """A note when seeds cannot vary anything, or varied nothing."""
-    if study.identical or study.seed_changes == ():
-        return study.seeds_text
-    return None
-
-
 def sensitivity_rows(study: Study) -> list[dict[str, Any]]:
     """The ranked metric against learning rate for each optimizer's best variant."""
     rows = []
