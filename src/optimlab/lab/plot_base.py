@@ -57,16 +57,19 @@ def axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
 
 def plain_log(axis: Any) -> None:
     """Log-axis labels as plain text (mathtext labels cost seconds per report); minor ticks
-    are labelled too when the axis spans less than two decades."""
+    are labelled too when the axis spans less than two decades (each of them below a
+    factor of 6)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+    lo, hi = sorted(axis.get_view_interval())
+    narrow = lo > 0 and hi / lo < 100
+    shown = (2, 3, 4, 5, 6, 7, 8, 9) if lo > 0 and hi / lo < 6 else (2, 5)
 
     def minor(v: float, _: Any) -> str:
         mantissa = round(v / 10 ** math.floor(math.log10(v))) if v > 0 else 0
-        return f"{v:.3g}" if mantissa in (2, 5) else ""
+        return f"{v:.3g}" if mantissa in shown else ""
 
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
-    lo, hi = sorted(axis.get_view_interval())
-    narrow = lo > 0 and hi / lo < 100
     axis.set_minor_formatter(FuncFormatter(minor) if narrow else NullFormatter())
     if not narrow:  # unlabelled minor ticks over many decades cost time and show nothing
         axis.set_minor_locator(NullLocator())
@@ -127,7 +130,7 @@ def log_floor(ax: Axes, values: list[np.ndarray]) -> tuple[bool, float]:
     top, low = float(finite.max()), float(finite.min())
     floor = max(low, top * FLOOR)
     ax.set_yscale("log")
-    ax.set_ylim(floor / 1.5, top * 1.5)
+    ax.set_ylim(floor / 1.25, top * 1.25)
     plain_log(ax.yaxis)
     return True, floor
 
@@ -136,7 +139,7 @@ def below(values: np.ndarray, floor: float) -> str:
     """`` (min 1.8e-94, below the axis)`` for a legend label when a curve leaves the
     frame at the bottom, else ``""``."""
     finite = values[np.isfinite(values)]
-    if math.isnan(floor) or not finite.size or finite.min() >= floor / 1.5:
+    if math.isnan(floor) or not finite.size or finite.min() >= floor / 1.25:
         return ""
     return f"\n  (down to {finite.min():.2g}, off the axis)"
 

@@ -198,7 +198,7 @@ def trajectories(
         return None
     fig, ax = axes(ax, (6.4, 4.6))
     if problem is not None and hasattr(problem, "grid"):
-        X, Y, Z = problem.grid(200)
+        X, Y, Z = problem.grid(120)
         Z = np.asarray(Z, dtype=np.float64)
         zmin = float(getattr(problem, "min_value", np.nanmin(Z)))
         levels = np.unique(zmin + np.logspace(-2, math.log10(max(np.nanmax(Z) - zmin, 1e-2)), 25))
@@ -304,7 +304,7 @@ def lr_schedules(study: Study, curves: Curves, ax: Axes | None = None) -> Figure
     return fig
 
 
-def to_png(fig: Figure, dpi: int = 110) -> bytes:
+def to_png(fig: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (drawn by Agg for this file only; no backend is selected)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

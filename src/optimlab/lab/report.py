@@ -1,14 +1,14 @@
 """The HTML report of a results folder: one self-contained file, read only from the store.
 
 ``write_report(folder)`` writes ``folder/report.html``: per study (problem x budget) the
-verdict (the best setting with its interval and who ties with it), the protocol (problem,
-budget, what a seed changes, the grid and settings tried per optimizer, definitions), the
-best setting per optimizer with intervals, ties, training loss, steps and time to target
-and converging LR range, the notes (budgets that differ, rankings that disagree, seeds
-that change nothing), the figures (training loss, held-out loss, gradient and update
-norms, trajectories over contours for 2-D problems, the ranked metric against LR,
-schedules), a table and a figure per swept axis and the LR sensitivity table; with two or
-more studies, a summary across problems and a performance profile. Images are embedded as
+verdict (the best setting with its interval and who ties with it), the best setting per
+optimizer with intervals, ties, training loss, steps and time to target and converging LR
+range, the notes (budgets that differ, rankings that disagree), the figures (training
+loss, held-out loss, gradient and update norms, trajectories over contours for 2-D
+problems, the ranked metric against LR, schedules), a table and a figure per swept axis,
+the protocol (problem, budget, what a seed changes, the grid and settings tried per
+optimizer, definitions) and the LR sensitivity table; with two or more studies, a summary
+across problems and a performance profile. Images are embedded as
 base64 PNG; where there is nothing to draw the report says why.
 """
 
@@ -46,7 +46,7 @@ h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.6em 0 .4em;font-size:.85em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right;vertical-align:top}
 th{background:#f2f2f2;font-weight:600}td.l,th.l{text-align:left}
-td{white-space:nowrap}td.l{white-space:normal;min-width:8em}
+td{white-space:nowrap}td.l{white-space:normal}
 .ci{color:#666;font-size:.9em}caption{text-align:left;font-weight:600;padding:.3em 0}
 .figs{display:flex;flex-wrap:wrap;gap:1em}.figs img{max-width:100%;height:auto;
 border:1px solid #eee}.note{color:#555;font-size:.9em;margin:.2em 0}
@@ -100,9 +100,12 @@ def _study_html(study: Study, rows: list[dict[str, Any]], curves: Any) -> list[s
     from . import plots
 
     parts = [f"<h2>{esc(study.label)} - {study.steps} steps</h2>", verdict(study, rows)]
-    parts.append("<h3>Protocol</h3>" + protocol(study))
     if not study.settings:
-        return [*parts, "<p>No finished or diverged runs in this study yet.</p>"]
+        return [
+            *parts,
+            "<h3>Protocol</h3>" + protocol(study),
+            "<p>No finished or diverged runs in this study yet.</p>",
+        ]
     parts.append("<h3>Best setting per optimizer</h3>" + best_html(study, rows))
     parts.append("<h3>Figures</h3><div class='figs'>" + "".join(_figures(study, curves)) + "</div>")
     axes = summary.swept_axes(study)
@@ -114,6 +117,7 @@ def _study_html(study: Study, rows: list[dict[str, Any]], curves: Any) -> list[s
             + axes_html(study, axes)
             + f"<div class='figs'>{imgs}</div>"
         )
+    parts.append("<h3>Protocol</h3>" + protocol(study))
     parts.append("<h3>Learning-rate sensitivity</h3>" + sensitivity_html(study))
     return parts
 

@@ -11,7 +11,7 @@ from typing import Any
 from . import summary, verdicts
 from .analysis import Study, setting_label
 from .tables import fmt
-from .text import best_columns, study_notes
+from .text import best_columns, breakable, study_notes
 
 
 def esc(x: Any) -> str:
@@ -140,18 +140,20 @@ def definitions(study: Study) -> list[tuple[str, str]]:
 
 
 def best_html(study: Study, rows: list[dict[str, Any]]) -> str:
+    """The best-per-optimizer table: the terminal's columns, with the seconds to target
+    and the seeds that reached it stacked under the steps."""
     header, body = best_columns(study, rows)
-    header = [*header, "time to target (s)", "reached"] if study.metric.key != "steps" else header
-    full = []
-    for r, cells in zip(rows, body, strict=True):
-        extra = [fmt(r["time_to_target"], ".3g"), f"{r['reached']}/{r['seeds']}"]
-        full.append(cells + extra if study.metric.key != "steps" else cells)
+    if "steps to target" in header:
+        i = header.index("steps to target")
+        header[i] = "steps to target (seconds; seeds reaching it)"
+        for r, cells in zip(rows, body, strict=True):
+            cells[i] += f"\n{fmt(r['time_to_target'], '.3g')} s; {r['reached']}/{r['seeds']}"
     caption = (
         f"Best setting per optimizer - {study.label}, budget {study.budget}, ranked by "
         f"{study.metric.short} (median over seeds)"
     )
     notes = "".join(f"<p class='note'>{esc(n)}</p>" for n in study_notes(study, rows))
-    return table(caption, header, full, left=2) + notes
+    return table(caption, header, body, left=2) + notes
 
 
 def sensitivity_html(study: Study) -> str:
@@ -197,7 +199,7 @@ def axes_html(study: Study, axes: dict[str, list[dict[str, Any]]]) -> str:
 def summary_html(tables: Sequence[tuple[Study, list[dict[str, Any]]]]) -> str:
     rows = summary.summary_rows(tables)
     keys = [f"{s.label} ({s.steps} steps)" for s, _ in tables]
-    header = ["optimizer", *[s.label for s, _ in tables], "solved", "profile score"]
+    header = ["optimizer", *[breakable(s.label) for s, _ in tables], "solved", "profile score"]
     body = []
     for r in rows:
         cells: list[Any] = [r["optimizer"]]

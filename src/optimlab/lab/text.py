@@ -13,6 +13,13 @@ from . import summary, verdicts
 from .analysis import Study
 from .tables import fmt, paragraph, render
 
+CI = "[95%\u00a0CI]"  # a no-break space: the header wraps around it, never inside
+
+
+def breakable(label: str) -> str:
+    """``ravine (start=random)``: a study label that may wrap before its arguments."""
+    return label.replace("(", " (", 1)
+
 
 def interval(lo: float, hi: float) -> str:
     """``[0.275, 0.36]``: the words of an interval, which may wrap at the space."""
@@ -37,7 +44,7 @@ def best_columns(study: Study, rows: list[dict[str, Any]]) -> tuple[list[str], l
     show_tried = len({r["tried"] for r in rows}) > 1
     side_name = "train loss" if side == "train_loss" else study.loss_metric.short
     prefix = "held-out " if study.evaluation == "held-out" else ""
-    ranked = f"{metric.short} median [95% CI]" if study.distinct_seeds > 1 else metric.short
+    ranked = f"{metric.short} median {CI}" if study.distinct_seeds > 1 else metric.short
     header = ["#", "setting", ranked, "vs #1"]
     header += [side_name] if show_side else []
     header += [f"{prefix}{e}" for e in evals]
@@ -76,6 +83,10 @@ def study_notes(study: Study, rows: list[dict[str, Any]]) -> list[str]:
             if study.distinct_seeds > 1
             else "vs #1: one run per setting, so any difference counts (no seeds to vary)"
         )
+    if study.evaluation in ("held-out", "unknown") and study.metric.key in ("loss", "train_loss"):
+        from .metrics import metric_for
+
+        notes.append(metric_for("train_loss", study.evaluation, study.steps, True).label)
     extra = [
         verdicts.budget_note(study),
         verdicts.disagreement_note(study),
@@ -120,7 +131,7 @@ def summary_text(
     performance-profile score."""
     rows = summary.summary_rows(tables)
     keys = [f"{s.label} ({s.steps} steps)" for s, _ in tables]
-    header = ["optimizer", *[s.label for s, _ in tables]]
+    header = ["optimizer", *[breakable(s.label) for s, _ in tables]]
     header += ["solved", f"profile score (tau <= {summary.TAU_MAX:g})"]
     body = []
     for r in rows:
@@ -151,7 +162,7 @@ def axes_text(study: Study, width: int | None = None) -> str:
     """One table per swept axis: the best result at each of its values, per optimizer."""
     parts = []
     for axis, rows in summary.swept_axes(study).items():
-        header = ["optimizer", axis, f"best {study.metric.short} [95% CI]", "with"]
+        header = ["optimizer", axis, f"best {study.metric.short} {CI}", "with"]
         header += ["settings tried"]
         body = [
             [
