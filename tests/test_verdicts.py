@@ -251,3 +251,67 @@ def test_tables_never_cut_a_number(tmp_path: Path) -> None:
         for number in ("1.754e-94", "7.99e-100", "7.92e-26", "0.00316"):
             assert re.search(rf"(?<![\d.e-]){re.escape(number)}(?![\d.e-])", text), (width, text)
     assert "…" not in render(header, rows, 20)
+
+
+def test_a_metric_a_problem_lacks_falls_back_to_loss_with_a_note() -> None:
+    res = api.compare(["ravine:start=random", "mlp"], ["adam", "sgd"], [0.01, 0.1], 10, seeds=2)
+    mlp, ravine = res.studies("accuracy")
+    assert mlp.metric.key == "accuracy" and mlp.metric.higher_better
+    assert ravine.metric.key == "loss"
+    assert ravine.notes == ["ravine(start=random) records no accuracy: ranked by loss"]
+    assert "note: ravine(start=random) records no accuracy: ranked by loss" in res.table("accuracy")
+
+
+def test_summary_across_problems_is_the_performance_profile_score() -> None:
+    from optimlab.lab import summary
+
+    res = api.compare(
+        ["ravine:start=random", "rosenbrock:start=random"], ["adam", "sgd"], [0.01, 0.1], 40, 2
+    )
+    with res.curves() as curves:
+        tables = [(s, verdicts.best_table(s, curves)) for s in res.studies()]
+    rows = {r["optimizer"]: r for r in summary.summary_rows(tables)}
+    for study, table in tables:
+        key = f"{study.label} ({study.steps} steps)"
+        steps = {r["optimizer"]: max(1.0, r["steps_to_target"]) for r in table}
+        for opt, r in rows.items():
+            assert r["ratios"][key] == steps[opt] / min(steps.values())
+            assert r["ranks"][key] == next(t["rank"] for t in table if t["optimizer"] == opt)
+    for r in rows.values():  # the normalised area under rho(tau), 1 <= tau <= 4, exactly
+        expected = np.mean([max(0.0, 4.0 - v) for v in r["ratios"].values()]) / 3.0
+        assert r["score"] == pytest.approx(expected, abs=1e-15)
+        taus = np.linspace(1, 4, 30001)
+        area = np.trapezoid(summary.profile(r["ratios"], taus), taus) / 3.0
+        assert area == pytest.approx(r["score"], abs=1e-3)
+    assert summary.score({"a": 1.0, "b": 2.0, "c": math.inf}) == pytest.approx(5 / 9)
+
+
+def test_sweeps_answer_their_question_axis_by_axis() -> None:
+    from optimlab.lab import summary
+
+    res = api.sweep(
+        "rosenbrock:start=random",
+        {"adam": {"lr": [0.01, 0.1], "beta2": [0.99, 0.999]}, "sgd": {"lr": [1e-3]}},
+        30,
+        seeds=2,
+        schedules=[None, "cosine"],
+    )
+    (study,) = res.studies()
+    axes = summary.swept_axes(study)
+    assert set(axes) == {"beta2", "schedule"}
+    assert [(r["optimizer"], r["value"]) for r in axes["beta2"]] == [
+        ("adam", 0.99),
+        ("adam", 0.999),
+    ]
+    assert {(r["optimizer"], r["value"]) for r in axes["schedule"]} == {
+        ("adam", "constant"),
+        ("adam", "cosine"),
+        ("sgd", "constant"),
+        ("sgd", "cosine"),
+    }
+    for r in axes["beta2"]:  # the best median among the settings with that value
+        mine = [s for s in study.settings if s.runs[0]["hyperparams"].get("beta2") == r["value"]]
+        assert r["median"] == min(s.median for s in mine) and r["tried"] == 4
+    text = res.table()
+    assert "the best setting at each beta2, per optimizer" in text
+    assert "the best setting at each schedule, per optimizer" in text

@@ -114,6 +114,7 @@ class Study:
     explicit_target: bool = False
     settings: list[SettingStats] = field(default_factory=list)
     values: dict[str, dict[str, float]] = field(default_factory=dict)  # run -> metric -> value
+    notes: list[str] = field(default_factory=list)  # e.g. a metric this problem lacks
 
     @property
     def label(self) -> str:
@@ -329,7 +330,13 @@ def _study(
     reader: Reader | None,
 ) -> Study:
     evaluation, seed_changes = _problem_facts(problem, kwargs)
-    has_evals = any("eval_loss" in r for r in recs if r["status"] == "finished")
+    finished = [r for r in recs if r["status"] == "finished"]
+    has_evals = any("eval_loss" in r for r in finished)
+    notes = []
+    direct = ("loss", "train_loss", "steps", "time")
+    if rank_by not in direct and finished and not any(f"eval_{rank_by}" in r for r in finished):
+        notes.append(f"{study_label(problem, kwargs)} records no {rank_by}: ranked by loss")
+        rank_by = "loss"
     init = [_num(r["initial_loss"]) for r in recs]
     init = [v for v in init if math.isfinite(v)]
     study = Study(
@@ -346,6 +353,7 @@ def _study(
         best_loss=math.nan,
         target=math.nan if target is None else float(target),
         explicit_target=target is not None,
+        notes=notes,
     )
     study.values = {r["run_id"]: _run_values(r, evaluation, has_evals, None) for r in recs}
     finite = [study.score(r, "loss") for r in recs]

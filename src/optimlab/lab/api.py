@@ -146,12 +146,13 @@ def honest_seeds(
     notes = []
     for name, kwargs in problems:
         label = study_label(name, kwargs)
-        changes = tuple(registry.get(name, **kwargs).seed_changes)
+        problem = registry.get(name, **kwargs)
+        changes = tuple(problem.seed_changes)
         out[label] = seed_list if changes or len(seed_list) == 1 else seed_list[:1]
         if not changes and len(seed_list) > 1:
             hint = (
                 "; add start=random to draw the start from the seed"
-                if registry.get(name, **kwargs).kind == "function"
+                if problem.kind == "function"
                 else ""
             )
             notes.append(

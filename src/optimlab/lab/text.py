@@ -88,6 +88,7 @@ def study_notes(study: Study, rows: list[dict[str, Any]]) -> list[str]:
 
         notes.append(metric_for("train_loss", study.evaluation, study.steps, True).label)
     extra = [
+        *study.notes,
         verdicts.budget_note(study),
         verdicts.disagreement_note(study),
         *verdicts.edge_notes(rows),
