@@ -142,7 +142,7 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
     from ..lab.tables import paragraph
 
     width = output_width()
-    print(tables_text(results, width, getattr(args, "rank_by", "loss")))
+    print(results.table(getattr(args, "rank_by", "loss"), width))
     c = results.counts
     if c is not None:
         line = (
@@ -165,16 +165,3 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
         print(paragraph(f"report: {path}", width))
     print(paragraph(f"results: {out} (rerun the same command to reuse finished runs)", width))
     return 1 if c is not None and (c.failed or c.failed_by_others) else 0
-
-
-def tables_text(results: Any, width: int | None, rank_by: str = "loss") -> str:
-    """Every study's verdict table, the sweep axes and the summary across problems."""
-    from ..lab import analysis, verdicts
-    from ..lab.text import full_text
-
-    with results.curves() as curves:
-        tables = [
-            (study, verdicts.best_table(study, curves))
-            for study in analysis.studies(results.records, rank_by, None, curves)
-        ]
-    return full_text(tables, width, results.notes)

@@ -121,10 +121,6 @@ class Study:
         return study_label(self.problem, self.problem_kwargs)
 
     @property
-    def criterion(self) -> str:
-        return self.metric.key
-
-    @property
     def identical(self) -> bool:
         """More than one seed per setting, and every seed gave the same numbers."""
         multi = [s for s in self.settings if s.n_seeds > 1]

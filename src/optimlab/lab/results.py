@@ -124,9 +124,11 @@ class Results:
                     out.append({"problem": study.label, **row})
         return out
 
-    def table(self, rank_by: str = "loss") -> str:
-        """The best-per-optimizer tables as plain text, each stating what is ranked, the
-        budget and seeds, with intervals and ties (``print(res.table())``)."""
+    def table(self, rank_by: str = "loss", width: int | None = None) -> str:
+        """The verdicts as plain text (``print(res.table())``): per study what is ranked,
+        the budget and seeds, the best setting per optimizer with intervals and ties, the
+        notes and the swept axes; the summary across problems; the notes of the call.
+        ``width``: wrap to fit it (labels and intervals wrap, numbers are never cut)."""
         from .text import full_text
 
         with self.curves() as curves:
@@ -134,7 +136,7 @@ class Results:
                 (study, verdicts.best_table(study, curves))
                 for study in analysis.studies(self.records, rank_by, None, curves)
             ]
-        return full_text(tables, None, self.notes)
+        return full_text(tables, width, self.notes)
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
         """One row per run (hyperparameters as ``hp_<name>`` columns); returns the text."""
