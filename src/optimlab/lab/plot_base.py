@@ -155,12 +155,3 @@ def legend_outside(ax: Axes, title: str | None = None) -> None:
             title=title,
             title_fontsize=7,
         )
-
-
-def message(text: str, figsize: tuple[float, float] = (6.4, 1.2)) -> Figure:
-    """A figure that says why there is nothing to draw (used where data is missing)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
-    return fig

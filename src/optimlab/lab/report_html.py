@@ -10,6 +10,7 @@ from typing import Any
 
 from . import summary, verdicts
 from .analysis import Study, setting_label
+from .metrics import metric_for
 from .tables import fmt
 from .text import best_columns, breakable, study_notes
 
@@ -112,8 +113,6 @@ def protocol(study: Study) -> str:
 
 
 def verdicts_train_text(study: Study) -> str:
-    from .metrics import metric_for
-
     return metric_for("train_loss", study.evaluation, study.steps, True).label
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import summary, verdicts
 from .analysis import Study
+from .metrics import metric_for
 from .tables import fmt, paragraph, render
 
 CI = "[95%\u00a0CI]"  # a no-break space: the header wraps around it, never inside
@@ -84,8 +85,6 @@ def study_notes(study: Study, rows: list[dict[str, Any]]) -> list[str]:
             else "vs #1: one run per setting, so any difference counts (no seeds to vary)"
         )
     if study.evaluation in ("held-out", "unknown") and study.metric.key in ("loss", "train_loss"):
-        from .metrics import metric_for
-
         notes.append(metric_for("train_loss", study.evaluation, study.steps, True).label)
     extra = [
         *study.notes,
