@@ -340,8 +340,9 @@ def test_progress_bar_on_a_terminal_goes_to_stderr(
     code, out, err = _run(capsys, *argv)
     assert code == 0
     assert _counts(out) == (1, 1, 0)
-    assert "compare" in err and "%" in err  # the bar's description and percentage
-    assert "%" not in out  # the bar never lands in stdout
+    # the bar's description, percentage, runs done/total, rate and time left
+    assert "compare" in err and "%" in err and "1/1 runs" in err and "ETA" in err
+    assert "ETA" not in out and "1/1 runs" not in out  # the bar never lands in stdout
     code, out, err = _run(capsys, *argv, "--quiet")
     assert code == 0 and err == ""
 

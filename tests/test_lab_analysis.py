@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optimlab.lab import analysis
+from optimlab.lab import analysis, verdicts
 from optimlab.lab.config import RunConfig, full_hyperparams
 from optimlab.lab.record import Trace
 from optimlab.lab.results import Results
@@ -92,7 +92,7 @@ def test_target_and_steps_and_time_to_target(tmp_path: Path) -> None:
     (study,) = res.studies(target=2.0)
     assert study.explicit_target
     with res.curves() as curves:
-        rows = {r["optimizer"]: r for r in analysis.best_table(study, curves)}
+        rows = {r["optimizer"]: r for r in verdicts.best_table(study, curves)}
     assert rows["adam"]["steps_to_target"] == 8
     assert rows["sgd"]["steps_to_target"] == math.inf and rows["sgd"]["reached"] == 0
 
@@ -115,7 +115,7 @@ def test_lr_range_is_the_contiguous_block_reaching_the_target(tmp_path: Path) ->
     rows = {r["optimizer"]: r for r in res.best()}
     assert rows["adam"]["lr_decades"] == pytest.approx(2.0)
     assert rows["sgd"]["lr_decades"] == 0.0  # the weakest reaches its own level at one LR
-    sens = [r for r in analysis.sensitivity_rows(study) if r["optimizer"] == "adam"]
+    sens = [r for r in verdicts.sensitivity_rows(study) if r["optimizer"] == "adam"]
     assert [r["lr"] for r in sens] == [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
     assert [r["converges"] for r in sens] == [False, True, True, True, False, True]
 
@@ -136,21 +136,21 @@ def test_best_lr_at_the_grid_edge_is_flagged() -> None:
     res = lab.compare("ravine", ["sgd"], lrs=[1e-4, 1e-3, 1e-2], steps=50, seeds=[0])
     (study,) = res.studies()
     with res.curves() as curves:
-        rows = analysis.best_table(study, curves)
+        rows = verdicts.best_table(study, curves)
     assert rows[0]["lr"] == 1e-2 and rows[0]["grid_edge"] == "high"
-    (note,) = analysis.edge_notes(rows)
+    (note,) = verdicts.edge_notes(rows)
     assert "sgd" in note and "largest" in note
     # an interior best is not flagged
     res = lab.compare("ravine", ["sgd"], lrs=[1e-4, 1e-2, 10.0], steps=50, seeds=[0])
     (study,) = res.studies()
     with res.curves() as curves:
-        rows = analysis.best_table(study, curves)
-    assert rows[0]["lr"] == 1e-2 and rows[0]["grid_edge"] == "" and not analysis.edge_notes(rows)
+        rows = verdicts.best_table(study, curves)
+    assert rows[0]["lr"] == 1e-2 and rows[0]["grid_edge"] == "" and not verdicts.edge_notes(rows)
 
 
-def test_an_unknown_criterion_or_a_bad_target_is_refused() -> None:
-    # a misspelt criterion scored every run +inf and ranked nothing, silently
-    with pytest.raises(ValueError, match="criterion must be one of"):
+def test_an_unknown_metric_to_rank_by_or_a_bad_target_is_refused() -> None:
+    # a misspelt metric scored every run +inf and ranked nothing, silently
+    with pytest.raises(ValueError, match="unknown metric to rank by 'final-loss'"):
         analysis.studies([], "final-loss")
     with pytest.raises(ValueError, match="target must be None or a finite number, got nan"):
         analysis.studies([], target=math.nan)

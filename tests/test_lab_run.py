@@ -19,15 +19,16 @@ def _finals(res) -> dict[str, float]:
 
 def test_compare_then_rerun_recomputes_nothing(tmp_path: Path) -> None:
     kw = dict(out=str(tmp_path), seeds=2)
-    res = api.compare("rosenbrock", ["sgd", "adam"], "1e-4:1e-3:2", 30, **kw)
+    problem = "rosenbrock:start=random"  # seeds draw the start: two seeds, two runs
+    res = api.compare(problem, ["sgd", "adam"], "1e-4:1e-3:2", 30, **kw)
     assert len(res) == 8
     assert res.counts.computed == 8 and res.counts.skipped == 0
     assert {r["status"] for r in res.records} == {"finished"}
-    again = api.compare("rosenbrock", ["sgd", "adam"], "1e-4:1e-3:2", 30, **kw)
+    again = api.compare(problem, ["sgd", "adam"], "1e-4:1e-3:2", 30, **kw)
     assert again.counts.computed == 0 and again.counts.skipped == 8
     assert _finals(again) == _finals(res)
     # a wider grid computes only what is new
-    wider = api.compare("rosenbrock", ["sgd", "adam"], "1e-5:1e-3:3", 30, **kw)
+    wider = api.compare(problem, ["sgd", "adam"], "1e-5:1e-3:3", 30, **kw)
     assert wider.counts.computed == 4 and wider.counts.skipped == 8
     with Store(tmp_path) as store:
         assert store.counts()["finished"] == 12
@@ -129,7 +130,7 @@ def test_interrupt_gives_claimed_runs_back(tmp_path: Path) -> None:
 def test_progress_reaches_the_total(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     api.compare(
-        "ravine",
+        "ravine:start=random",
         ["adam"],
         [0.01, 0.1],
         15,

@@ -17,8 +17,8 @@ from optimlab.lab.report import render, write_report
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    api.sweep(
-        "rosenbrock",
+    api.sweep(  # random starts: seeds change the start, so 2 seeds are 2 different runs
+        "rosenbrock:start=random",
         {"adam": {"lr": "1e-2:1e-1:2"}, "sgd": {"lr": [1e-3, 0.1]}},
         30,
         seeds=2,
@@ -39,26 +39,42 @@ def test_report_has_protocol_tables_and_embedded_figures(folder: Path) -> None:
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     # protocol of each study
     for needle in (
-        "rosenbrock - 30 steps",
+        "rosenbrock(start=random) - 30 steps",
         "ravine - 20 steps",
         "30 steps per run",
-        "2 (0, 1)",
+        "2 (0, 1); a seed changes the start",
         "2 learning rates from 0.01 to 0.1",
         "schedules: cosine",
         "8 (6 finished, 2 diverged, 0 failed)",
+        "loss at the final point, after the last update",
     ):
         assert needle in html, needle
-    # tables state budget and seeds
-    assert "Best setting per optimizer - rosenbrock, budget 30 steps, 2 seeds" in html
-    assert "Final loss against learning rate - rosenbrock, budget 30 steps, 2 seeds" in html
-    assert html.count("<table>") == 4
+    # tables state what is ranked, the budget and the seeds; the ravine ran one seed,
+    # which its seeds cannot change, and says so
+    assert (
+        "Best setting per optimizer - rosenbrock(start=random), budget 30 steps, 2 seeds, "
+        "ranked by loss" in html
+    )
+    assert "loss against learning rate - rosenbrock(start=random), budget 30 steps, 2 seeds" in html
+    assert "ravine, budget 20 steps, 1 run (seeds change nothing here)" in html
+    # two tables per study and the summary across the two problems
+    assert html.count("<table>") == 5 and "<h2>Across problems</h2>" in html
     assert "adam lr=0.1" in html or "adam lr=0.01" in html
     assert "1/1" in html or "2/2" in html
-    # figures: rosenbrock loss + trajectories + sensitivity; ravine the same + schedule
+    assert "<p class='verdict'>Best: <b>" in html
+    # figures per study: loss, gradient and update norms, trajectories, sensitivity (and
+    # the ravine's schedule); then the performance profile across the two problems
     images = _images(html)
-    assert len(images) == 7
+    assert len(images) == 10
     assert all(img.startswith(b"\x89PNG\r\n\x1a\n") and len(img) > 5000 for img in images)
-    for alt in ("loss curves", "trajectories", "LR sensitivity", "schedules"):
+    for alt in (
+        "loss curves",
+        "gradient and update norms",
+        "trajectories",
+        "LR sensitivity",
+        "schedules",
+        "performance profile",
+    ):
         assert f'alt="{alt}"' in html
     # self-contained: no external resources
     assert not re.search(r'(src|href)="(?!data:)', html)
@@ -156,7 +172,11 @@ def test_report_when_every_loss_is_nan(tmp_path: Path) -> None:
         )
     html = render(tmp_path)
     assert "Best setting per optimizer" in html
-    assert len(_images(html)) >= 2
+    # no empty plot: a sentence says why there is no loss curve; the LR sensitivity
+    # figure still shows where every setting diverged (crosses)
+    assert "No loss curve: every run diverged before a finite loss was recorded." in html
+    assert 'alt="loss curves"' not in html and 'alt="trajectories"' not in html
+    assert re.findall(r'alt="([^"]+)"', html) == ["LR sensitivity"]
 
 
 @pytest.mark.parametrize("backend", ["svg", "pdf"])
@@ -176,4 +196,4 @@ def test_writing_a_report_keeps_the_users_matplotlib_backend(folder: Path, backe
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [backend, "False"]
-    assert len(_images((folder / "r.html").read_text())) == 7
+    assert len(_images((folder / "r.html").read_text())) == 10

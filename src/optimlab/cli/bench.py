@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from .results_output import progress_bar
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -26,18 +28,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "torch fused, optimlab, optimlab plain",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from optimlab.optim import bench
 
     paths = bench.PATHS if args.paths is None else [p.strip() for p in args.paths.split(",")]
-    bench.main(
-        args.sizes,
-        args.repeats,
-        [o.strip() for o in args.optimizers.split(",")],
-        paths,
-        args.threads,
-        copy_numel=25_000_000,
-    )
+    optimizers = [o.strip() for o in args.optimizers.split(",")]
+    # measurements: the copy bandwidth first (the header line), then one per table row
+    total = 1 + len(optimizers) * len(args.sizes.split(",")) * len(paths)
+    with progress_bar(not args.quiet, "bench", unit="measurements") as bar:
+        done = [0]
+
+        def echo(line: str) -> None:
+            if bar is None:
+                print(line, flush=True)
+                return
+            done[0] += 1
+            bar.echo(line)
+            bar.update(done[0], total)
+
+        if bar is not None:
+            bar.update(0, total)
+        bench.main(
+            args.sizes,
+            args.repeats,
+            optimizers,
+            paths,
+            args.threads,
+            copy_numel=25_000_000,
+            echo=echo,
+        )
     return 0

@@ -23,7 +23,7 @@ from .grid_options import (
     parse_lrs_options,
     split_list,
 )
-from .results_output import finish, interruptible, progress_bar
+from .results_output import check_rank_by, finish, interruptible, progress_bar
 
 # random starts (drawn in the problem's box from the seed) make the seeds of the
 # analytic functions differ, so the spread across seeds means something
@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
             )
     steps = args.steps if args.steps is not None else DEFAULT_STEPS
     seeds = parse_seeds(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
-    with interruptible(out), progress_bar(not args.quiet, "compare") as progress:
+    check_rank_by(args.rank_by)
+    with interruptible(out), progress_bar(not args.quiet, "compare", per=steps) as progress:
         results = compare(
             problems,
             optimizers,
@@ -99,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
             schedule=args.schedule,
             out=out,
             batched=not args.no_batch,
-            eval_every=args.eval_every,
-            progress=progress,
+            eval_every="auto" if args.eval_every is None else args.eval_every,
+            progress=None if progress is None else progress.update,
             max_batch=args.max_batch,
             torch_threads=args.threads,
         )

@@ -44,7 +44,16 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="evaluate held-out metrics every N steps (torch problems)",
+        help="evaluate every N steps (default: about 20 evaluations per run, and always "
+        "after the last update)",
+    )
+    parser.add_argument(
+        "--rank-by",
+        default="loss",
+        metavar="METRIC",
+        help="what ranks the settings: loss (default: held-out loss, or the loss at the "
+        "final point of a test function, after the last update), train_loss, accuracy "
+        "(or another evaluation, e.g. distance), steps or time (to the target)",
     )
     parser.add_argument(
         "--no-batch",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..core.specs import parse_options
 from . import UsageError
+from .results_output import progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the problem's data (0)")
     parser.add_argument("--out", default=None, help="PNG file for the loss-vs-lr plot")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def parse_hp(items: list[str]) -> dict[str, Any]:
@@ -53,6 +56,13 @@ def parse_hp(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _counted(batches: Iterator[Any], tick: Callable[[int], None]) -> Iterator[Any]:
+    """``batches``, calling ``tick(n)`` with the number drawn so far."""
+    for n, batch in enumerate(batches, start=1):
+        yield batch
+        tick(n)
+
+
 def run(args: argparse.Namespace) -> int:
     from optimlab import problems
     from optimlab.rules.registry import get_spec
@@ -64,17 +74,21 @@ def run(args: argparse.Namespace) -> int:
     if out is not None and not out.parent.is_dir():
         raise FileNotFoundError(f"folder {str(out.parent)!r} does not exist (for --out {out})")
     task = problems.get(args.problem).torch_task(args.seed)
-    result = lr_find_task(
-        task,
-        args.optimizer,
-        hyperparams=hp,
-        use_val_batch=args.val,
-        start_lr=args.start_lr,
-        end_lr=args.end_lr,
-        num_iter=args.num_iter,
-        mode=args.mode,
-        accumulation_steps=args.accumulation_steps,
-    )
+    with progress_bar(not args.quiet, "lr-find", unit="steps", per=args.accumulation_steps) as bar:
+        if bar is not None:  # count the batches the test draws: accumulation_steps per step
+            total = (args.num_iter + (0 if args.val else 1)) * args.accumulation_steps
+            task.batches = _counted(task.batches, lambda n: bar.update(n, total))
+        result = lr_find_task(
+            task,
+            args.optimizer,
+            hyperparams=hp,
+            use_val_batch=args.val,
+            start_lr=args.start_lr,
+            end_lr=args.end_lr,
+            num_iter=args.num_iter,
+            mode=args.mode,
+            accumulation_steps=args.accumulation_steps,
+        )
     print(f"problem {args.problem}, optimizer {args.optimizer}: {result}")
     if result.suggested_lr is not None:
         print(f"suggested lr: {result.suggested_lr:.4g}")

@@ -35,10 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "median final loss, per study)",
     )
     parser.add_argument(
-        "--criterion",
-        default="final_loss",
-        choices=("final_loss", "min_loss"),
-        help="what ranks the settings (default final_loss)",
+        "--rank-by",
+        default="loss",
+        metavar="METRIC",
+        help="what ranks the settings: loss (default: held-out loss, or the loss at the "
+        "final point of a test function, after the last update), train_loss, accuracy "
+        "(or another evaluation), steps or time (to the target)",
     )
 
 
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         real("--target", args.target)
     results = Results.load(folder)  # a folder without a store: FileNotFoundError, one line
     with _writing(args.out or folder / "report.html"):
-        path = write_report(folder, args.out, criterion=args.criterion, target=args.target)
+        path = write_report(folder, args.out, rank_by=args.rank_by, target=args.target)
     print(f"report: {path}")
     if args.csv:
         with _writing(args.csv):

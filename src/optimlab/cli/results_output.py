@@ -4,7 +4,6 @@ the best-setting tables, the run counts, the HTML report; and how an interruptio
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,103 +38,130 @@ def interruptible(out: str) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+class Progress:
+    """What a progress callback shows: ``units`` done of ``total``, where ``per`` units make
+    one ``unit`` (the lab's runner counts run-steps; a run is ``steps`` of them)."""
+
+    def __init__(self, update: Callable[[int, int], None], echo: Callable[[str], None]) -> None:
+        self.update = update
+        self.echo = echo  # print a line above the bar (or to stdout without a bar)
+
+
+def _columns(unit: str, per: int) -> list[Any]:
+    from rich.progress import (
+        BarColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        """``135/405 runs, 38.2 runs/s``."""
+
+        def render(self, task: Any) -> Text:
+            done = int(task.completed) // per
+            total = "?" if task.total is None else str(int(task.total) // per)
+            speed = task.finished_speed or task.speed
+            rate = "" if not speed else f", {speed / per:.3g} {unit}/s"
+            return Text(f"{done}/{total} {unit}{rate}")
+
+    return [
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        TextColumn("{task.percentage:>3.0f}%"),
+        Count(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
+
+
 @contextmanager
-def progress_bar(enabled: bool, description: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr (None when disabled or stderr is not a terminal)."""
+def progress_bar(
+    enabled: bool, description: str, unit: str = "runs", per: int = 1
+) -> Iterator[Progress | None]:
+    """A progress bar on stderr (None when disabled or stderr is not a terminal): the
+    percentage, ``done/total`` in ``unit`` (``per`` callback units each), the rate, the
+    elapsed time and the estimated time left."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
+    with RichProgress(
+        *_columns(unit, max(1, int(per))),
         console=Console(stderr=True),
         transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
     ) as prog:
         task = prog.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:
             prog.update(task, completed=done, total=total)
 
-        yield update
+        def echo(line: str) -> None:
+            if sys.stdout.isatty():  # the same terminal: print above the bar
+                prog.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            else:
+                print(line, flush=True)
+
+        yield Progress(update, echo)
+
+
+RANKABLE = ("loss", "train_loss", "accuracy", "distance", "excess_loss", "steps", "time")
+
+
+def check_rank_by(rank_by: str) -> None:
+    """--rank-by names a metric the built-in problems record (checked before any run)."""
+    from ..core.names import unknown_name
+
+    if rank_by not in RANKABLE:
+        raise unknown_name("--rank-by metric", rank_by, RANKABLE)
+
+
+def output_width() -> int | None:
+    """The width tables must fit: ``COLUMNS`` if set, else the terminal's; ``None`` (no
+    limit) when stdout is not a terminal."""
+    import os
+    import shutil
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.strip().isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
 
 
 def finish(args: argparse.Namespace, results: Any, out: str) -> int:
     """Print the tables and the counts, write the report; the exit code."""
-    from rich.console import Console
+    from ..lab.tables import paragraph
 
-    probe = Console()
-    console = Console(soft_wrap=False, width=probe.width if probe.is_terminal else 120)
-    print_tables(console, results)
+    width = output_width()
+    print(results.table(getattr(args, "rank_by", "loss"), width))
     c = results.counts
     if c is not None:
-        console.print(
+        line = (
             f"runs: {c.requested} requested, {c.computed} computed "
             f"({c.diverged} of them diverged), {c.skipped} already in the store "
             f"(skipped), {c.failed} failed"
             + (f", {c.by_others} by another process" if c.by_others else "")
             + (f", {c.failed_by_others} failed in another process" if c.failed_by_others else "")
         )
+        print(paragraph(line, width, "  "))
         for err in dict.fromkeys(c.errors):
-            console.print(f"[red]failed:[/red] {err}")
+            print(paragraph(f"failed: {err}", width, "  "))
     if not args.no_report:
         from ..lab.report import write_report
 
         try:
-            path = write_report(out)
+            path = write_report(out, rank_by=getattr(args, "rank_by", "loss"))
         except OSError as exc:
             raise UsageError(f"cannot write the report in {out!r}: {exc.strerror or exc}") from None
-        console.print(f"report: {path}")
-    console.print(f"results: {out} (rerun the same command to reuse finished runs)")
+        print(paragraph(f"report: {path}", width))
+    print(paragraph(f"results: {out} (rerun the same command to reuse finished runs)", width))
     return 1 if c is not None and (c.failed or c.failed_by_others) else 0
-
-
-def print_tables(console: Any, results: Any) -> None:
-    from rich.table import Table
-
-    from ..lab import analysis
-    from ..lab.results import fmt
-
-    with results.curves() as curves:
-        for study in results.studies():
-            table = Table(
-                title=f"{study.label}: best setting per optimizer - budget {study.budget}",
-                title_justify="left",
-            )
-            rows = analysis.best_table(study, curves)
-            evals = sorted({k for r in rows for k in r["evals"] if k != "loss"})
-            table.add_column("#", justify="right")
-            table.add_column("setting", no_wrap=True)
-            for col in (
-                "final loss",
-                "IQR",
-                "diverged",
-                "steps to target",
-                "LR decades",
-                *(f"eval {e}" for e in evals),
-            ):
-                table.add_column(col, justify="right", no_wrap=col == "IQR")
-            for r in rows:
-                table.add_row(
-                    str(r["rank"]),
-                    r["setting"],
-                    fmt(r["median"], ".4g"),
-                    f"{fmt(r['q25'])} - {fmt(r['q75'])}",
-                    f"{r['diverged']}/{r['seeds']}",
-                    fmt(r["steps_to_target"], "d"),
-                    fmt(r["lr_decades"], ".1f") if math.isfinite(r["lr_decades"]) else "none",
-                    *(fmt(r["evals"].get(e), ".3g") for e in evals),
-                )
-            console.print(table)
-            rule = "stated" if study.explicit_target else analysis.TARGET_RULE
-            console.print(
-                f"target: loss <= {fmt(study.target, '.4g')} ({rule}); LR decades: "
-                f"LR range reaching it",
-                style="dim",
-            )
-            for note in analysis.edge_notes(rows):
-                console.print(f"note: {note}", style="yellow")

@@ -35,7 +35,7 @@ from .grid_options import (
     parse_lrs_options,
     split_list,
 )
-from .results_output import finish, interruptible, progress_bar
+from .results_output import check_rank_by, finish, interruptible, progress_bar
 
 DEFAULT_OUT = "optimlab-results/sweep"
 _CONFIG_KEYS = {"problem", "steps", "seeds", "schedules", "grid", "out", "eval_every"}
@@ -150,7 +150,13 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(out, str):
         raise UsageError(f"config 'out' must be a folder path (a string), got {out!r}")
     eval_every = args.eval_every if args.eval_every is not None else config.get("eval_every")
-    with interruptible(out), progress_bar(not args.quiet, "sweep") as progress:
+    check_rank_by(args.rank_by)
+    with (
+        interruptible(out),
+        progress_bar(
+            not args.quiet, "sweep", per=steps if isinstance(steps, int) else 1
+        ) as progress,
+    ):
         results = sweep(
             problem,
             grid,
@@ -159,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
             schedules=schedules,
             out=out,
             batched=not args.no_batch,
-            eval_every=eval_every,
-            progress=progress,
+            eval_every="auto" if eval_every is None else eval_every,
+            progress=None if progress is None else progress.update,
             max_batch=args.max_batch,
             torch_threads=args.threads,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import analysis
+from . import analysis, verdicts
 from .runner import RunCounts
 from .store import Store
 
@@ -40,8 +40,12 @@ class Results:
 
     ``records`` are flat dicts: ``run_id, problem, optimizer, lr, seed, steps, status,
     initial_loss, final_loss, min_loss, diverged_step, wall_time, hyperparams, schedule,
-    schedule_kwargs, problem_kwargs`` and ``eval_<name>`` for the last evaluation.
-    ``counts`` tells what the call that produced them computed and skipped.
+    schedule_kwargs, problem_kwargs``, ``eval_<name>`` for the evaluation after the last
+    update and ``tail_loss`` (the mean of the last ``analysis.tail_steps(steps)``
+    mini-batch losses). ``counts`` tells what the call that produced them computed and
+    skipped; ``notes`` what it decided for you (e.g. one seed where seeds change nothing).
+    Results in a temporary folder (``out=None``) keep it while they (or results filtered
+    from them) are alive and remove it afterwards.
     """
 
     def __init__(
@@ -49,10 +53,14 @@ class Results:
         folder: str | os.PathLike[str],
         records: list[dict[str, Any]],
         counts: RunCounts | None = None,
+        notes: Sequence[str] = (),
+        keeper: Any = None,
     ) -> None:
         self.folder = Path(folder)
         self.records = records
         self.counts = counts
+        self.notes = list(notes)
+        self._keeper = keeper  # a temporary folder's owner: removed when the last holder goes
 
     @classmethod
     def load(
@@ -64,7 +72,11 @@ class Results:
         """Every run of ``folder`` (or just ``run_ids``) that has a final status."""
         with Store(folder, create=False) as store:
             rows = store.runs(run_ids, status=("finished", "diverged", "failed"))
-        return cls(folder, [analysis.flatten(r) for r in rows], counts)
+            tails = _tail_losses(store)
+        records = [analysis.flatten(r) for r in rows]
+        for r in records:
+            r["tail_loss"] = tails.get(r["run_id"], math.nan)
+        return cls(folder, records, counts)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -82,7 +94,7 @@ class Results:
     def filter(self, **where: Any) -> Results:
         """Records whose fields equal the given values, e.g. ``filter(optimizer="adam")``."""
         recs = [r for r in self.records if all(r.get(k) == v for k, v in where.items())]
-        return Results(self.folder, recs, self.counts)
+        return Results(self.folder, recs, self.counts, self.notes, self._keeper)
 
     def curve(self, run_id: str) -> dict[str, np.ndarray]:
         """Per-step ``step, loss, lr, grad_norm, update_norm, time`` of one run."""
@@ -90,39 +102,41 @@ class Results:
             return store.metrics(run_id)
 
     def curves(self) -> _CurveCache:
-        """A cached ``run_id -> curve`` reader over one store connection."""
+        """A cached ``run_id -> curve`` reader over one store connection (also
+        ``.evals(run_id)`` and ``.trajectory(run_id)``)."""
         return _CurveCache(self.folder)
 
     def studies(
-        self, criterion: str = "final_loss", target: float | Mapping[str, float] | None = None
+        self, rank_by: str = "loss", target: float | Mapping[str, float] | None = None
     ) -> list[analysis.Study]:
-        return analysis.studies(self.records, criterion, target)
+        """One study per problem and budget, ranked by ``rank_by`` (``loss``: the
+        held-out loss or loss at the final point after the last update; ``train_loss``,
+        ``accuracy`` or another evaluation, ``steps``, ``time``)."""
+        with self.curves() as curves:
+            return analysis.studies(self.records, rank_by, target, curves)
 
-    def best(self, criterion: str = "final_loss") -> list[dict[str, Any]]:
-        """Per problem and optimizer, the best setting by median ``criterion`` over seeds."""
+    def best(self, rank_by: str = "loss") -> list[dict[str, Any]]:
+        """Per problem and optimizer, the best setting by median ``rank_by`` over seeds."""
         out = []
         with self.curves() as curves:
-            for study in self.studies(criterion):
-                for row in analysis.best_table(study, curves):
+            for study in analysis.studies(self.records, rank_by, None, curves):
+                for row in verdicts.best_table(study, curves):
                     out.append({"problem": study.label, **row})
         return out
 
-    def table(self, criterion: str = "final_loss") -> str:
-        """The best-per-optimizer tables as plain text, each stating budget and seeds."""
-        lines = []
+    def table(self, rank_by: str = "loss", width: int | None = None) -> str:
+        """The verdicts as plain text (``print(res.table())``): per study what is ranked,
+        the budget and seeds, the best setting per optimizer with intervals and ties, the
+        notes and the swept axes; the summary across problems; the notes of the call.
+        ``width``: wrap to fit it (labels and intervals wrap, numbers are never cut)."""
+        from .text import full_text
+
         with self.curves() as curves:
-            for study in self.studies(criterion):
-                lines.append(
-                    f"{study.label}: budget {study.budget}, {criterion} (median [IQR] over seeds)"
-                )
-                for row in analysis.best_table(study, curves):
-                    lines.append(
-                        f"  {row['rank']}. {row['setting']:<36} {fmt(row['median'])} "
-                        f"[{fmt(row['q25'])}, {fmt(row['q75'])}]  "
-                        f"steps-to-target {fmt(row['steps_to_target'], 'd')}  "
-                        f"LR range {fmt(row['lr_decades'], '.1f')} decades"
-                    )
-        return "\n".join(lines)
+            tables = [
+                (study, verdicts.best_table(study, curves))
+                for study in analysis.studies(self.records, rank_by, None, curves)
+            ]
+        return full_text(tables, width, self.notes)
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
         """One row per run (hyperparameters as ``hp_<name>`` columns); returns the text."""
@@ -169,15 +183,31 @@ class Results:
         return text
 
 
+def _tail_losses(store: Store) -> dict[str, float]:
+    """Per run, the mean of its last ``analysis.tail_steps(steps)`` per-step losses."""
+    rows = store.conn.execute(
+        "SELECT m.run_id, AVG(m.loss) FROM metrics m JOIN runs r ON r.run_id = m.run_id "
+        "WHERE r.status = 'finished' AND m.step >= r.steps - MAX(1, r.steps / 10) "
+        "GROUP BY m.run_id"
+    ).fetchall()
+    return {rid: (math.nan if v is None else float(v)) for rid, v in rows}
+
+
 class _CurveCache:
     def __init__(self, folder: Path) -> None:
         self.store = Store(folder, create=False)
         self.cache: dict[str, dict[str, np.ndarray]] = {}
+        self.eval_cache: dict[str, list[tuple[int, dict[str, float]]]] = {}
 
     def __call__(self, run_id: str) -> dict[str, np.ndarray]:
         if run_id not in self.cache:
             self.cache[run_id] = self.store.metrics(run_id)
         return self.cache[run_id]
+
+    def evals(self, run_id: str) -> list[tuple[int, dict[str, float]]]:
+        if run_id not in self.eval_cache:
+            self.eval_cache[run_id] = self.store.evals(run_id)
+        return self.eval_cache[run_id]
 
     def trajectory(self, run_id: str) -> np.ndarray | None:
         return self.store.trajectory(run_id)
@@ -187,17 +217,6 @@ class _CurveCache:
 
     def __exit__(self, *exc: object) -> None:
         self.store.close()
-
-
-def fmt(x: Any, spec: str = ".3g") -> str:
-    """Numbers for tables: ``-`` for missing, ``inf`` spelled out, ints without decimals."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if isinstance(x, float) and math.isinf(x):
-        return "never" if spec == "d" else "inf"
-    if spec == "d":
-        return str(int(x))
-    return format(x, spec)
 
 
 def _json_safe(x: Any) -> Any:

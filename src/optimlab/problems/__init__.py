@@ -8,8 +8,10 @@
 ``problems.get(name, **kw)`` makes one (unknown names suggest the closest; bad keyword
 arguments raise ``ValueError``); ``problems.get("module:function")`` or
 ``problems.from_callable(fn)`` wraps a user's function returning
-``(model, loss_fn, data[, val_batch])`` (see ``optimlab.problems.user``).
-Importing this package does not import torch.
+``(model, loss_fn, data[, val_batch])`` (see ``optimlab.problems.user``);
+``problems.register(name, obj)`` makes a function, a ``TorchTask`` or a problem object
+reachable by ``get(name)`` in this process (how the lab runs and stores a model you pass
+it directly). Importing this package does not import torch.
 """
 
 from __future__ import annotations
@@ -57,9 +59,37 @@ __all__ = [
     "from_callable",
     "get",
     "list",
+    "register",
 ]
 
 _BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in (*FUNCTIONS, *MODELS)}
+_REGISTERED: dict[str, Problem] = {}  # name -> problem, for this process (register)
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
+def register(name: str, obj: Any) -> Problem:
+    """Make ``obj`` reachable as ``get(name)`` in this process and return its problem.
+
+    ``obj``: a function returning ``(model, loss_fn, data[, val_batch])`` or a
+    ``TorchTask`` (see ``optimlab.problems.user``), a ``TorchTask`` object, or a problem
+    object (e.g. your own ``TestFunction``). ``name`` (letters, digits, ``_-.``) is what
+    the lab's store keys the runs by, so give a new name when the model changes; it must
+    not be a built-in problem's name. Registering a name again replaces its problem.
+    """
+    if not isinstance(name, str) or not name or not set(name.lower()) <= _NAME_CHARS:
+        raise ValueError(f"problem name must be letters, digits, '_', '-' or '.', got {name!r}")
+    if name.lower().replace("-", "_") in _BUILTIN:
+        raise ValueError(f"problem name {name!r} is a built-in problem; choose another name")
+    if isinstance(obj, Problem):
+        problem = obj
+    elif isinstance(obj, TorchTask) or callable(obj):
+        problem = from_callable(obj, name)
+    else:
+        raise ValueError(
+            f"problem must be a function, a TorchTask or a problem object, got {obj!r}"
+        )
+    _REGISTERED[name] = problem
+    return problem
 
 
 def list(kind: str | None = None) -> builtins.list[str]:  # noqa: A001 - public API name
@@ -72,6 +102,12 @@ def get(name: str, **kwargs: Any) -> Problem:
     """The problem ``name`` made with ``kwargs``; ``"module:function"`` loads a user problem."""
     if not isinstance(name, str):
         raise ValueError(f"problem name must be a string, got {name!r}")
+    if name in _REGISTERED:
+        if kwargs:
+            raise ValueError(
+                f"problem {name!r} takes no keyword arguments, got {', '.join(sorted(kwargs))}"
+            )
+        return _REGISTERED[name]
     if ":" in name:
         if kwargs:
             raise ValueError(
@@ -93,6 +129,8 @@ def get(name: str, **kwargs: Any) -> Problem:
 def describe(name: str) -> str:
     """One line on the built-in problem ``name`` (its docstring's summary), for listings."""
     key = name.lower().replace("-", "_") if isinstance(name, str) else name
+    if name in _REGISTERED:
+        return str(name)
     if key not in _BUILTIN:
         get(name)  # raises the usual unknown-name error
         return str(name)  # a user problem

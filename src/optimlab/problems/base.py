@@ -20,10 +20,30 @@ from ..train.task import TorchTask
 
 
 class Problem(ABC):
-    """Base of every problem: a ``name``, a ``kind`` and a torch view."""
+    """Base of every problem: a ``name``, a ``kind`` and a torch view.
+
+    Two facts every problem states, which the lab's verdicts rely on:
+
+    - ``seed_changes``: what a run's seed changes, in words (``"start"``, ``"init"``,
+      ``"batch order"``, ...); empty when seeds cannot change anything (a test function
+      from a fixed start), so the lab runs one seed and says so.
+    - ``evaluation``: what the evaluation metrics are measured on: ``"held-out"`` (data
+      not trained on), ``"training"`` (the training data), or ``"objective"`` (the
+      function itself at the current point: test functions).
+    """
 
     name: str = ""
     kind: str = ""
+
+    @property
+    def evaluation(self) -> str:
+        """``"held-out"``, ``"training"`` or ``"objective"`` (see the class docstring)."""
+        return "training"
+
+    @property
+    def seed_changes(self) -> tuple[str, ...]:
+        """What a run's seed changes (empty: nothing, every seed gives the same run)."""
+        return ()
 
     @abstractmethod
     def torch_task(self, seed: int = 0) -> TorchTask:

@@ -58,6 +58,11 @@ class TestFunction(Problem):
 
     __test__ = False  # not a pytest class
     kind = "function"
+
+    @property
+    def evaluation(self) -> str:
+        return "objective"
+
     min_value: float = 0.0
 
     def __init__(self, dim: int, start: Any = None) -> None:
@@ -72,6 +77,11 @@ class TestFunction(Problem):
             if arr.shape != (dim,) or not np.isfinite(arr).all():
                 raise ValueError(f"start must be {dim} finite numbers, got {start!r}")
             self.start = arr
+
+    @property
+    def seed_changes(self) -> tuple[str, ...]:
+        """``("start",)`` with ``start="random"``; else nothing (every seed, one run)."""
+        return ("start",) if self.random_start else ()
 
     # -- to be provided by each function ------------------------------------------------
     def value(self, x: Array) -> Array:

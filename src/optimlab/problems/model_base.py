@@ -35,6 +35,10 @@ class TorchProblem(Problem):
 
     kind = "torch"
 
+    @property
+    def evaluation(self) -> str:
+        return "held-out"
+
     def __init__(
         self, batch_size: int | None, n_train: int, n_val: int, data_seed: int, dtype: str
     ) -> None:
@@ -46,6 +50,12 @@ class TorchProblem(Problem):
         self.data_seed = checks.integer("data_seed", data_seed, 0)
         self.dtype = checks.choice("dtype", dtype, ("float32", "float64"))
         self._data: tuple[np.ndarray, ...] | None = None
+
+    @property
+    def seed_changes(self) -> tuple[str, ...]:
+        """The initial weights, and the order of the mini-batches (not with full batches).
+        The data set itself comes from ``data_seed`` and is the same for every seed."""
+        return ("init",) if self.batch_size is None else ("init", "batch order")
 
     # -- to be provided ----------------------------------------------------------------
     def make_data(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:

@@ -11,7 +11,13 @@ The contract (also in docs/problems.md):
   the training batches: a re-iterable (a list of batches, a ``DataLoader``: iterated again
   each epoch), an endless iterator/generator, or one batch given as a tuple of tensors
   (full-batch training). ``val_batch`` defaults to the first training batch.
-- Evaluation reports ``{"loss": loss_fn(model, val_batch)}``.
+- Evaluation reports ``{"loss": loss_fn(model, val_batch)}``: held-out when a
+  ``val_batch`` is given (``evaluation == "held-out"``), else on the first training batch
+  (``evaluation == "training"``).
+- A seed changes what the function draws from torch's RNG (the initial weights, and data
+  if it draws them there) and the order a shuffling ``DataLoader`` gives. A ready
+  ``TorchTask`` *object* (not a function) has fixed weights and batches: its copies are
+  identical, so the lab runs it with one seed.
 - Batched runs ``vmap`` ``loss_fn`` over stacked parameters; models that update buffers
   or draw random numbers in ``forward`` (batch norm, dropout) fall back to one run per
   setting automatically.
@@ -19,10 +25,13 @@ The contract (also in docs/problems.md):
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib
 import importlib.util
 import inspect
 import itertools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,6 +96,7 @@ class UserProblem(Problem):
             raise ValueError(f"fn must be callable, got {fn!r}")
         self.fn = fn
         self.name = name or f"{fn.__module__}:{getattr(fn, '__qualname__', repr(fn))}"
+        self._held_out: bool | None = None  # known once a task was built
         try:
             params = inspect.signature(fn).parameters.values()
             self._takes_seed = any(
@@ -104,7 +114,7 @@ class UserProblem(Problem):
             torch.manual_seed(seed)
             out = self.fn(seed) if self._takes_seed else self.fn()
         if isinstance(out, TorchTask):
-            return out
+            return self._complete(out)
         if not (isinstance(out, tuple | list) and len(out) in (3, 4)):
             raise ValueError(
                 f"{self.name} must return (model, loss_fn, data) or "
@@ -117,20 +127,99 @@ class UserProblem(Problem):
             )
         if not callable(loss_fn):
             raise ValueError(f"{self.name}: loss_fn must be callable, got {loss_fn!r}")
+        self._held_out = bool(rest)
         val = rest[0] if rest else _first(data)
+        return TorchTask(model, loss_fn, _endless(data), val, metrics=_loss_metric(loss_fn))
 
-        def metrics(m: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
-            return {"loss": loss_fn(m, batch)}
+    def _complete(self, task: TorchTask) -> TorchTask:
+        """A task the function returned, with an evaluation: its loss on ``val_batch`` (held
+        out), or on the first training batch when it has none."""
+        self._held_out = task.val_batch is not None
+        if task.val_batch is None:
+            first = next(task.batches)
+            task.batches = itertools.chain([first], task.batches)
+            task.val_batch = first
+        if task.metrics is None:
+            task.metrics = _loss_metric(task.loss)
+        return task
 
-        return TorchTask(model, loss_fn, _endless(data), val, metrics=metrics)
+    @property
+    def evaluation(self) -> str:
+        """``"held-out"`` when the function gives a ``val_batch``, else ``"training"``."""
+        if self._held_out is None:
+            self.torch_task(0)
+        return "held-out" if self._held_out else "training"
+
+    @property
+    def seed_changes(self) -> tuple[str, ...]:
+        if isinstance(self.fn, _TaskCopies):
+            return ()
+        return ("init and whatever else the function draws from torch's RNG",)
 
     def init(self, seed: int = 0) -> dict[str, Any]:
         return {k: v.detach() for k, v in self.torch_task(seed).model.named_parameters()}
 
 
+def _loss_metric(loss_fn: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    def metrics(m: Any, batch: Any) -> dict[str, Any]:
+        return {"loss": loss_fn(m, batch)}
+
+    return metrics
+
+
+class _TaskCopies:
+    """Fresh copies of one ``TorchTask`` object: its model as it was given (the original is
+    never trained) and its batches replayed from the first one, so every run starts alike.
+    Batches are kept in memory as they are first drawn (for large data, give a function)."""
+
+    def __init__(self, task: TorchTask) -> None:
+        self.model = copy.deepcopy(task.model)
+        self.task = task
+        self.source = iter(task.batches)
+        self.seen: list[Any] = []
+
+    def _replay(self) -> Iterator[Any]:
+        i = 0
+        while True:
+            if i == len(self.seen):
+                try:
+                    self.seen.append(next(self.source))
+                except StopIteration:
+                    raise ValueError(
+                        f"the task's batches ran out after {i} batches; give an endless "
+                        "iterator or a function returning the task"
+                    ) from None
+            yield self.seen[i]
+            i += 1
+
+    def __call__(self) -> TorchTask:
+        t = self.task
+        return TorchTask(copy.deepcopy(self.model), t.loss, self._replay(), t.val_batch, t.metrics)
+
+
 def from_callable(fn: Callable[..., Any], name: str | None = None) -> UserProblem:
-    """A problem from ``fn`` returning ``(model, loss_fn, data[, val_batch])``."""
+    """A problem from ``fn`` returning ``(model, loss_fn, data[, val_batch])`` (or a
+    ``TorchTask``), or from a ready ``TorchTask`` object (copied for every run)."""
+    if isinstance(fn, TorchTask):
+        return UserProblem(_TaskCopies(fn), name or "task")
     return UserProblem(fn, name)
+
+
+@contextlib.contextmanager
+def _current_folder_on_path() -> Iterator[None]:
+    """The current folder first on ``sys.path`` while importing a user module, as
+    ``python -c`` has it, so ``my_models:mlp`` finds ``./my_models.py`` without
+    ``PYTHONPATH=.`` (the ``optimlab`` script's own folder is what Python puts there)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)
 
 
 def load(spec: str) -> UserProblem:
@@ -161,7 +250,8 @@ def load(spec: str) -> UserProblem:
             ) from None
     else:
         try:
-            module = importlib.import_module(module_name)
+            with _current_folder_on_path():
+                module = importlib.import_module(module_name)
         except ImportError as exc:
             raise ValueError(f"cannot import problem module {module_name!r}: {exc}") from None
         except Exception as exc:  # importing ran the user's code, and it failed
