@@ -31,9 +31,10 @@ holds the points visited on 2-D test functions: ``steps + 1`` rows for a finishe
 
 Seeds: each seed's model, data and any random numbers drawn in ``forward`` come from that
 seed's own stream, so a run's numbers do not depend on what the process ran before, nor
-(beyond rounding) on which settings share its batch. A batched run equals the same settings run one at a time
-(``batched=False``) within the numerics tolerance of ``tests/numerics.py`` (the batched
-arithmetic is the same mathematics, not the same machine code).
+(beyond rounding) on which settings share its batch. A batched run equals the same
+settings run one at a time (``batched=False``) within the numerics tolerance of
+``tests/numerics.py`` (the batched arithmetic is the same mathematics, not the same
+machine code).
 
 ``progress(done)`` is called after every step with the cumulative number of
 (setting, step) pairs completed by this call; a diverged setting's remaining steps count
