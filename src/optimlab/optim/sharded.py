@@ -36,11 +36,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import torch
 
 from .plain import GroupStep, PlainPath, States
+
+if TYPE_CHECKING:
+    from torch.distributed.tensor import DTensor
 
 
 class Path(Protocol):
@@ -49,11 +52,11 @@ class Path(Protocol):
     def step(self, states: States, work: GroupStep) -> None: ...
 
 
-def dtensor_type() -> type | None:
-    """The ``DTensor`` class if ``torch.distributed.tensor`` is loaded (else there can be
-    no ``DTensor``, and importing it would cost a second)."""
+def is_dtensor(x: object) -> TypeGuard[DTensor]:
+    """Whether ``x`` is a ``DTensor`` (without importing ``torch.distributed.tensor``,
+    which costs a second: if it is not loaded, there is no ``DTensor``)."""
     module = sys.modules.get("torch.distributed.tensor._api")
-    return None if module is None else module.DTensor
+    return module is not None and isinstance(x, module.DTensor)
 
 
 def _contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -87,15 +90,17 @@ class ShardedStep:
 
     def step(self, path: Path, states: States, work: GroupStep, names: list[Any]) -> None:
         """One update of ``work.params``; ``names`` labels the group's parameters in errors."""
-        dtensor = dtensor_type()
-        sharded = [] if dtensor is None else [p for p in work.params if isinstance(p, dtensor)]
+        sharded = [p for p in work.params if is_dtensor(p)]
         if not sharded:
             path.step(states, work)
             return
         label = _labeller(work, names)
-        plain = [p for p in work.params if not isinstance(p, dtensor)]
+        plain = [p for p in work.params if not is_dtensor(p)]
         if plain:
             path.step(states, dataclasses.replace(work, params=plain))
+            # the local shards get a layout key of their own (~index is negative), so a
+            # path that keeps a layout per group does not rebuild it twice a step
+            work = dataclasses.replace(work, index=~work.index)
         if self.plain.rule.elementwise_with(work.hyperparams):
             self._step_local(path, states, work, sharded, label)
         else:
@@ -108,15 +113,29 @@ class ShardedStep:
         self, path: Path, states: States, work: GroupStep, sharded: list[Any], label: Any
     ) -> None:
         views = [self._local_view(states, p, label(p)) for p in sharded]
-        local_states: dict[torch.Tensor, dict[str, Any]] = {v.param: v.state for v in views}
-        group_params = [v.param for v in views]
-        local_work = dataclasses.replace(work, params=group_params, group_params=group_params)
+        active = {id(p) for p in sharded}
+        # shards without a gradient this step, so a path can let go of their old layout
+        idle = [
+            p
+            for p in work.group_params
+            if id(p) not in active
+            and id(p) in self.local
+            and p in states
+            and _in_sync(states[p], self.local[id(p)].state)
+        ]
+        idle_views = [self.local[id(p)] for p in idle]
+        local_states = {v.param: v.state for v in views + idle_views}
+        local_work = dataclasses.replace(
+            work,
+            params=[v.param for v in views],
+            group_params=[v.param for v in views + idle_views],
+        )
         try:
             path.step(local_states, local_work)
         finally:
-            for p, view in zip(sharded, views, strict=True):
+            for view in views:
                 view.param.grad = None
-        for p, view in zip(sharded, views, strict=True):
+        for p, view in zip(sharded + idle, views + idle_views, strict=True):
             _publish(states[p], view.state, p, label(p))
 
     def _local_view(self, states: States, p: Any, name: str) -> _Local:
@@ -173,10 +192,9 @@ def _in_sync(state: MutableMapping[str, Any], local: dict[str, Any]) -> bool:
     """Whether ``local`` still holds the local tensors of ``state``'s DTensor slots."""
     if state.keys() != local.keys():
         return False
-    dtensor = dtensor_type()
     for key, value in state.items():
         if isinstance(value, torch.Tensor):
-            if not (isinstance(value, dtensor) and _aliases(value.to_local(), local[key])):  # type: ignore[arg-type]
+            if not (is_dtensor(value) and _aliases(value.to_local(), local[key])):
                 return False
         elif value is not local[key] and value != local[key]:
             return False
@@ -198,8 +216,7 @@ def _aliases(a: torch.Tensor, b: torch.Tensor) -> bool:
 def _local_grad(p: Any, name: str) -> torch.Tensor:
     """The shard of ``p``'s gradient that matches ``p``'s local shard."""
     grad = p.grad
-    dtensor = dtensor_type()
-    if not isinstance(grad, dtensor):  # type: ignore[arg-type]
+    if not is_dtensor(grad):
         raise RuntimeError(
             f"parameter {name} is a DTensor but its gradient is a {type(grad).__name__}; "
             "both must be DTensors on the same mesh"
@@ -212,8 +229,7 @@ def _local_grad(p: Any, name: str) -> torch.Tensor:
 def _whole(value: Any) -> Any:
     """A state value as a whole tensor: gathered if a DTensor (a plain tensor, loaded from
     an unsharded checkpoint, already is one)."""
-    dtensor = dtensor_type()
-    return value.full_tensor() if isinstance(value, dtensor) else value  # type: ignore[arg-type]
+    return value.full_tensor() if is_dtensor(value) else value
 
 
 def _gathered_grad(p: Any, name: str) -> torch.Tensor:
@@ -270,14 +286,13 @@ def _wrap(local: torch.Tensor, p: Any, shape: tuple[int, ...]) -> Any:
 def _like_param(value: torch.Tensor, p: Any, key: str, name: str) -> Any:
     """A state tensor of ``p`` as a DTensor sharded like ``p``: as it is, redistributed,
     or (a whole tensor from an unsharded checkpoint) cut to this rank's shard."""
-    dtensor = dtensor_type()
     shape = _param_shaped(tuple(value.shape), p)
     if shape is None:
         raise ValueError(
             f"state {key!r} of parameter {name} has shape {list(value.shape)}, not the "
             f"parameter's {list(p.shape)}: it cannot be stepped on the parameter's local shard"
         )
-    if isinstance(value, dtensor):  # type: ignore[arg-type]
+    if is_dtensor(value):
         if value.device_mesh == p.device_mesh and tuple(value.placements) == tuple(p.placements):
             return value
         return value.redistribute(p.device_mesh, p.placements)
@@ -287,14 +302,13 @@ def _like_param(value: torch.Tensor, p: Any, key: str, name: str) -> Any:
 def _publish(state: MutableMapping[str, Any], local: dict[str, Any], p: Any, name: str) -> None:
     """Put a step's local state into the optimizer's state as DTensors sharded like ``p``
     (slots whose local tensor did not change keep their DTensor)."""
-    dtensor = dtensor_type()
     local_shape = tuple(p.to_local().shape)
     for key, value in local.items():
         if not isinstance(value, torch.Tensor):
             state[key] = value
             continue
         old = state.get(key)
-        if isinstance(old, dtensor) and _aliases(old.to_local(), value):  # type: ignore[arg-type]
+        if is_dtensor(old) and _aliases(old.to_local(), value):
             continue
         if tuple(value.shape) == local_shape:
             state[key] = _wrap(value, p, tuple(p.shape))
@@ -306,4 +320,3 @@ def _publish(state: MutableMapping[str, Any], local: dict[str, Any], p: Any, nam
                 f"not the local shard's {list(local_shape)}: an elementwise rule must keep "
                 "parameter-shaped state"
             )
-
