@@ -66,6 +66,13 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
         metavar="N",
         help="at most N runs per engine batch (finer resume after a kill)",
     )
+    add_engine_options(parser)
+    parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--address``: where the batches run."""
     parser.add_argument(
         "--engine",
         default="local",
@@ -79,8 +86,6 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
         metavar="HOST:PORT",
         help="the Ray cluster for --engine ray (default: RAY_ADDRESS, else a local one)",
     )
-    parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:

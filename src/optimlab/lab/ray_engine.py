@@ -22,7 +22,6 @@ every node of a cluster needs it installed (the same version as the driver).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -36,23 +35,19 @@ TASK_NAME = "optimlab_batch"  # a worker running a batch is titled ray::optimlab
 def require_ray() -> Any:
     """The ``ray`` module, or an ImportError saying in one line how to install it."""
     try:
-        import ray
+        import ray  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         raise ImportError(f"engine 'ray' needs Ray, which is not installed: {INSTALL}") from None
     return ray
 
 
-def optimlab_batch(engine: Any, job: Any, threads: int | None) -> list[Any]:
-    """A Ray task: one batch's traces (``job.run(engine)``), with ``threads`` torch threads
-    when the problem is a torch model (as ``--threads`` does locally)."""
-    if threads is not None:
-        from .runner import _problem_kind
+def optimlab_batch(engine: Any, job: Any) -> list[Any]:
+    """A Ray task: one batch's traces (``job.run(engine)``), with ``job.threads`` torch
+    threads when set (a torch problem; as ``--threads`` does locally)."""
+    if job.threads is not None:
+        import torch
 
-        name, kwargs = job.problem
-        if _problem_kind(name, json.dumps(kwargs, sort_keys=True)) == "torch":
-            import torch
-
-            torch.set_num_threads(threads)
+        torch.set_num_threads(job.threads)
     return job.run(engine)
 
 
@@ -68,13 +63,11 @@ class RayDispatch:
         self,
         address: str | None = None,
         *,
-        threads: int | None = None,
         max_retries: int = 3,
         poll: float = 5.0,
     ) -> None:
         self.ray = require_ray()
-        self.address, self.threads = address, threads
-        self.max_retries, self.poll = max_retries, poll
+        self.address, self.max_retries, self.poll = address, max_retries, poll
 
     def connect(self) -> None:
         """Join the cluster (or start a local one) unless this process already has."""
@@ -97,7 +90,7 @@ class RayDispatch:
         task = ray.remote(optimlab_batch).options(
             name=TASK_NAME, num_cpus=1, max_retries=self.max_retries
         )
-        pending = {task.remote(engine, job, self.threads): i for i, job in enumerate(jobs)}
+        pending = {task.remote(engine, job): i for i, job in enumerate(jobs)}
         try:
             last_beat = time.monotonic()
             while pending:

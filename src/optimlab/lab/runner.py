@@ -56,6 +56,7 @@ class _Session:
     progress: ProgressFn | None
     max_batch: int | None
     dispatch: Any = None  # None: batches run here; else e.g. ray_engine.RayDispatch
+    threads: int | None = None  # torch threads for torch problems
     counts: RunCounts = field(default_factory=RunCounts)
     done: int = 0  # run-steps done (finished before, computed, failed)
 
@@ -126,7 +127,7 @@ def execute(
     """
     for name, value in (("torch_threads", torch_threads), ("max_batch", max_batch)):
         integer(name, value, 1, optional=True)
-    engine, dispatch = _dispatch(engine, address, torch_threads)
+    engine, dispatch = _dispatch(engine, address)
     engine_kw = {
         "batched": batched,
         "eval_every": integer("eval_every", eval_every, 1, optional=True),
@@ -137,6 +138,7 @@ def execute(
         s = _Session(
             store, engine or default_engine, by_id, engine_kw, progress, max_batch, dispatch
         )
+        s.threads = torch_threads
         s.counts.requested = len(configs)
         s.counts.requeued_stale = store.requeue_stale(stale_after)
         s.counts.skipped = store.add(by_id.values())["done"]
@@ -181,14 +183,14 @@ def _problem_kind(name: str, kwargs_json: str) -> str:
         return "unknown"
 
 
-def _dispatch(engine: Any, address: str | None, threads: int | None) -> tuple[Any, Any]:
+def _dispatch(engine: Any, address: str | None) -> tuple[Any, Any]:
     """The engine module and the dispatcher (None: batches run here) that ``engine`` names."""
     if isinstance(engine, str):
         choice("engine", engine, ENGINES)
     if engine == "ray":
         from .ray_engine import RayDispatch
 
-        return None, RayDispatch(address, threads=threads)
+        return None, RayDispatch(address)
     if address is not None:
         raise ValueError(f"address is for engine 'ray', got engine {engine or 'local'!r}")
     return (None if engine == "local" else engine), None
@@ -202,6 +204,7 @@ class Job:
     settings: list[Any]  # the engine's Setting objects
     steps: int
     options: dict[str, Any]  # the engine's keyword arguments (batched, eval_every, ...)
+    threads: int | None = None  # torch threads a worker should use (a torch problem)
 
     def run(self, engine: Any, progress: Callable[[int], None] | None = None) -> list[Any]:
         """The batch's traces, in the order of ``settings``."""
@@ -227,7 +230,10 @@ def _job(s: _Session, configs: list[RunConfig]) -> Job:
         )
         for c in configs
     ]
-    return Job((first.problem, dict(first.problem_kwargs)), settings, first.steps, s.engine_kw)
+    kwargs = dict(first.problem_kwargs)
+    torch_problem = _problem_kind(first.problem, json.dumps(kwargs, sort_keys=True)) == "torch"
+    threads = s.threads if torch_problem else None
+    return Job((first.problem, kwargs), settings, first.steps, s.engine_kw, threads)
 
 
 def _run_batches(s: _Session, batches: list[list[RunConfig]]) -> None:
