@@ -93,3 +93,30 @@ def test_checkpoint_resumes_exactly(ranks: list[dict[str, Any]], name: str) -> N
     for rank in ranks:
         for a, b in zip(rank[name]["uninterrupted"], rank[name]["resumed"], strict=True):
             assert torch.equal(a, b)
+
+
+DOCS = Path(__file__).parent.parent / "docs" / "distributed.md"
+
+
+def recipes() -> dict[str, str]:
+    """docs/distributed.md's torchrun scripts: python blocks that start ``# NAME.py:``."""
+    import re
+
+    blocks = re.findall(r"```python\n(# (\w+\.py): torchrun .*?)```", DOCS.read_text(), re.S)
+    return {name: code for code, name in blocks}
+
+
+def test_docs_have_the_ddp_and_fsdp2_recipes() -> None:
+    assert set(recipes()) == {"ddp_train.py", "fsdp_train.py"}
+
+
+@pytest.mark.parametrize("name", sorted(recipes()))
+def test_docs_recipe_runs_and_resumes(tmp_path: Path, name: str) -> None:
+    """The recipe as written, twice with torchrun: the second run resumes at step 100."""
+    (tmp_path / name).write_text(recipes()[name])
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", str(WORLD), name]
+    for expected in ("step 100: loss", "step 200: loss"):
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-4000:]
+        assert expected in done.stdout, done.stdout
