@@ -5,7 +5,8 @@ Every generated class (``Adam``, ``Lion``, ...) is this base plus its ``Argument
 ``step`` lives here once: hyperparameters are read from each group at every step (so LR
 schedulers and group edits work) and validated before anything changes; each group is
 then handed to a *path* (``plain.PlainPath``, the per-tensor reference, or
-``multi_tensor.MultiTensorPath``), which owns whatever layout it keeps between steps.
+``multi_tensor.MultiTensorPath``), which owns whatever layout it keeps between steps;
+``DTensor`` parameters (FSDP2) reach it as their local shards (``sharded.ShardedStep``).
 State is a plain dict per parameter (the rule's state fields, ``count`` first), so
 ``state_dict()`` holds only tensors, numbers and ``None``.
 """

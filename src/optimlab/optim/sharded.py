@@ -28,7 +28,8 @@ a single-process checkpoint) is resharded like the parameter on the next step.
 
 The local state dicts and shard aliases are kept between steps (so the multi-tensor
 path keeps its packed layout); the ``DTensor`` slots wrap views of those same local
-tensors, with no copy. Parameters that are not ``DTensor`` in the same group take the path directly.
+tensors, with no copy. Parameters of the group that are not ``DTensor`` take the path
+directly.
 """
 
 from __future__ import annotations
