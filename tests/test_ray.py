@@ -162,14 +162,16 @@ def test_a_worker_killed_mid_task_has_its_batch_rerun(cluster, tmp_path) -> None
 
     driver = threading.Thread(target=sweep_on_ray)
     driver.start()
-    victims: list[int] = []
+    victim = None
     deadline = time.monotonic() + 120
-    while not victims and driver.is_alive() and time.monotonic() < deadline:
-        victims = running_batches()
+    while victim is None and driver.is_alive() and time.monotonic() < deadline:
+        running = running_batches()
+        if running:
+            time.sleep(0.3)  # well inside the batch (it takes seconds), and still in it
+            victim = running[0] if running[0] in running_batches() else None
         time.sleep(0.05)
-    assert victims, "no worker was seen running a batch"
-    time.sleep(0.5)  # well inside the batch: it takes seconds
-    os.kill(victims[0], signal.SIGKILL)
+    assert victim is not None, "no worker was seen running a batch"
+    os.kill(victim, signal.SIGKILL)
     driver.join(timeout=600)
     assert not driver.is_alive()
     assert "error" not in outcome, outcome.get("error")
