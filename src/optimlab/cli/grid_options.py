@@ -75,8 +75,42 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
         metavar="N",
         help="at most N runs per engine batch (finer resume after a kill)",
     )
+    add_engine_options(parser)
     parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--address``: where the batches run."""
+    parser.add_argument(
+        "--engine",
+        default="local",
+        choices=("local", "ray"),
+        help="where batches run: local (this process, the default) or ray (tasks on a "
+        "Ray cluster; results are written here; needs pip install 'optimlab[ray]')",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        metavar="HOST:PORT",
+        help="the Ray cluster for --engine ray (default: RAY_ADDRESS, else a local one)",
+    )
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``engine``/``address`` for the lab from ``--engine``/``--address``, checked before
+    anything runs (Ray must be installed for ``--engine ray``)."""
+    if args.engine != "ray":
+        if args.address is not None:
+            raise UsageError("--address is for --engine ray")
+        return {}
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError(
+            "--engine ray needs Ray, which is not installed: pip install 'optimlab[ray]'"
+        )
+    return {"engine": "ray", "address": args.address}
 
 
 def split_list(values: list[str] | None, default: tuple[str, ...]) -> list[str]:

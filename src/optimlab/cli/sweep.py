@@ -31,6 +31,7 @@ from .grid_options import (
     check_named,
     check_optimizers,
     check_unprefixed,
+    engine_options,
     parse_hp_options,
     parse_lrs_options,
     split_list,
@@ -169,5 +170,6 @@ def run(args: argparse.Namespace) -> int:
             progress=None if progress is None else progress.update,
             max_batch=args.max_batch,
             torch_threads=args.threads,
+            **engine_options(args),
         )
     return finish(args, results, out)

@@ -5,6 +5,10 @@ left ``running``, then claims and computes the queued ones batch by batch with t
 engine, writing each batch's traces in one transaction. Finished runs are never
 recomputed; runs another live process holds are waited for, so the returned results
 are complete. Interrupting (Ctrl+C, SIGTERM) gives the claimed runs back to the queue.
+
+Batches run one after another in this process, or (``engine="ray"``) all at once as tasks
+on a Ray cluster (``ray_engine``): either way this process claims them and writes every
+result, so the store has one writer.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.checks import integer, real
+from ..core.checks import choice, integer, real
 from . import engine as default_engine
 from .config import RunConfig
 from .store import FINAL, Store
 
+ENGINES = ("local", "ray")  # what ``execute(engine=...)`` and ``--engine`` accept by name
 ProgressFn = Callable[[int, int], None]  # (units done so far, total units); a unit = one run-step
 
 
@@ -50,6 +55,8 @@ class _Session:
     engine_kw: dict[str, Any]
     progress: ProgressFn | None
     max_batch: int | None
+    dispatch: Any = None  # None: batches run here; else e.g. ray_engine.RayDispatch
+    threads: int | None = None  # torch threads for torch problems
     counts: RunCounts = field(default_factory=RunCounts)
     done: int = 0  # run-steps done (finished before, computed, failed)
 
@@ -106,6 +113,7 @@ def execute(
     stale_after: float = 600.0,
     poll: float = 0.5,
     engine: Any = None,
+    address: str | None = None,
     torch_threads: int | None = None,
 ) -> RunCounts:
     """Compute every run of ``configs`` not yet in the store of folder ``out``.
@@ -113,10 +121,13 @@ def execute(
     ``torch_threads`` sets torch's intra-op threads while torch problems run (restored
     after): the lab's models are small, and one thread per process avoids the
     oversubscription that makes tiny matmuls several times slower on a busy machine.
-    ``engine`` replaces ``optimlab.lab.engine`` (tests inject failures with it).
+    ``engine`` is ``"local"`` (the default), ``"ray"`` (batches as Ray tasks on the
+    cluster at ``address``, else on ``RAY_ADDRESS`` or a local one started here), or a
+    module like ``optimlab.lab.engine`` to run batches with (tests inject failures).
     """
     for name, value in (("torch_threads", torch_threads), ("max_batch", max_batch)):
         integer(name, value, 1, optional=True)
+    engine, dispatch = _dispatch(engine, address)
     engine_kw = {
         "batched": batched,
         "eval_every": integer("eval_every", eval_every, 1, optional=True),
@@ -124,7 +135,10 @@ def execute(
     }
     by_id = {c.run_id: c for c in configs}
     with Store(out) as store:
-        s = _Session(store, engine or default_engine, by_id, engine_kw, progress, max_batch)
+        s = _Session(
+            store, engine or default_engine, by_id, engine_kw, progress, max_batch, dispatch
+        )
+        s.threads = torch_threads
         s.counts.requested = len(configs)
         s.counts.requeued_stale = store.requeue_stale(stale_after)
         s.counts.skipped = store.add(by_id.values())["done"]
@@ -134,8 +148,7 @@ def execute(
         try:
             todo = [c for c in by_id.values() if status.get(c.run_id) not in FINAL]
             with _threads(torch_threads, todo):
-                for batch in _batches(todo, max_batch):
-                    _run_batch(s, batch)
+                _run_batches(s, _batches(todo, max_batch))
                 _wait_for_others(s, stale_after, poll)
         except BaseException:
             store.release()
@@ -170,11 +183,83 @@ def _problem_kind(name: str, kwargs_json: str) -> str:
         return "unknown"
 
 
+def _dispatch(engine: Any, address: str | None) -> tuple[Any, Any]:
+    """The engine module and the dispatcher (None: batches run here) that ``engine`` names."""
+    if isinstance(engine, str):
+        choice("engine", engine, ENGINES)
+    if engine == "ray":
+        from .ray_engine import RayDispatch
+
+        return None, RayDispatch(address)
+    if address is not None:
+        raise ValueError(f"address is for engine 'ray', got engine {engine or 'local'!r}")
+    return (None if engine == "local" else engine), None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One batch as plain data: what a worker needs to compute its traces."""
+
+    problem: tuple[str, dict[str, Any]]  # (name, kwargs)
+    settings: list[Any]  # the engine's Setting objects
+    steps: int
+    options: dict[str, Any]  # the engine's keyword arguments (batched, eval_every, ...)
+    threads: int | None = None  # torch threads a worker should use (a torch problem)
+
+    def run(self, engine: Any, progress: Callable[[int], None] | None = None) -> list[Any]:
+        """The batch's traces, in the order of ``settings``."""
+        traces = engine.run(
+            self.problem, self.settings, self.steps, progress=progress, **self.options
+        )
+        if len(traces) != len(self.settings):
+            raise RuntimeError(
+                f"engine returned {len(traces)} traces for {len(self.settings)} settings"
+            )
+        return traces
+
+
+def _job(s: _Session, configs: list[RunConfig]) -> Job:
+    first = configs[0]
+    settings = [
+        s.engine.Setting(
+            optimizer=c.optimizer,
+            hyperparams=dict(c.hyperparams),
+            schedule=c.schedule,
+            schedule_kwargs=dict(c.schedule_kwargs),
+            seed=c.seed,
+        )
+        for c in configs
+    ]
+    kwargs = dict(first.problem_kwargs)
+    torch_problem = _problem_kind(first.problem, json.dumps(kwargs, sort_keys=True)) == "torch"
+    threads = s.threads if torch_problem else None
+    return Job((first.problem, kwargs), settings, first.steps, s.engine_kw, threads)
+
+
+def _run_batches(s: _Session, batches: list[list[RunConfig]]) -> None:
+    """Claim and compute ``batches``: one after another here, or all at once by the
+    dispatcher's workers (results written here as they come back)."""
+    if s.dispatch is None:
+        for batch in batches:
+            _run_batch(s, batch)
+        return
+    claimed = [configs for batch in batches if (configs := _claim(s, batch))]
+    jobs = [_job(s, configs) for configs in claimed]
+    with contextlib.closing(s.dispatch.map(s.engine, jobs, s.store.heartbeat)) as results:
+        for i, result in results:
+            _record(s, claimed[i], s.done, result)
+
+
+def _claim(s: _Session, batch: list[RunConfig]) -> list[RunConfig]:
+    """The runs of ``batch`` this process now holds (queued ones, claimed in the store)."""
+    claimed = set(s.store.claim([c.run_id for c in batch]))
+    return [c for c in batch if c.run_id in claimed]
+
+
 def _run_batch(s: _Session, batch: list[RunConfig]) -> None:
     """Claim the batch's queued runs, compute them with the engine and store their traces
     (or mark them failed if the engine raised)."""
-    claimed = set(s.store.claim([c.run_id for c in batch]))
-    configs = [c for c in batch if c.run_id in claimed]
+    configs = _claim(s, batch)
     if not configs:
         return
     start, last_beat = s.done, [time.monotonic()]
@@ -186,34 +271,28 @@ def _run_batch(s: _Session, batch: list[RunConfig]) -> None:
             last_beat[0] = time.monotonic()
             s.store.heartbeat()
 
-    first = configs[0]
     try:
-        problem = (first.problem, dict(first.problem_kwargs))  # plain data: a spec
-        settings = [
-            s.engine.Setting(
-                optimizer=c.optimizer,
-                hyperparams=dict(c.hyperparams),
-                schedule=c.schedule,
-                schedule_kwargs=dict(c.schedule_kwargs),
-                seed=c.seed,
-            )
-            for c in configs
-        ]
-        traces = s.engine.run(problem, settings, first.steps, progress=on_steps, **s.engine_kw)
-        if len(traces) != len(configs):
-            raise RuntimeError(f"engine returned {len(traces)} traces for {len(configs)} settings")
+        result: list[Any] | Exception = _job(s, configs).run(s.engine, progress=on_steps)
     except Exception as exc:  # the engine failed on this batch: record it, go on with others
-        message = f"{type(exc).__name__}: {exc}"
+        result = exc
+    _record(s, configs, start, result)
+
+
+def _record(s: _Session, configs: list[RunConfig], start: int, result: Any) -> None:
+    """Write a batch's traces (or mark its runs failed with the engine's error); ``start``
+    is the progress count before the batch."""
+    steps = configs[0].steps
+    s.done = start + len(configs) * steps
+    if isinstance(result, BaseException):
+        message = f"{type(result).__name__}: {result}"
         s.store.fail([c.run_id for c in configs], message)
         s.counts.failed += len(configs)
         s.counts.errors.append(message)
-        s.done = start + len(configs) * first.steps
         return
-    results = {c.run_id: t for c, t in zip(configs, traces, strict=True)}
+    results = {c.run_id: t for c, t in zip(configs, result, strict=True)}
     written = s.store.finish(results)
     s.counts.computed += len(written)
     s.counts.diverged += sum(results[r].status == "diverged" for r in written)
-    s.done = start + len(configs) * first.steps
     s.report()
 
 
@@ -227,8 +306,7 @@ def _wait_for_others(s: _Session, stale_after: float, poll: float) -> None:
         if not open_ids:
             break
         queued = [s.by_id[r] for r in open_ids if status[r] == "queued"]
-        for batch in _batches(queued, s.max_batch):
-            _run_batch(s, batch)
+        _run_batches(s, _batches(queued, s.max_batch))
         if not queued:
             time.sleep(poll)
             s.store.requeue_stale(stale_after)

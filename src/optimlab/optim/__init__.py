@@ -19,6 +19,7 @@ The modules, in the order data flows:
 - ``plain``: the per-tensor rule step (the reference) and per-parameter state
 - ``multi_tensor``: the multi-tensor path, which owns its layout of flat state
 - ``state_dict``: checks and copies for ``load_state_dict``
+- ``sharded``: ``DTensor`` (FSDP2) parameters stepped on their local shards
 - ``base``: ``RuleOptimizer``, the one ``step`` that validates and picks a path
 - ``classes``: one class per registry row, ``create_optimizer``
 - ``bench``: step-speed benchmark against ``torch.optim``

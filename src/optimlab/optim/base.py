@@ -5,7 +5,8 @@ Every generated class (``Adam``, ``Lion``, ...) is this base plus its ``Argument
 ``step`` lives here once: hyperparameters are read from each group at every step (so LR
 schedulers and group edits work) and validated before anything changes; each group is
 then handed to a *path* (``plain.PlainPath``, the per-tensor reference, or
-``multi_tensor.MultiTensorPath``), which owns whatever layout it keeps between steps.
+``multi_tensor.MultiTensorPath``), which owns whatever layout it keeps between steps;
+``DTensor`` parameters (FSDP2) reach it as their local shards (``sharded.ShardedStep``).
 State is a plain dict per parameter (the rule's state fields, ``count`` first), so
 ``state_dict()`` holds only tensors, numbers and ``None``.
 """
@@ -22,6 +23,7 @@ from . import state_dict as state_dicts
 from .arguments import Arguments
 from .multi_tensor import MultiTensorPath
 from .plain import GroupStep, PlainPath
+from .sharded import ShardedStep
 
 _SET_ERROR = (
     "optimizer parameters must be an ordered collection (a list), not a set: "
@@ -62,6 +64,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         """The paths a group's step can take, and the cache of validated hyperparameters."""
         self._plain = PlainPath(self.spec.rule)
         self._multi_tensor = MultiTensorPath(self._plain)
+        self._sharded = ShardedStep(self._plain)  # DTensor parameters: local shards
         self._validated: dict[tuple, dict[str, Any]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -125,7 +128,9 @@ class RuleOptimizer(torch.optim.Optimizer):
         # Check everything (hyperparameters, sparse gradients) before changing anything.
         work = [w for gi, group in enumerate(self.param_groups) if (w := self._work(gi, group))]
         for item in work:
-            self._path(self.param_groups[item.index], item.hyperparams).step(self.state, item)
+            group = self.param_groups[item.index]
+            path = self._path(group, item.hyperparams)
+            self._sharded.step(path, self.state, item, group.get("param_names") or [])
         return loss
 
     def _work(self, gi: int, group: dict[str, Any]) -> GroupStep | None:
