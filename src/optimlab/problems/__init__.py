@@ -34,6 +34,7 @@ from .functions import (
 )
 from .model_base import TorchProblem
 from .models import MLP, MODELS, Adding, LeastSquares, Logistic, Shapes
+from .transformer import Transformer
 from .user import UserProblem, from_callable
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "TestFunction",
     "TorchProblem",
     "TorchTask",
+    "Transformer",
     "UserProblem",
     "describe",
     "from_callable",
@@ -59,7 +61,7 @@ __all__ = [
     "list",
 ]
 
-_BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in (*FUNCTIONS, *MODELS)}
+_BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in (*FUNCTIONS, *MODELS, Transformer)}
 
 
 def list(kind: str | None = None) -> builtins.list[str]:  # noqa: A001 - public API name
