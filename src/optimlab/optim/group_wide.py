@@ -6,7 +6,7 @@ real views flattened and concatenated in group order), then cuts the update and 
 state back into the parameters. Each parameter's state keeps the rule's fields: the
 *per-element* slots (those ``init`` makes shaped like the parameter) hold that
 parameter's slice, shaped like it; the other fields (``count``, ``d``, ...) are the
-group's and are stored in every stepped parameter's state. When some parameters have no
+group's, stored as Python numbers in every stepped parameter's state. When some parameters have no
 gradient at a step they keep their state, and the next step reads the group's fields
 from a parameter with the highest ``count`` (one stepped last).
 """
@@ -58,7 +58,10 @@ class GroupWidePath:
         delta, new = self.rule.update(
             flat_grad, self.plain.state_type(**state), flat_param, batch_ndim=0, **work.hyperparams
         )
-        new_state = new._asdict()
+        new_state = {  # the group's numbers as Python numbers, as prodigyopt keeps them
+            f: v.item() if f not in self.per_element and isinstance(v, torch.Tensor) else v
+            for f, v in new._asdict().items()
+        }
         pieces = {f: new_state[f].split(sizes) for f in self.per_element}
         for i, (p, value, step) in enumerate(zip(params, values, delta.split(sizes), strict=True)):
             value.add_(step.view_as(value))

@@ -13,7 +13,7 @@ class ProdigyState(NamedTuple):
     count: Any  # steps taken
     d: Any  # the step-size estimate (None before the first step: d0)
     d_max: Any  # the largest estimate d_hat so far (None before the first step: d0)
-    d_numerator: Any  # the decayed sum of (d/d0) dlr <g, x0 - x>
+    d_numerator: Any  # the decayed sum of (d/d0) dlr <g, x0 - x> (None before: 0)
     s: Any  # the decayed sum of (d/d0) dlr g
     p0: Any  # the starting point x0
     exp_avg: Any  # first moment, scaled by d
@@ -25,7 +25,7 @@ def init(param: Any, *, batch_ndim: int = 0) -> ProdigyState:
     update-time hyperparameter). The leading ``batch_ndim`` axes are settings."""
     xp = namespace(param)
     zeros = xp.zeros_like
-    return ProdigyState(0, None, None, 0.0, zeros(param), xp.copy(param), zeros(param), zeros(param))
+    return ProdigyState(0, None, None, None, zeros(param), xp.copy(param), zeros(param), zeros(param))
 
 
 def _total(xp: Any, x: Any, batch_ndim: int) -> Any:
@@ -36,11 +36,17 @@ def _total(xp: Any, x: Any, batch_ndim: int) -> Any:
 
 
 def _max(xp: Any, a: Any, b: Any) -> Any:
-    return xp.maximum(a, b) if is_array(a) or is_array(b) else max(a, b)
+    """The larger, an array (0-d included) whenever either is one: the state's scalars
+    keep one type from the first step on."""
+    if not (hasattr(a, "ndim") or hasattr(b, "ndim")):
+        return max(a, b)
+    return xp.where(a >= b, a, b)
 
 
 def _min(xp: Any, a: Any, b: Any) -> Any:
-    return xp.minimum(a, b) if is_array(a) or is_array(b) else min(a, b)
+    if not (hasattr(a, "ndim") or hasattr(b, "ndim")):
+        return min(a, b)
+    return xp.where(a <= b, a, b)
 
 
 def _estimate(
@@ -122,7 +128,8 @@ def update(
     if is_on(weight_decay) and not decouple:
         grad = grad + weight_decay * param
     scale = d / d0
-    numerator = beta3 * state.d_numerator + scale * dlr * _total(
+    old_numerator = 0.0 if state.d_numerator is None else state.d_numerator
+    numerator = beta3 * old_numerator + scale * dlr * _total(
         xp, grad * (state.p0 - param), batch_ndim
     )
     m = beta1 * state.exp_avg + d * (1 - beta1) * grad
@@ -140,14 +147,14 @@ def update(
             for new, old in (
                 (new_d, d),
                 (new_d_max, d_max),
-                (numerator, state.d_numerator),
+                (numerator, old_numerator),
                 (m, state.exp_avg),
                 (v, state.exp_avg_sq),
                 (s, state.s),
             )
         )
     elif not moving:
-        new_d, new_d_max, numerator = d, d_max, state.d_numerator
+        new_d, new_d_max, numerator = d, d_max, old_numerator
         m, v, s = state.exp_avg, state.exp_avg_sq, state.s
     delta = -dlr * m / (xp.sqrt(v) + new_d * eps)
     if is_on(weight_decay) and decouple:
