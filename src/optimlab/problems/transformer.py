@@ -138,7 +138,7 @@ class Transformer(TorchProblem):
         width: int = 64,
         heads: int = 4,
         context: int = 64,
-        batch_size: int = 16,
+        batch_size: int = 8,
         n_val: int = 64,
         held_out: float = 0.1,
         dtype: str = "float32",

@@ -80,7 +80,8 @@ class FunctionBackend:
         return self.ops.numpy(self.ops.norm_rows(delta))
 
     def evaluate(self) -> Mapping[str, np.ndarray]:
-        return self.problem.evaluate(self.x)
+        # at the rule's evaluation point (schedule-free's x, ASGD's average)
+        return self.problem.evaluate(self.rule.evaluation_point(self.x, self.state))
 
     def keep(self, rows: np.ndarray) -> None:
         index = self.ops.torch.as_tensor(rows) if isinstance(self.ops, _Torch) else rows
