@@ -1042,7 +1042,7 @@ def _prodigy(
             d_next = d
         if decouple:
             p = p - weight_decay * dlr * p
-        p = p - dlr * m / (np.sqrt(v) + d_next * eps)
+        p = p - dlr * (d_next * g if beta1 == 0 else m) / (np.sqrt(v) + d_next * eps)
         d = d_next
         out.append(p)
     return out

@@ -18,7 +18,15 @@ HYPERPARAMS = (
     Hyper("k", 5, 1, 10**6, kind="int", doc="fast steps between two synchronisations"),
     Hyper("alpha", 0.5, 0.0, 1.0, doc="fraction the slow weights move towards the fast"),
 )
-OWN = tuple(h.name for h in HYPERPARAMS)
+
+
+def _own(inner: Rule) -> tuple[Hyper, ...]:
+    """``k`` and ``alpha``, or ``lookahead_k`` and ``lookahead_alpha`` around a rule that
+    has a hyperparameter of either name (RMSprop's ``alpha``)."""
+    clash = any(h.name in inner.names for h in HYPERPARAMS)
+    return tuple(
+        dataclasses.replace(h, name=f"lookahead_{h.name}") if clash else h for h in HYPERPARAMS
+    )
 
 
 def lookahead(inner: Rule, name: str | None = None, summary: str | None = None) -> Rule:
@@ -26,7 +34,9 @@ def lookahead(inner: Rule, name: str | None = None, summary: str | None = None) 
 
     The wrapped rule steps the parameter (the fast weights ``theta``) with ``inner`` and
     keeps slow weights ``phi`` (the starting parameter at first); after every ``k``-th
-    step the slow weights move towards the fast ones and the fast weights restart there:
+    step the slow weights move towards the fast ones and the fast weights restart there
+    (``k`` and ``alpha`` are named ``lookahead_k`` and ``lookahead_alpha`` around a rule
+    with a hyperparameter of either name, such as RMSprop's ``alpha``):
 
     .. math::
         \theta_t &= \theta_{t-1} + \Delta^{inner}_t \\
@@ -41,6 +51,8 @@ def lookahead(inner: Rule, name: str | None = None, summary: str | None = None) 
     to evaluate is the slow weights (``eval_point``: the paper's output ``phi``, equal to
     the parameter right after a synchronisation); an inner ``eval_point`` is not used.
     """
+    own = _own(inner)
+    k_name, alpha_name = (h.name for h in own)
     inner_type = type(_probe_state(inner))
     state_type = collections.namedtuple(  # type: ignore[misc]
         f"Lookahead{inner_type.__name__}", ["count", "slow", *inner_type._fields[1:]]
@@ -53,7 +65,7 @@ def lookahead(inner: Rule, name: str | None = None, summary: str | None = None) 
     init.__signature__ = inspect.signature(inner.init)  # type: ignore[attr-defined]
 
     def update(grad: Any, state: Any, param: Any, **hp: Any) -> tuple[Any, Any]:
-        k, alpha = hp.pop("k", 5), hp.pop("alpha", 0.5)
+        k, alpha = hp.pop(k_name, 5), hp.pop(alpha_name, 0.5)
         delta, new = inner.update(grad, inner_type(state.count, *state[2:]), param, **hp)
         slow = state.slow
         if new.count % k == 0:
@@ -61,15 +73,15 @@ def lookahead(inner: Rule, name: str | None = None, summary: str | None = None) 
             delta = slow - param
         return delta, state_type(new.count, slow, *new[1:])
 
-    hyperparams = (*inner.hyperparams, *HYPERPARAMS)
+    hyperparams = (*inner.hyperparams, *own)
     _document(update, inner, hyperparams)
 
     def state_numel(shape: tuple[int, ...], hp: Mapping[str, Any]) -> int:
-        return inner.state_numel(shape, _inner_hp(hp)) + math.prod(shape)
+        return inner.state_numel(shape, _inner_hp(hp, inner)) + math.prod(shape)
 
     def check_inner(hp: Mapping[str, Any]) -> None:
         for check in inner.checks:
-            check(_inner_hp(hp))
+            check(_inner_hp(hp, inner))
 
     return dataclasses.replace(
         inner,
@@ -90,8 +102,8 @@ def eval_point(param: Any, state: Any) -> Any:
     return state.slow
 
 
-def _inner_hp(hp: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: v for key, v in hp.items() if key not in OWN}
+def _inner_hp(hp: Mapping[str, Any], inner: Rule) -> dict[str, Any]:
+    return {key: v for key, v in hp.items() if key in inner.names}
 
 
 def _probe_state(rule: Rule) -> Any:

@@ -106,8 +106,10 @@ def update(
     with one group). ``growth_rate=None`` is no limit (prodigyopt's ``inf``). Where
     ``||s||_1 = 0`` (every gradient so far zero) ``d`` is kept and the step is taken
     (prodigyopt skips the whole step there); with ``lr = 0`` ``d``, ``r``, ``s`` and the
-    moments are kept (as prodigyopt). prodigyopt's ``slice_p`` (statistics on every
-    p-th element) is not offered: the statistics use every element.
+    moments are kept (as prodigyopt). With ``beta1 = 0`` the step is along
+    :math:`d' g` instead of ``m`` (prodigyopt keeps no first moment then and uses the
+    new estimate). prodigyopt's ``slice_p`` (statistics on every p-th element) is not
+    offered: the statistics use every element.
 
     >>> import numpy as np
     >>> p = np.ones(3)
@@ -156,7 +158,12 @@ def update(
     elif not moving:
         new_d, new_d_max, numerator = d, d_max, old_numerator
         m, v, s = state.exp_avg, state.exp_avg_sq, state.s
-    delta = -dlr * m / (xp.sqrt(v) + new_d * eps)
+    # prodigyopt steps along d' g (the new estimate) when it keeps no first moment
+    if is_array(beta1):
+        step = xp.where(beta1 == 0, new_d * grad, m)
+    else:
+        step = new_d * grad if beta1 == 0 else m
+    delta = -dlr * step / (xp.sqrt(v) + new_d * eps)
     if is_on(weight_decay) and decouple:
         delta = delta - (weight_decay * dlr) * param
     return delta, ProdigyState(k + 1, new_d, new_d_max, numerator, s, state.p0, m, v)
