@@ -83,8 +83,10 @@ def main(quick: bool) -> None:
             print(f"  {rank}. {opt:<20} lr={lr:<8.3g} held-out loss {loss:.4f}")
     tau = kendall_tau(orders["mlp"], orders["transformer"])
     same = orders["mlp"] == orders["transformer"]
-    print(f"Kendall's tau between the two rankings: {tau:+.2f}"
-          f" ({'the same order' if same else 'the order changes'})")
+    print(
+        f"Kendall's tau between the two rankings: {tau:+.2f}"
+        f" ({'the same order' if same else 'the order changes'})"
+    )
     print(f"wall time {elapsed:.1f} s for {len(records)} runs")
 
 

@@ -58,14 +58,17 @@ def max_rel_difference(make_ours, make_theirs) -> tuple[float, float]:
         ours.step()
         theirs.step()
         scale = max(float(q.detach().abs().max()) for q in theirs_p)
-        diff = max(float((p - q).detach().abs().max()) for p, q in zip(ours_p, theirs_p, strict=True))
+        diff = max(
+            float((p - q).detach().abs().max()) for p, q in zip(ours_p, theirs_p, strict=True)
+        )
         worst = max(worst, diff / scale)
     moved = max(float((p.detach() - s).abs().max()) for p, s in zip(ours_p, start, strict=True))
     return worst, moved
 
 
-def show(setting: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in setting.items()) or "defaults"
+def row(name: str, reference: str, setting: dict, worst: float, moved: float) -> None:
+    shown = ", ".join(f"{k}={v}" for k, v in setting.items()) or "defaults"
+    print(f"{name:<10} {reference:<34} {shown:<62} {worst:12.1e}  {moved:.2f}")
 
 
 def main() -> None:
@@ -80,7 +83,7 @@ def main() -> None:
             lambda p, s=setting: Prodigy(p, **s),
             lambda p, s=theirs_kw: prodigyopt.Prodigy(p, **s),
         )
-        print(f"{'prodigy':<10} {'prodigyopt.Prodigy':<34} {show(setting):<62} {worst:12.1e}  {moved:.2f}")
+        row("prodigy", "prodigyopt.Prodigy", setting, worst, moved)
     for setting in LOOKAHEAD:
         la = {k: setting[k] for k in ("k", "alpha")}
         inner = {k: v for k, v in setting.items() if k not in la}
@@ -91,7 +94,7 @@ def main() -> None:
             ),
         )
         ref = "pytorch_optimizer.Lookahead(AdamW)"
-        print(f"{'lookahead':<10} {ref:<34} {show({'lr': 0.01, **setting}):<62} {worst:12.1e}  {moved:.2f}")
+        row("lookahead", ref, {"lr": 0.01, **setting}, worst, moved)
 
 
 if __name__ == "__main__":

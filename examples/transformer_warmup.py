@@ -66,7 +66,10 @@ def main(quick: bool) -> None:
     start = time.perf_counter()
     traces = run(("transformer", cfg["problem"]), settings, steps)
     elapsed = time.perf_counter() - start
-    loss = {(s.hyperparams["lr"], s.schedule, s.seed): final_held_out(t) for s, t in zip(settings, traces, strict=True)}
+    loss = {
+        (s.hyperparams["lr"], s.schedule, s.seed): final_held_out(t)
+        for s, t in zip(settings, traces, strict=True)
+    }
     print(
         f"AdamW (weight decay {WEIGHT_DECAY}) on the transformer, {steps} steps, cosine decay; "
         f"warmup = linear over the first {warmup['warmup_steps']} steps; seeds {list(seeds)}"

@@ -959,7 +959,7 @@ def torch_reference(name: str) -> Any:
     return _LIFTED["muon"]
 
 
-# --------------------------------------------------------------------------- issue 13: Prodigy, Lookahead
+# --------------------------------------------------------------------------- Prodigy, Lookahead
 # Rows for the group-wide rule and the wrapper; their references are the papers' loops
 # (Prodigy as the authors' prodigyopt 1.1 computes it, one d for the whole parameter).
 
@@ -970,7 +970,13 @@ _TABLE_PRODIGY_LOOKAHEAD: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"lr": 0.5, "d_coef": 2.0}, "half-lr"),
         ({"weight_decay": 0.1, "decouple": False, "use_bias_correction": True}, "l2-bias"),
         (
-            {"safeguard_warmup": True, "growth_rate": 1.02, "d_coef": 0.5, "beta3": 0.9, "d0": 1e-4},
+            {
+                "safeguard_warmup": True,
+                "growth_rate": 1.02,
+                "d_coef": 0.5,
+                "beta3": 0.9,
+                "d0": 1e-4,
+            },
             "safeguard-growth",
         ),
         ({"beta1": 0.0, "d0": 1e-3}, "no-momentum"),
@@ -1021,7 +1027,9 @@ def _prodigy(
     d, d_max, num = d0, d0, 0.0
     p0, s, m, v, out = p.copy(), np.zeros_like(p), np.zeros_like(p), np.zeros_like(p), []
     for k, g in enumerate(grads):
-        bias = math.sqrt(1 - beta2 ** (k + 1)) / (1 - beta1 ** (k + 1)) if use_bias_correction else 1
+        bias = (
+            math.sqrt(1 - beta2 ** (k + 1)) / (1 - beta1 ** (k + 1)) if use_bias_correction else 1
+        )
         dlr = d * lr * bias
         if not decouple:
             g = g + weight_decay * p
@@ -1032,10 +1040,7 @@ def _prodigy(
         denom = float(np.sum(np.abs(s)))
         d_hat = d_coef * num / denom if denom > 0 else d
         if lr > 0:
-            if d == d0:
-                d_next = max(d, d_hat)
-            else:
-                d_next = d
+            d_next = max(d, d_hat) if d == d0 else d
             d_max = max(d_max, d_hat)
             d_next = min(d_max, d_next * growth)
         else:

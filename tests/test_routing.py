@@ -98,7 +98,10 @@ def test_param_groups() -> None:
         ("adamw", ["0.weight", "1.bias", "2.weight", "2.bias", "4.bias"], 0.0, 0.02),
     ]
     adamw = routing.param_groups(_toy(), "adamw", fallback_hyperparams={"betas": (0.9, 0.95)})
-    assert [("optimizer" in g, g.get("weight_decay")) for g in adamw] == [(False, None), (False, 0.0)]
+    assert [("optimizer" in g, g.get("weight_decay")) for g in adamw] == [
+        (False, None),
+        (False, 0.0),
+    ]
     # plain torch.optim takes the groups of a rule that needs no routing
     torch.optim.AdamW(adamw)
 
@@ -161,7 +164,9 @@ def test_routed_state_dict_round_trip_and_resume() -> None:
     other = Muon(routing.param_groups(_toy(), "muon"))
     bad = copy.deepcopy(saved)
     bad["param_groups"][1]["optimizer"] = "lion"
-    with pytest.raises(ValueError, match="param group 1 is optimized by lion, this optimizer's by adamw"):
+    with pytest.raises(
+        ValueError, match="param group 1 is optimized by lion, this optimizer's by adamw"
+    ):
         other.load_state_dict(bad)
 
 
@@ -173,7 +178,9 @@ def test_group_names_are_checked_and_canonical() -> None:
     assert "optimizer" not in opt.param_groups[0]
     assert opt.param_groups[1]["optimizer"] == "adamw"
     with pytest.raises(ValueError, match="betas must be a pair"):
-        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))], "optimizer": "adamw", "betas": 0.9})
+        opt.add_param_group(
+            {"params": [torch.nn.Parameter(torch.ones(2))], "optimizer": "adamw", "betas": 0.9}
+        )
     # flags are the optimizer's: maximize reaches the routed group
     maxi = Muon([{"params": [q], "optimizer": "adamw"}], maximize=True)
     assert maxi.param_groups[0]["maximize"] is True
@@ -215,7 +222,9 @@ def test_lab_routing_equals_the_torch_class_on_param_groups() -> None:
     the same model on the same batches (AdamW's defaults for the rest)."""
     p = problems.get("mlp", hidden=16, n_train=256, n_val=64, batch_size=32, dtype="float64")
     lr, wd, steps = 0.02, 0.05, 8
-    (trace,) = run(p, [Setting("muon", {"lr": lr, "weight_decay": wd}, seed=3)], steps, batched=False)
+    (trace,) = run(
+        p, [Setting("muon", {"lr": lr, "weight_decay": wd}, seed=3)], steps, batched=False
+    )
     from optimlab.lab.engine.models import rng_seed
 
     with torch.random.fork_rng(devices=[]):

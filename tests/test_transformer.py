@@ -24,9 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _small(**kw) -> problems.Problem:
-    return problems.get(
-        "transformer", width=16, heads=2, context=16, batch_size=4, n_val=8, **kw
-    )
+    return problems.get("transformer", width=16, heads=2, context=16, batch_size=4, n_val=8, **kw)
 
 
 def test_listed_and_described() -> None:

@@ -13,6 +13,8 @@ from a parameter with the highest ``count`` (one stepped last).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .plain import GroupStep, PlainPath, States, grad_of, real, store
@@ -58,7 +60,7 @@ class GroupWidePath:
         delta, new = self.rule.update(
             flat_grad, self.plain.state_type(**state), flat_param, batch_ndim=0, **work.hyperparams
         )
-        new_state = {  # the group's numbers as Python numbers, as prodigyopt keeps them
+        new_state: dict[str, Any] = {  # the group's numbers as Python numbers (prodigyopt's)
             f: v.item() if f not in self.per_element and isinstance(v, torch.Tensor) else v
             for f, v in new._asdict().items()
         }

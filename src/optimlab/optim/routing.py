@@ -150,7 +150,9 @@ def plan(
     for (name, _, _, p), role in zip(owned, roles, strict=True):
         if name in heads:
             role = "head"
-        takes = rule.param_ndim is None or (role in ("matrix", "tensor") and p.ndim == rule.param_ndim)
+        takes = rule.param_ndim is None or (
+            role in ("matrix", "tensor") and p.ndim == rule.param_ndim
+        )
         routes.append(
             Route(name, tuple(p.shape), role, rule.name if takes else back.name, role in DECAYED)
         )

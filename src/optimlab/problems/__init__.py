@@ -61,7 +61,8 @@ __all__ = [
     "list",
 ]
 
-_BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in (*FUNCTIONS, *MODELS, Transformer)}
+_CLASSES: tuple[type[Problem], ...] = (*FUNCTIONS, *MODELS, Transformer)
+_BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in _CLASSES}
 
 
 def list(kind: str | None = None) -> builtins.list[str]:  # noqa: A001 - public API name

@@ -104,7 +104,11 @@ def _model_classes() -> tuple[type, type]:
                 if name.endswith("bias"):
                     nn.init.zeros_(p)
                 elif p.ndim == 2:
-                    std = 0.02 / math.sqrt(2 * layers) if name.endswith(("proj.weight", "down.weight")) else 0.02
+                    std = (
+                        0.02 / math.sqrt(2 * layers)
+                        if name.endswith(("proj.weight", "down.weight"))
+                        else 0.02
+                    )
                     nn.init.normal_(p, std=std)
 
         def forward(self, tokens: Any) -> Any:  # (batch, time) -> logits (batch, time, vocab)

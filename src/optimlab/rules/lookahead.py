@@ -7,7 +7,7 @@ import dataclasses
 import inspect
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -54,9 +54,8 @@ def lookahead(inner: Rule, name: str | None = None, summary: str | None = None) 
     own = _own(inner)
     k_name, alpha_name = (h.name for h in own)
     inner_type = type(_probe_state(inner))
-    state_type = collections.namedtuple(  # type: ignore[misc]
-        f"Lookahead{inner_type.__name__}", ["count", "slow", *inner_type._fields[1:]]
-    )
+    fields = ["count", "slow", *inner_type._fields[1:]]
+    state_type: Any = cast(Any, collections.namedtuple)(f"Lookahead{inner_type.__name__}", fields)
 
     def init(param: Any, **kw: Any) -> Any:
         state = inner.init(param, **kw)

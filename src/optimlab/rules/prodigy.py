@@ -25,7 +25,9 @@ def init(param: Any, *, batch_ndim: int = 0) -> ProdigyState:
     update-time hyperparameter). The leading ``batch_ndim`` axes are settings."""
     xp = namespace(param)
     zeros = xp.zeros_like
-    return ProdigyState(0, None, None, None, zeros(param), xp.copy(param), zeros(param), zeros(param))
+    return ProdigyState(
+        0, None, None, None, zeros(param), xp.copy(param), zeros(param), zeros(param)
+    )
 
 
 def _total(xp: Any, x: Any, batch_ndim: int) -> Any:
@@ -56,8 +58,10 @@ def _estimate(
     still ``d0``, :math:`d_{\max} = \max(d_{\max}, \hat d)`,
     :math:`d \leftarrow \min(d_{\max}, d \cdot \text{growth\_rate})`."""
     first = d == d0
-    d = xp.where(first, _max(xp, d, d_hat), d) if is_array(first) else (
-        _max(xp, d, d_hat) if first else d
+    d = (
+        xp.where(first, _max(xp, d, d_hat), d)
+        if is_array(first)
+        else (_max(xp, d, d_hat) if first else d)
     )
     d_max = _max(xp, d_max, d_hat)
     return (d_max if growth_rate is None else _min(xp, d_max, d * growth_rate)), d_max

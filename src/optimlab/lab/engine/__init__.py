@@ -28,19 +28,20 @@ torch problems their ``TorchTask.metrics`` on the validation batch, taken in eva
 a forked RNG, so evaluating never changes the training that follows. Evaluations are
 taken at the rule's evaluation point (``Rule.eval_point``: schedule-free's average ``x``,
 ASGD's average, Lookahead's slow weights), while ``loss`` is the training loss where the
-optimizer steps (schedule-free's ``y``).
-
-Parameters: a rule for matrices only (Muon) steps the hidden 2-D weights, and AdamW the
-rest (``optimlab.optim.routing``); a group-wide rule (Prodigy) steps a model's
-parameters as one vector per setting (``routes``). ``trajectory``
+optimizer steps (schedule-free's ``y``). ``trajectory``
 holds the points visited on 2-D test functions: ``steps + 1`` rows for a finished run
 (the start first), one per loss entry for a diverged one.
 
+Parameters: a rule for matrices only (Muon) steps the hidden 2-D weights, and AdamW the
+rest (``optimlab.optim.routing``); a group-wide rule (Prodigy) steps a model's
+parameters as one vector per setting (``routes``).
+
 Seeds: each seed's model, data and any random numbers drawn in ``forward`` come from that
 seed's own stream, so a run's numbers do not depend on what the process ran before, nor
-(beyond rounding) on which settings share its batch. A batched run equals the same settings run one at a time
-(``batched=False``) within the numerics tolerance of ``tests/numerics.py`` (the batched
-arithmetic is the same mathematics, not the same machine code).
+(beyond rounding) on which settings share its batch. A batched run equals the same
+settings run one at a time (``batched=False``) within the numerics tolerance of
+``tests/numerics.py`` (the batched arithmetic is the same mathematics, not the same
+machine code).
 
 ``progress(done)`` is called after every step with the cumulative number of
 (setting, step) pairs completed by this call; a diverged setting's remaining steps count

@@ -122,7 +122,9 @@ class Stepper:
         lead = 1 if self.batched else 0
         sizes = [like[n][0].numel() if self.batched else like[n].numel() for n in unit.names]
         pieces = flat.split(sizes, dim=lead)
-        return {n: piece.reshape(like[n].shape) for n, piece in zip(unit.names, pieces, strict=True)}
+        return {
+            n: piece.reshape(like[n].shape) for n, piece in zip(unit.names, pieces, strict=True)
+        }
 
     def deltas(
         self, params: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor], lr: Any
@@ -133,7 +135,9 @@ class Stepper:
             p, g = self._gather(u, params), self._gather(u, grads)
             lr_u = lr
             if self.batched:
-                lr_u = lr.to(device=p.device, dtype=p.dtype).reshape((len(lr),) + (1,) * (p.ndim - 1))
+                lr_u = lr.to(device=p.device, dtype=p.dtype).reshape(
+                    (len(lr),) + (1,) * (p.ndim - 1)
+                )
             delta, self.state[i] = u.rule.update(
                 g, self.state[i], p, lr=lr_u, **self.hp[i], **u.flags, **self.extra[i]
             )
