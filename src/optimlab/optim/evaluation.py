@@ -13,15 +13,14 @@ Rules without an evaluation point ignore both calls.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
 from ..rules.base import Rule
 from .plain import real
 
-if TYPE_CHECKING:
-    from .base import RuleOptimizer
+# ``opt`` below is a ``base.RuleOptimizer`` (typed ``Any``: base imports this module)
 
 TRAIN_POINT = "train_point"
 
@@ -32,7 +31,7 @@ def extra_fields(rule: Rule) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def to_eval(opt: RuleOptimizer) -> None:
+def to_eval(opt: Any) -> None:
     """Every parameter of a group whose rule has an evaluation point moves there (the
     training point is kept); groups already in eval mode are left as they are."""
     for group in opt.param_groups:
@@ -51,7 +50,7 @@ def to_eval(opt: RuleOptimizer) -> None:
 
 
 @torch.no_grad()
-def to_train(opt: RuleOptimizer) -> None:
+def to_train(opt: Any) -> None:
     """Every parameter kept by :func:`to_eval` gets its training point back, bitwise."""
     for group in opt.param_groups:
         if group.get("train_mode", True) is not False:
@@ -63,7 +62,7 @@ def to_train(opt: RuleOptimizer) -> None:
         del group["train_mode"]
 
 
-def check_training(opt: RuleOptimizer) -> None:
+def check_training(opt: Any) -> None:
     """Refuse to step while a group is at its evaluation point."""
     if any(group.get("train_mode", True) is False for group in opt.param_groups):
         raise RuntimeError(

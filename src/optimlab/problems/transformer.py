@@ -54,7 +54,7 @@ def decode(tokens: Any) -> str:
 
 
 @functools.cache
-def _model_classes() -> tuple[type, type]:
+def _block_class() -> type:
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -89,6 +89,15 @@ def _model_classes() -> tuple[type, type]:
             x = x + self.attention(self.ln1(x))
             return x + self.down(F.gelu(self.up(self.ln2(x))))
 
+    return Block
+
+
+@functools.cache
+def _gpt_class() -> type:
+    from torch import nn
+
+    block = _block_class()
+
     class TinyGPT(nn.Module):
         """Token and position embeddings, ``layers`` blocks, a final norm, a linear head."""
 
@@ -96,7 +105,7 @@ def _model_classes() -> tuple[type, type]:
             super().__init__()
             self.embed = nn.Embedding(vocab, width)
             self.position = nn.Embedding(context, width)
-            self.blocks = nn.ModuleList(Block(width, heads) for _ in range(layers))
+            self.blocks = nn.ModuleList(block(width, heads) for _ in range(layers))
             self.norm = nn.LayerNorm(width)
             self.head = nn.Linear(width, vocab, bias=False)
             # GPT-2's initialisation: N(0, 0.02), residual outputs scaled by 1/sqrt(2 layers)
@@ -118,7 +127,7 @@ def _model_classes() -> tuple[type, type]:
                 x = block(x)
             return self.head(self.norm(x))
 
-    return Block, TinyGPT
+    return TinyGPT
 
 
 class Transformer(TorchProblem):
@@ -184,8 +193,7 @@ class Transformer(TorchProblem):
             yield x[idx], y[idx]
 
     def make_model(self) -> Any:
-        _, tiny_gpt = _model_classes()
-        return tiny_gpt(VOCAB_SIZE, self.context, self.width, self.heads, self.layers)
+        return _gpt_class()(VOCAB_SIZE, self.context, self.width, self.heads, self.layers)
 
     def loss_fn(self, model: Any, batch: Any) -> Any:
         tokens, targets = batch

@@ -51,6 +51,19 @@ def _min(xp: Any, a: Any, b: Any) -> Any:
     return xp.where(a <= b, a, b)
 
 
+def _pick(xp: Any, cond: Any, a: Any, b: Any) -> Any:
+    """``a`` where ``cond`` holds, else ``b`` (per setting when ``cond`` is an array)."""
+    if is_array(cond):
+        return xp.where(cond, a, b)
+    return a if cond else b
+
+
+def _unless_frozen(xp: Any, moving: Any, new: tuple, old: tuple) -> tuple:
+    """The new values where ``lr > 0``, the old ones where ``lr = 0`` (prodigyopt skips
+    its statistics then)."""
+    return tuple(_pick(xp, moving, a, b) for a, b in zip(new, old, strict=True))
+
+
 def _estimate(
     xp: Any, d: Any, d0: Any, d_max: Any, d_hat: Any, growth_rate: Any
 ) -> tuple[Any, Any]:
@@ -146,27 +159,14 @@ def update(
     d_hat = d_coef * numerator / xp.where(seen, denom, 1.0)
     d_hat = xp.where(seen, d_hat, d)
     new_d, new_d_max = _estimate(xp, d, d0, d_max, d_hat, growth_rate)
-    moving = lr > 0
-    if is_array(moving):
-        new_d, new_d_max, numerator, m, v, s = (
-            xp.where(moving, new, old)
-            for new, old in (
-                (new_d, d),
-                (new_d_max, d_max),
-                (numerator, old_numerator),
-                (m, state.exp_avg),
-                (v, state.exp_avg_sq),
-                (s, state.s),
-            )
-        )
-    elif not moving:
-        new_d, new_d_max, numerator = d, d_max, old_numerator
-        m, v, s = state.exp_avg, state.exp_avg_sq, state.s
+    new_d, new_d_max, numerator, m, v, s = _unless_frozen(
+        xp,
+        lr > 0,
+        (new_d, new_d_max, numerator, m, v, s),
+        (d, d_max, old_numerator, state.exp_avg, state.exp_avg_sq, state.s),
+    )
     # prodigyopt steps along d' g (the new estimate) when it keeps no first moment
-    if is_array(beta1):
-        step = xp.where(beta1 == 0, new_d * grad, m)
-    else:
-        step = new_d * grad if beta1 == 0 else m
+    step = _pick(xp, beta1 == 0, new_d * grad, m)
     delta = -dlr * step / (xp.sqrt(v) + new_d * eps)
     if is_on(weight_decay) and decouple:
         delta = delta - (weight_decay * dlr) * param
