@@ -2,8 +2,8 @@
 
 The transformer LM of ``optimlab.problems`` (2 layers, width 64, characters of Python's
 own documentation) is trained with AdamW for 300 steps under a cosine decay, with and
-without a linear warmup over the first 10% of the steps, at a moderate and at a high
-peak learning rate, for several seeds. A seed sets the initial weights and the order of
+without a linear warmup over the first 10% of the steps, at the best peak learning rate
+of this budget (3e-3) and at three and ten times it, for five seeds. A seed sets the initial weights and the order of
 the training windows; both arms of a pair share it, so the per-seed difference of the
 final held-out loss (no warmup minus warmup) isolates the schedule. The verdict per
 learning rate comes from a 95% Student-t interval of that paired difference: warmup
@@ -27,7 +27,7 @@ from optimlab.lab.engine import Setting, run
 # two-sided 95% quantiles of Student's t by degrees of freedom (n - 1 seeds)
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
-FULL = {"problem": {}, "steps": 300, "seeds": 5, "lrs": (3e-3, 3e-2)}
+FULL = {"problem": {}, "steps": 300, "seeds": 5, "lrs": (3e-3, 1e-2, 3e-2)}
 QUICK = {
     "problem": {"width": 16, "heads": 2, "context": 16, "n_val": 8},
     "steps": 40,
