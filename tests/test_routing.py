@@ -249,3 +249,26 @@ def test_muon_class_still_refuses_a_vector_alone() -> None:
     opt.param_groups[0]["params"][0].grad = torch.ones(3)
     with pytest.raises(ValueError, match="2-D parameters"):
         opt.step()
+
+
+def test_llm_doc_code_runs_and_shows_the_real_table(capsys) -> None:
+    """The python blocks of docs/llm.md run in order; the table it shows is the plan's."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "llm.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    ns: dict = {}
+    exec(compile(blocks[0], "docs/llm.md", "exec"), ns)
+    printed = capsys.readouterr().out.splitlines()
+    shown = re.search(r"```python\n.*?```\n```\n(.*?)```", text, re.S)[1].splitlines()
+    assert shown[:8] == printed[:8] and shown[-3:] == printed[-3:] and shown[8] == "..."
+    exec(compile(blocks[1], "docs/llm.md", "exec"), ns)
+    assert [g.get("optimizer", "muon") for g in ns["opt"].param_groups] == [
+        "muon",
+        "adamw",
+        "adamw",
+    ]
+    exec(compile(blocks[2], "docs/llm.md", "exec"), ns)
+    assert ns["opt"].param_groups[0]["train_mode"] is False  # it ends in eval mode
