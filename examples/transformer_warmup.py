@@ -3,9 +3,10 @@
 The transformer LM of ``optimlab.problems`` (2 layers, width 64, characters of Python's
 own documentation) is trained with AdamW for 300 steps under a cosine decay, with and
 without a linear warmup over the first 10% of the steps, at the best peak learning rate
-of this budget (3e-3) and at three and ten times it, for five seeds. A seed sets the initial weights and the order of
-the training windows; both arms of a pair share it, so the per-seed difference of the
-final held-out loss (no warmup minus warmup) isolates the schedule. The verdict per
+of this budget (3e-3) and at three and ten times it, for five seeds. A seed sets the
+initial weights and the order of the training windows; both arms of a pair share it, so
+the per-seed difference of the final held-out loss (no warmup minus warmup) isolates the
+schedule. The verdict per
 learning rate comes from a 95% Student-t interval of that paired difference: warmup
 helps if the interval lies above 0, hurts if below, and otherwise the seeds cannot tell.
 
