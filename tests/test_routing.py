@@ -272,3 +272,19 @@ def test_llm_doc_code_runs_and_shows_the_real_table(capsys) -> None:
     ]
     exec(compile(blocks[2], "docs/llm.md", "exec"), ns)
     assert ns["opt"].param_groups[0]["train_mode"] is False  # it ends in eval mode
+
+
+def test_lab_passes_the_config_axis_to_a_reducing_option() -> None:
+    """Adam with ``cautious`` reduces per tensor: batched settings need ``batch_ndim``
+    (torch models and test functions), and equal the settings run alone."""
+    p = problems.get("mlp", hidden=16, n_train=256, n_val=64, batch_size=32, dtype="float64")
+    settings = [
+        Setting("adam", {"lr": 1e-2, "cautious": True}),
+        Setting("adamw", {"lr": 3e-2, "cautious": True}, seed=1),
+    ]
+    for problem in (p, "rosenbrock"):
+        batched = run(problem, settings, 5)
+        alone = run(problem, settings, 5, batched=False)
+        for a, b in zip(batched, alone, strict=True):
+            assert a.status == "finished"
+            assert_close(a.loss, b.loss)

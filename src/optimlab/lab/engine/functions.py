@@ -61,7 +61,7 @@ class FunctionBackend:
     def __init__(self, problem: TestFunction, group: Group, array: str = "numpy") -> None:
         self.ops: Any = _Torch() if array == "torch" else _NumPy()
         self.problem, self.rule = problem, group.rule
-        extra = {} if self.rule.elementwise else {"batch_ndim": 1}
+        extra = {} if self.rule.elementwise_with(group.flags) else {"batch_ndim": 1}
         self.x = self.ops.array(np.stack([problem.init(seed) for seed in group.seeds]))
         self.state = self.rule.init(self.x, **extra)
         floats = {k: self.ops.array(v[:, None]) for k, v in group.floats.items()}

@@ -93,8 +93,9 @@ class Stepper:
 
     def __init__(self, unit_list: list[Unit], params: Mapping[str, torch.Tensor], batched: bool):
         self.units, self.batched = unit_list, batched
-        self.extra = [
-            {"batch_ndim": 1} if batched and not u.rule.elementwise else {} for u in unit_list
+        self.extra = [  # the config axis, for rules that reduce (Adam's cautious mask too)
+            {"batch_ndim": 1} if batched and not u.rule.elementwise_with(u.flags) else {}
+            for u in unit_list
         ]
         self.hp: list[dict[str, Any]] = []
         for u in unit_list:
