@@ -957,3 +957,143 @@ def torch_reference(name: str) -> Any:
 
         _LIFTED["muon"] = MuonFullPrecision
     return _LIFTED["muon"]
+
+
+# --------------------------------------------------------------------------- Prodigy, Lookahead
+# Rows for the group-wide rule and the wrapper; their references are the papers' loops
+# (Prodigy as the authors' prodigyopt 1.1 computes it, one d for the whole parameter).
+
+_TABLE_PRODIGY_LOOKAHEAD: dict[str, list[tuple[dict[str, Any], str]]] = {
+    "prodigy": [
+        ({}, "defaults"),
+        ({"beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.1, "d0": 1e-3}, "betas-wd"),
+        ({"lr": 0.5, "d_coef": 2.0}, "half-lr"),
+        ({"weight_decay": 0.1, "decouple": False, "use_bias_correction": True}, "l2-bias"),
+        (
+            {
+                "safeguard_warmup": True,
+                "growth_rate": 1.02,
+                "d_coef": 0.5,
+                "beta3": 0.9,
+                "d0": 1e-4,
+            },
+            "safeguard-growth",
+        ),
+        ({"beta1": 0.0, "d0": 1e-3}, "no-momentum"),
+    ],
+    "lookahead": [
+        ({}, "defaults"),
+        ({"lr": 0.01, "k": 3, "alpha": 0.8, "beta1": 0.8, "beta2": 0.95, "eps": 1e-6}, "betas"),
+        ({"lr": 0.01, "k": 1, "alpha": 0.3, "weight_decay": 0.1, "amsgrad": True}, "k1-amsgrad"),
+        ({"lr": 0.01, "k": 4, "cautious": True, "bias_correction": False}, "cautious"),
+        ({"lr": 0.01, "alpha": 1.0, "weight_decay": 0.0}, "alpha-one"),
+    ],
+}
+CASES = CASES + tuple(
+    Case(name, hp, label) for name, rows in _TABLE_PRODIGY_LOOKAHEAD.items() for hp, label in rows
+)
+_SAMPLERS.update(
+    {
+        "d0": lambda r: float(10 ** r.uniform(-6, -3)),
+        "d_coef": lambda r: float(r.uniform(0.5, 2.0)),
+        "beta3": lambda r: float(r.uniform(0.8, 0.99)),
+        "growth_rate": lambda r: float(r.uniform(1.01, 1.1)),
+    }
+)
+_EXPLICIT_PRODIGY_LOOKAHEAD = [
+    Invalid("prodigy", {"d0": 0.0}, "d0 must be > 0, got 0.0"),
+    Invalid("prodigy", {"d_coef": -1.0}, "d_coef must be > 0, got -1.0"),
+    Invalid("prodigy", {"growth_rate": 0.5}, "growth_rate must be None or >= 1, got 0.5"),
+    Invalid("prodigy", {"beta3": 1.0}, "beta3 must be None or in [0, 1), got 1.0"),
+    Invalid("prodigy", {"beta1": 1.0}, "beta1 must be in [0, 1), got 1.0"),
+    Invalid("prodigy", {"eps": 0.0}, "eps must be > 0, got 0.0"),
+    Invalid("prodigy", {"decouple": 1}, "decouple must be True or False, got 1"),
+    Invalid("lookahead", {"k": 0}, "k must be an integer in [1, 1000000], got 0"),
+    Invalid("lookahead", {"k": 2.5}, "k must be an integer in [1, 1000000], got 2.5"),
+    Invalid("lookahead", {"alpha": 1.5}, "alpha must be in [0, 1], got 1.5"),
+    Invalid("lookahead", {"beta1": 1.0}, "beta1 must be in [0, 1), got 1.0"),
+    Invalid("lookahead", {"decoupled_weight_decay": False}, "unknown hyperparameter"),
+]
+INVALID = INVALID + tuple(_EXPLICIT_PRODIGY_LOOKAHEAD)
+
+
+def _prodigy(
+    p, grads, lr, beta1, beta2, beta3, eps, weight_decay, decouple, use_bias_correction,
+    safeguard_warmup, d0, d_coef, growth_rate,
+):  # fmt: skip
+    """Mishchenko & Defazio 2024, Algorithm 4 (Adam form), as prodigyopt 1.1 computes it."""
+    beta3 = math.sqrt(beta2) if beta3 is None else beta3
+    growth = math.inf if growth_rate is None else growth_rate
+    d, d_max, num = d0, d0, 0.0
+    p0, s, m, v, out = p.copy(), np.zeros_like(p), np.zeros_like(p), np.zeros_like(p), []
+    for k, g in enumerate(grads):
+        bias = (
+            math.sqrt(1 - beta2 ** (k + 1)) / (1 - beta1 ** (k + 1)) if use_bias_correction else 1
+        )
+        dlr = d * lr * bias
+        if not decouple:
+            g = g + weight_decay * p
+        num = beta3 * num + (d / d0) * dlr * float(np.sum(g * (p0 - p)))
+        m = beta1 * m + d * (1 - beta1) * g
+        v = beta2 * v + d * d * (1 - beta2) * g * g
+        s = beta3 * s + (d / d0) * (d if safeguard_warmup else dlr) * g
+        denom = float(np.sum(np.abs(s)))
+        d_hat = d_coef * num / denom if denom > 0 else d
+        if lr > 0:
+            d_next = max(d, d_hat) if d == d0 else d
+            d_max = max(d_max, d_hat)
+            d_next = min(d_max, d_next * growth)
+        else:
+            d_next = d
+        if decouple:
+            p = p - weight_decay * dlr * p
+        p = p - dlr * (d_next * g if beta1 == 0 else m) / (np.sqrt(v) + d_next * eps)
+        d = d_next
+        out.append(p)
+    return out
+
+
+def _adam_stepper(hp):
+    """One step of (decoupled, cautious, AMSGrad) Adam at a time, for a wrapper's loop."""
+    lr, beta1, beta2, eps, wd = (hp[k] for k in ("lr", "beta1", "beta2", "eps", "weight_decay"))
+    st = {"t": 0, "m": 0.0, "v": 0.0, "v_max": 0.0}
+
+    def step(p, g):
+        st["t"] += 1
+        t = st["t"]
+        if hp["decoupled_weight_decay"]:
+            p = p * (1 - lr * wd)
+        else:
+            g = g + wd * p
+        st["m"] = beta1 * st["m"] + (1 - beta1) * g
+        st["v"] = beta2 * st["v"] + (1 - beta2) * g**2
+        st["v_max"] = np.maximum(st["v_max"], st["v"])
+        v_use = st["v_max"] if hp["amsgrad"] else st["v"]
+        c1, c2 = (1 - beta1**t, 1 - beta2**t) if hp["bias_correction"] else (1.0, 1.0)
+        u = (st["m"] / c1) / (np.sqrt(v_use / c2) + eps)
+        return p - lr * (_cautious_scale(u, g) if hp["cautious"] else u)
+
+    return step
+
+
+def _lookahead_both(p, grads, k, alpha, **hp):
+    """Zhang et al. 2019, Algorithm 1 around AdamW: (fast weights, slow weights) per step."""
+    step, slow, fast, slows = _adam_stepper({**hp, "decoupled_weight_decay": True}), p, p, []
+    out = []
+    for t, g in enumerate(grads, start=1):
+        fast = step(fast, g)
+        if t % k == 0:
+            slow = slow + alpha * (fast - slow)
+            fast = slow
+        out.append(fast)
+        slows.append(slow)
+    return out, slows
+
+
+REFERENCES.update(
+    {
+        "prodigy": (_prodigy, {}),
+        "lookahead": (lambda p, grads, **hp: _lookahead_both(p, grads, **hp)[0], {}),
+    }
+)
+EVAL_REFERENCES["lookahead"] = lambda p, grads, **hp: _lookahead_both(p, grads, **hp)[1]

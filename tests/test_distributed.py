@@ -15,6 +15,7 @@ from cases import CASES, Case
 from torch_cases import ours_kwargs, shapes_for
 
 from optimlab.optim import CLASSES, AdamW
+from optimlab.rules.registry import get_rule
 
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available():  # pragma: no cover - torch built without distributed
@@ -76,13 +77,24 @@ def run_both(case: Case, mesh, steps: int = 3, foreach: bool | None = None):
     return plain_opt, sharded_opt, plain, sharded
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+GROUP_WIDE = [c for c in CASES if get_rule(c.name).group_wide]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c not in GROUP_WIDE], ids=lambda c: c.id)
 def test_dtensor_parameters_step_like_plain_ones(mesh, case: Case) -> None:
     plain_opt, sharded_opt, plain, sharded = run_both(case, mesh)
     for p, q in zip(plain, sharded, strict=True):
         assert isinstance(q, DTensor)
         assert torch.equal(q.full_tensor(), p)
     assert_same_state(plain_opt, sharded_opt, plain, sharded)
+
+
+@pytest.mark.parametrize("case", GROUP_WIDE[:1], ids=lambda c: c.id)
+def test_group_wide_rules_refuse_dtensor_parameters(mesh, case: Case) -> None:
+    """Prodigy's d sums over the whole group: sharded parameters are refused up front."""
+    sharded = [torch.nn.Parameter(shard(torch.ones(4, 2, dtype=torch.float64), mesh))]
+    with pytest.raises(ValueError, match="prodigy sums over every parameter of its group"):
+        CLASSES[case.name](sharded, **ours_kwargs(case))
 
 
 @pytest.mark.parametrize("name", ["adamw", "lion", "adafactor"])

@@ -65,9 +65,7 @@ def test_vmap_equals_per_setting_runs(name):
 
 def test_shared_seed_batches_and_every_optimizer():
     p = _small("mlp")
-    for opt in optimlab.list_optimizers():
-        if optimlab.get_rule(opt).param_ndim is not None:
-            continue  # Muon: matrices only, until parameters are routed (issue 13, item 4)
+    for opt in optimlab.list_optimizers():  # Muon too: its other parameters go to AdamW
         settings = [Setting(opt, {"lr": lr}) for lr in (1e-3, 1e-2)]
         batched = run(p, settings, 4)
         alone = run(p, settings, 4, batched=False)

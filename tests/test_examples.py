@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import optimlab
@@ -134,3 +135,90 @@ def test_teaching_doc_code_runs(tmp_path, monkeypatch):
     assert set(ns["curves"]) == {"gd", "adam", "rmsprop"}
     assert not math.isfinite(ns["final"][10.0]) or ns["final"][10.0] > 5.0  # lr 10 diverges
     assert ns["opt"].step == 100 and (tmp_path / "opt.npz").exists()
+
+
+# --------------------------------------------------------------------------- the LLM case
+# The transformer examples train models: their --quick mode (a tiny model, a few steps)
+# is what runs here; docs/llm.md shows the full runs' output.
+
+
+def run_training_example(name: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_reference_parity_table():
+    out = run_training_example("reference_parity.py")
+    rows = re.findall(
+        r"^(prodigy|lookahead)\s+(\S+)\s+.*?\s(\d\.\de[+-]\d+)\s+([\d.]+)$", out, re.M
+    )
+    assert [r[0] for r in rows] == ["prodigy"] * 6 + ["lookahead"] * 4
+    for _, _, diff, moved in rows:
+        assert float(diff) < 1e-10 and float(moved) > 0.1
+
+
+@pytest.mark.slow  # trains small transformers: CI runs it (-m slow)
+def test_transformer_warmup_quick():
+    out = run_training_example("transformer_warmup.py", "--quick")
+    seeds = {
+        (m[1], m[2]): [float(v) for v in m[3].split()]
+        for m in re.finditer(r"^\s+lr=(\S+)\s+(no warmup|warmup): ([\d. ]+?)\s+median", out, re.M)
+    }
+    assert len(seeds) == 4 and all(len(v) == 2 for v in seeds.values())
+    verdicts = re.findall(
+        r"^\s+lr=(\S+): ([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]\s+-> (.+)$", out, re.M
+    )
+    assert len(verdicts) == 2
+    for lr, mean, lo, hi, verdict in verdicts:
+        diffs = np.subtract(seeds[(lr, "no warmup")], seeds[(lr, "warmup")])
+        assert float(mean) == pytest.approx(diffs.mean(), abs=2e-4)
+        assert float(lo) <= float(mean) <= float(hi)
+        expected = (
+            "warmup helps" if float(lo) > 0 else "warmup hurts" if float(hi) < 0 else "no clear"
+        )
+        assert verdict.startswith(expected)
+
+
+@pytest.mark.slow  # trains small transformers: CI runs it (-m slow)
+def test_weight_decay_quick():
+    out = run_training_example("weight_decay.py", "--quick")
+    rows = {
+        float(m[1]): tuple(float(x) for x in m.groups()[1:])
+        for m in re.finditer(
+            r"^\s+([\d.e-]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M
+        )
+    }
+    assert set(rows) == {0.0, 0.1, 1.0}
+    adam_loss, adam_norm, adamw_loss, adamw_norm = rows[0.0]
+    assert (adam_loss, adam_norm) == (adamw_loss, adamw_norm)  # no decay: the same rule
+    # L2 in Adam pulls the small-gradient embedding rows to zero at ~lr per step;
+    # AdamW's decoupled decay shrinks by the factor (1 - lr wd) per step only
+    assert rows[1.0][1] < 0.5 * rows[1.0][3]
+    assert rows[0.1][1] < rows[0.1][3]
+
+
+@pytest.mark.slow  # trains small transformers: CI runs it (-m slow)
+def test_ranking_transfer_quick():
+    out = run_training_example("ranking_transfer.py", "--quick")
+    orders = {}
+    for block in re.split(r"^(mlp|transformer):$", out, flags=re.M)[1:]:
+        orders.setdefault("pending", []).append(block)
+    names = orders.pop("pending")
+    for name, body in zip(names[::2], names[1::2], strict=True):
+        orders[name] = re.findall(r"^\s+\d\. (\S+)", body, re.M)
+    assert (
+        sorted(orders["mlp"])
+        == sorted(orders["transformer"])
+        == sorted(["adamw", "muon", "lion", "adamw_schedulefree"])
+    )
+    tau = float(re.search(r"Kendall's tau between the two rankings: ([+-][\d.]+)", out)[1])
+    pos = {o: i for i, o in enumerate(orders["transformer"])}
+    pairs = [(a, b) for i, a in enumerate(orders["mlp"]) for b in orders["mlp"][i + 1 :]]
+    agree = sum(pos[a] < pos[b] for a, b in pairs)
+    assert tau == pytest.approx((2 * agree - len(pairs)) / len(pairs), abs=0.01)

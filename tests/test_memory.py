@@ -33,6 +33,8 @@ SLOTS = {
     "ademamix": 3,
     "mars": 3,
     "lamb": 2,
+    "prodigy": 4,  # s, x0, and the two moments (d and its sums are one number per group)
+    "lookahead": 3,  # AdamW's two moments and the slow weights
 }
 
 

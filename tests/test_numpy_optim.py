@@ -90,7 +90,9 @@ def test_goes_downhill_on_a_quadratic(name, rng):
     def loss(w):
         return float(np.sum(scale * w * w))
 
-    lr = {"lion": 0.01, "adafactor": 0.05, "sgd": 0.05, "adadelta": 10.0}.get(name, 0.02)
+    lr = {"lion": 0.01, "adafactor": 0.05, "sgd": 0.05, "adadelta": 10.0, "prodigy": 1.0}.get(
+        name, 0.02
+    )  # Prodigy estimates the step size itself: its lr multiplies it (1 as published)
     opt = optimlab.numpy_optimizer(name, lr=lr)
     w = w0
     for _ in range(20):

@@ -78,6 +78,7 @@ def test_base_rows() -> None:
         "momentum",
         "nesterov",
         "adamw",
+        "lookahead",  # Lookahead wrapped around the adamw row
     }
 
 
@@ -104,6 +105,8 @@ def test_rows_without_torch_twin() -> None:
         "ademamix",
         "mars",
         "lamb",
+        "prodigy",
+        "lookahead",
     }
     assert not hasattr(torch.optim, "Lion")
 
@@ -128,13 +131,21 @@ def test_capabilities_live_in_data() -> None:
         "muon",
         "mars",
         "lamb",
+        "prodigy",
     ]
-    assert [n for n in NAMES if get_rule(n).reducing_options] == ["adam", "adamw", "lion"]
+    assert [n for n in NAMES if get_rule(n).reducing_options] == [
+        "adam",
+        "adamw",
+        "lion",
+        "lookahead",  # around adamw: its cautious option
+    ]
+    assert [n for n in NAMES if get_rule(n).group_wide] == ["prodigy"]
     assert [n for n in NAMES if get_rule(n).param_ndim is not None] == ["muon"]
     assert [n for n in NAMES if get_rule(n).eval_point is not None] == [
         "asgd",
         "sgd_schedulefree",
         "adamw_schedulefree",
+        "lookahead",
     ]
     torch_classes = {s.torch_class for s in REGISTRY}
     assert {"Adagrad", "RMSprop", "NAdam", "RAdam", "Adafactor", "Lion"} <= torch_classes

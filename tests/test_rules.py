@@ -388,7 +388,9 @@ def _moves_on_zero_grad(case: Case) -> bool:
         return True
     if hp.get("cautious"):
         return False  # a zero gradient agrees with no direction: the mask stops every step
-    if case.name in ("adam", "adamw", "nadam", "radam", "lion", "adamax", "lamb"):
+    if case.name in ("adam", "adamw", "nadam", "radam", "lion", "adamax", "lamb", "prodigy"):
+        return hp["beta1"] > 0  # their first moment keeps stepping
+    if case.name == "lookahead":  # around AdamW
         return hp["beta1"] > 0  # their first moment keeps stepping
     if case.name in ("ademamix", "mars", "adamw_schedulefree"):
         return True  # the slow momentum; the gradient correction; x moving towards z

@@ -11,6 +11,7 @@ reference class the arguments follow the rule's order.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 from ..core import checks
-from ..rules.registry import OptimizerSpec
+from ..rules.registry import OptimizerSpec, get_spec
 
 P = inspect.Parameter
 
@@ -189,3 +190,18 @@ def build_arguments(spec: OptimizerSpec) -> Arguments:
         extra.append(P(flag, P.KEYWORD_ONLY, default=default))
     args = (*used, *rest)
     return Arguments(spec, args, tuple(flags), frozen, inspect.Signature([*sig, *extra]))
+
+
+@functools.cache
+def arguments_for(name: str) -> Arguments:
+    """The ``Arguments`` of the registered optimizer ``name`` (a param group that names
+    another rule is validated and stepped with these)."""
+    return build_arguments(get_spec(name))
+
+
+def group_defaults(arguments: Arguments) -> dict[str, Any]:
+    """Every constructor default of a generated class but ``params``: what a param
+    group of that class holds when nothing is given."""
+    return {
+        name: p.default for name, p in arguments.signature.parameters.items() if name != "params"
+    }

@@ -14,16 +14,31 @@ State is a plain dict per parameter (the rule's state fields, ``count`` first), 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
-from ..rules.registry import OptimizerSpec
+from ..rules.base import Rule
+from ..rules.registry import OptimizerSpec, get_spec
+from . import evaluation
 from . import state_dict as state_dicts
-from .arguments import Arguments
+from .arguments import EXTRA_FLAGS, TORCH_FLAGS, Arguments, arguments_for, group_defaults
+from .group_wide import GroupWidePath
 from .multi_tensor import MultiTensorPath
 from .plain import GroupStep, PlainPath
-from .sharded import ShardedStep
+from .sharded import ShardedStep, is_dtensor
+
+Path = PlainPath | MultiTensorPath | GroupWidePath
+
+
+class RulePaths(NamedTuple):
+    """One rule's ways to step a group: the plain reference, the faster path (multi-tensor,
+    or group-wide for Prodigy) and the step of DTensor parameters (local shards) over them."""
+
+    plain: PlainPath
+    fast: MultiTensorPath | GroupWidePath
+    sharded: ShardedStep
+
 
 _SET_ERROR = (
     "optimizer parameters must be an ordered collection (a list), not a set: "
@@ -61,11 +76,19 @@ class RuleOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     def _start_paths(self) -> None:
-        """The paths a group's step can take, and the cache of validated hyperparameters."""
-        self._plain = PlainPath(self.spec.rule)
-        self._multi_tensor = MultiTensorPath(self._plain)
-        self._sharded = ShardedStep(self._plain)  # DTensor parameters: local shards
+        """The paths a group's step can take (made per rule on first use), and the cache
+        of validated hyperparameters."""
+        self._paths: dict[str, RulePaths] = {}
         self._validated: dict[tuple, dict[str, Any]] = {}
+
+    def _paths_of(self, rule: Rule) -> RulePaths:
+        """The plain path of ``rule``, its faster one (group-wide for Prodigy) and the step
+        of DTensor parameters over them."""
+        if rule.name not in self._paths:
+            plain = PlainPath(rule)
+            fast = GroupWidePath(plain) if rule.group_wide else MultiTensorPath(plain)
+            self._paths[rule.name] = RulePaths(plain, fast, ShardedStep(plain))
+        return self._paths[rule.name]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # unpickling, deepcopy and load_state_dict: new state, so fresh paths
@@ -76,6 +99,30 @@ class RuleOptimizer(torch.optim.Optimizer):
     def spec(self) -> OptimizerSpec:
         """The registry row this optimizer runs."""
         return self._arguments.spec
+
+    def group_arguments(self, group: dict[str, Any]) -> Arguments:
+        """The arguments of the rule that steps ``group``: this class's, or those of the
+        registered optimizer the group names under ``"optimizer"`` (``routing``)."""
+        other = group.get("optimizer")
+        return self._arguments if other is None else arguments_for(other)
+
+    def group_rule(self, group: dict[str, Any]) -> Rule:
+        """The rule that steps ``group``."""
+        return self.group_arguments(group).spec.rule
+
+    # -- evaluation point -------------------------------------------------------------
+
+    def eval(self) -> None:
+        """Put every parameter at its rule's evaluation point (``Rule.eval_point``:
+        schedule-free's average ``x``, ASGD's average, Lookahead's slow weights), keeping
+        the training point to restore; call before evaluating or saving the model. A
+        no-op for rules that evaluate where they step. ``step`` refuses to run until
+        :meth:`train`."""
+        evaluation.to_eval(self)
+
+    def train(self) -> None:
+        """Put the training points back exactly (bitwise) after :meth:`eval`."""
+        evaluation.to_train(self)
 
     # -- construction -------------------------------------------------------------------
 
@@ -92,11 +139,35 @@ class RuleOptimizer(torch.optim.Optimizer):
             params = list(params)
         tensors = [p[1] if isinstance(p, tuple) else p for p in params]
         names = [p[0] if isinstance(p, tuple) else None for p in params]
-        self._check_params(tensors, names)
-        self._arguments.validate({**self.defaults, **param_group})
-        super().add_param_group({**param_group, "params": params})
+        param_group = {**param_group, "params": params}
+        defaults = self._defaults_for(param_group)
+        arguments = self.group_arguments(param_group)
+        self._check_params(tensors, names, arguments.spec.rule)
+        arguments.validate({**defaults, **param_group})
+        given = set(param_group)
+        super().add_param_group({**defaults, **param_group})
+        added = self.param_groups[-1]
+        for key in set(self.defaults) - set(defaults) - given:  # this class's own keys
+            del added[key]
 
-    def _check_params(self, tensors: list[Any], names: list[str | None]) -> None:
+    def _defaults_for(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The defaults of a new group: this optimizer's, or, for a group naming another
+        registered optimizer, that one's (its rule's defaults, this optimizer's flags).
+        The name is checked and stored canonically; naming this optimizer's own rule is
+        the same as naming none."""
+        other = group.get("optimizer")
+        if other is None:
+            return self.defaults
+        name = get_spec(other).name  # an unknown name raises, suggesting the closest
+        if name == self.spec.name:
+            del group["optimizer"]
+            return self.defaults
+        group["optimizer"] = name
+        shared = {*TORCH_FLAGS, *EXTRA_FLAGS} & set(self.defaults)
+        own = group_defaults(arguments_for(name))
+        return {**own, **{k: self.defaults[k] for k in shared if k in own}}
+
+    def _check_params(self, tensors: list[Any], names: list[str | None], rule: Rule) -> None:
         seen: dict[int, int] = {}
         for i, p in enumerate(tensors):
             if not isinstance(p, torch.Tensor):
@@ -108,19 +179,26 @@ class RuleOptimizer(torch.optim.Optimizer):
                     f"(also at position {seen[id(p)]})"
                 )
             seen[id(p)] = i
-            if p.is_complex() and not self.spec.rule.elementwise:
+            if p.is_complex() and not rule.elementwise:
                 raise ValueError(
                     f"{type(self).__name__} does not support complex parameters "
                     f"(parameter {label} is {p.dtype}); optimize torch.view_as_real(p) instead"
                 )
             if p.layout != torch.strided:
                 raise ValueError(f"parameter {label} is sparse; sparse parameters are unsupported")
+            if rule.group_wide and is_dtensor(p):
+                raise ValueError(
+                    f"{rule.name} sums over every parameter of its group, which sharded "
+                    f"(DTensor) parameters would split across ranks: parameter {label} is a "
+                    "DTensor; give FSDP-sharded parameters to another optimizer"
+                )
 
     # -- stepping -------------------------------------------------------------------------
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient; returns the closure's loss."""
+        evaluation.check_training(self)
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -130,7 +208,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         for item in work:
             group = self.param_groups[item.index]
             path = self._path(group, item.hyperparams)
-            self._sharded.step(path, self.state, item, group.get("param_names") or [])
+            sharded = self._paths_of(self.group_rule(group)).sharded
+            sharded.step(path, self.state, item, group.get("param_names") or [])
         return loss
 
     def _work(self, gi: int, group: dict[str, Any]) -> GroupStep | None:
@@ -152,20 +231,24 @@ class RuleOptimizer(torch.optim.Optimizer):
         maximize = bool(group.get("maximize", False))
         return GroupStep(gi, active, group["params"], hp, maximize, group.get("state_dtype"))
 
-    def _path(
-        self, group: dict[str, Any], hyperparams: dict[str, Any]
-    ) -> PlainPath | MultiTensorPath:
-        """The plain rule with ``foreach=False`` or where the rule is not elementwise with
-        these hyperparameters (Adam with ``cautious``), else the multi-tensor path."""
-        if self.spec.rule.elementwise_with(hyperparams) and group.get("foreach") is not False:
-            return self._multi_tensor
-        return self._plain
+    def _path(self, group: dict[str, Any], hyperparams: dict[str, Any]) -> Path:
+        """The group-wide path for a group-wide rule (Prodigy); else the plain rule with
+        ``foreach=False`` or where the rule is not elementwise with these hyperparameters
+        (Adam with ``cautious``), else the multi-tensor path."""
+        rule = self.group_rule(group)
+        plain, fast, _ = self._paths_of(rule)
+        if rule.group_wide:
+            return fast
+        if rule.elementwise_with(hyperparams) and group.get("foreach") is not False:
+            return fast
+        return plain
 
     def _group_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
         """The rule's validated hyperparameters for ``group`` (validation cached by value)."""
-        raw = self._arguments.rule_kwargs(group)
-        flags = tuple(group.get(f) for f in self._arguments.flags)
-        values = (*raw.values(), *flags)
+        arguments = self.group_arguments(group)
+        raw = arguments.rule_kwargs(group)
+        flags = tuple(group.get(f) for f in arguments.flags)
+        values = (arguments.spec.name, *raw.values(), *flags)
         key: tuple | None = None
         if not any(isinstance(v, torch.Tensor) for v in values):  # tensors can change in place
             key = tuple((type(v), v) for v in values)
@@ -176,7 +259,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         cache = self._validated
         if key is not None and key in cache:
             return cache[key]
-        hp = self._arguments.validate(group)
+        hp = arguments.validate(group)
         if key is not None:
             if len(cache) > 64:
                 cache.clear()
@@ -210,13 +293,16 @@ class RuleOptimizer(torch.optim.Optimizer):
             if result is not None:
                 state_dict = result
         groups, new_state = state_dicts.prepare_load(
-            state_dict,
-            self.param_groups,
-            self.defaults,
-            validate=self._arguments.validate,
-            fields=self._plain.fields,
-            owner=type(self).__name__,
+            state_dict, self.param_groups, describe=self._describe, owner=type(self).__name__
         )
         self.__setstate__({"state": new_state, "param_groups": groups})  # new paths too
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
+
+    def _describe(self, group: dict[str, Any]) -> state_dicts.GroupRule:
+        """What loading needs to know of the rule of a (saved) param group."""
+        defaults = self._defaults_for(dict(group))
+        arguments = self.group_arguments(group)
+        rule = arguments.spec.rule
+        fields = self._paths_of(rule)[0].fields + evaluation.extra_fields(rule)
+        return state_dicts.GroupRule(rule.name, defaults, arguments.validate, fields)

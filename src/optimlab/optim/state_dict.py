@@ -11,9 +11,22 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+
+@dataclass(frozen=True)
+class GroupRule:
+    """What loading needs of the rule that steps a param group: its registry name, the
+    group defaults (for keys an older state dict lacks), its validation and the state
+    fields it keeps."""
+
+    name: str
+    defaults: Mapping[str, Any]
+    validate: Callable[[Mapping[str, Any]], Any]
+    fields: tuple[str, ...]
 
 
 def with_shapes(state_dict: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
@@ -62,17 +75,17 @@ def _copy_value(key: str, value: Any, param: torch.Tensor) -> Any:
 def prepare_load(
     state_dict: Mapping[str, Any],
     groups: list[dict[str, Any]],
-    defaults: Mapping[str, Any],
     *,
-    validate: Callable[[Mapping[str, Any]], Any],
-    fields: tuple[str, ...],
+    describe: Callable[[dict[str, Any]], GroupRule],
     owner: str,
 ) -> tuple[list[dict[str, Any]], defaultdict[Any, dict[str, Any]]]:
     """Checked, copied param groups and state to replace ``groups`` and their state.
 
-    ``defaults`` fill keys missing from saved groups (older state dicts), ``validate``
-    checks each group, ``fields`` are the state keys the rule keeps and ``owner`` names
-    the optimizer class in errors. Raises before anything is changed.
+    ``describe(group)`` gives the rule of a group (a group may name another registered
+    optimizer, see ``routing``): a saved group must be stepped by the same rule, its
+    defaults fill keys missing from saved groups (older state dicts), its ``validate``
+    checks the group and its ``fields`` are the state keys allowed. ``owner`` names the
+    optimizer class in errors. Raises before anything is changed.
     """
     if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
         raise ValueError("an optimizer state dict needs the keys 'state' and 'param_groups'")
@@ -82,13 +95,20 @@ def prepare_load(
             f"loaded state dict has {len(saved_groups)} parameter groups, "
             f"this optimizer has {len(groups)}"
         )
-    new_groups = []
+    new_groups, fields = [], {}
     for gi, (group, saved) in enumerate(zip(groups, saved_groups, strict=True)):
         _check_group(gi, group, saved)
+        rule, saved_rule = describe(group), describe(dict(saved))
+        if rule.name != saved_rule.name:
+            raise ValueError(
+                f"loaded state dict's param group {gi} is optimized by {saved_rule.name}, "
+                f"this optimizer's by {rule.name}"
+            )
         new = {k: copy.deepcopy(v) for k, v in saved.items() if k not in ("params", "param_shapes")}
-        for key, default in defaults.items():
+        for key, default in rule.defaults.items():
             new.setdefault(key, default)
-        validate(new)
+        rule.validate(new)
+        fields.update({id(p): rule.fields for p in group["params"]})
         new["params"] = group["params"]
         if "param_names" in group and "param_names" not in new:
             new["param_names"] = group["param_names"]
@@ -104,11 +124,11 @@ def prepare_load(
             state[k] = copy.deepcopy(value)
             continue
         p = id_map[k]
-        unknown = sorted(set(value) - set(fields))
+        unknown = sorted(set(value) - set(fields[id(p)]))
         if unknown:
             raise ValueError(
                 f"saved state of parameter {k} has {unknown[0]!r}, which "
-                f"{owner} does not keep (its state: {', '.join(fields)}); "
+                f"{owner} does not keep (its state: {', '.join(fields[id(p)])}); "
                 "was it saved by another optimizer?"
             )
         state[p] = {key: _copy_value(key, v, p) for key, v in value.items()}

@@ -36,6 +36,7 @@ from .functions import (
 )
 from .model_base import TorchProblem
 from .models import MLP, MODELS, Adding, LeastSquares, Logistic, Shapes
+from .transformer import Transformer
 from .user import UserProblem, from_callable
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "TestFunction",
     "TorchProblem",
     "TorchTask",
+    "Transformer",
     "UserProblem",
     "describe",
     "from_callable",
@@ -62,7 +64,8 @@ __all__ = [
     "register",
 ]
 
-_BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in (*FUNCTIONS, *MODELS)}
+_CLASSES: tuple[type[Problem], ...] = (*FUNCTIONS, *MODELS, Transformer)
+_BUILTIN: dict[str, type[Problem]] = {cls.name: cls for cls in _CLASSES}
 _REGISTERED: dict[str, Problem] = {}  # name -> problem, for this process (register)
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-.")
 

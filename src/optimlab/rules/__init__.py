@@ -16,9 +16,12 @@ What the rule form cannot hold, and why (so these are not registered):
   is quadratic in each dimension and the eigendecomposition needs ``xp.linalg``
   (``eigh``/``qr``) with batched leading axes, which the array namespace does not yet
   offer; it is left for a rule of its own with those primitives.
-- Prodigy (its step size estimated from every parameter together) and a Lookahead
-  wrapper (a rule around another rule) need cross-parameter and wrapper contracts:
-  scheduled after the layout of issue 9 lands.
+
+Prodigy estimates one step size from every parameter of a param group: it is an
+ordinary rule that reduces over its whole parameter, marked ``group_wide`` so that the
+torch classes and the lab hand it a group's parameters as one flat vector
+(``prodigy.py``). Lookahead is a function from a rule to a rule (``lookahead.py``); the
+registry holds it around AdamW.
 """
 
 from .base import Hyper, Rule

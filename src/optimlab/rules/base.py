@@ -123,6 +123,9 @@ class Rule:
     the parameter the optimizer steps (schedule-free methods step ``y`` and evaluate the
     average ``x``; ASGD evaluates its running average); None means the parameter itself,
     and ``evaluation_point`` applies either.
+    ``group_wide`` rules (Prodigy's step size ``d``) reduce over every parameter of a
+    param group together: the torch classes and the lab hand them a group's parameters
+    as one flat vector; given one array, they treat it as the group.
     """
 
     name: str
@@ -137,6 +140,7 @@ class Rule:
     reducing_options: tuple[str, ...] = ()
     param_ndim: int | None = None
     eval_point: Callable[[Array, Any], Array] | None = None  # (param, state) -> array
+    group_wide: bool = False
 
     def elementwise_with(self, hp: Mapping[str, Any]) -> bool:
         """Whether the update with these hyperparameters is elementwise (so parameters may

@@ -28,9 +28,11 @@ from . import (
     asgd,
     lamb,
     lion,
+    lookahead,
     mars,
     muon,
     nadam,
+    prodigy,
     radam,
     rmsprop,
     rprop,
@@ -211,6 +213,19 @@ REGISTRY: tuple[OptimizerSpec, ...] = (
     OptimizerSpec(ademamix.ADEMAMIX, "AdEMAMix", torch_args={"betas": ("beta1", "beta2", "beta3")}),
     OptimizerSpec(mars.MARS, "MARS", torch_args=_BETAS),
     OptimizerSpec(lamb.LAMB, "LAMB", torch_args=_BETAS),
+    OptimizerSpec(prodigy.PRODIGY, "Prodigy", torch_args=_BETAS),
+)
+# a wrapper around another row (issue 13): Lookahead around AdamW
+REGISTRY += (
+    OptimizerSpec(
+        lookahead.lookahead(
+            next(s.rule for s in REGISTRY if s.name == "adamw"),
+            "lookahead",
+            "Lookahead around AdamW: every k steps, slow weights move alpha towards the fast.",
+        ),
+        "Lookahead",
+        torch_args=_BETAS,
+    ),
 )
 
 _BY_NAME = {spec.name: spec for spec in REGISTRY}

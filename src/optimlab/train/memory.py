@@ -249,13 +249,15 @@ def _live(optimizer: Any, model: Any, extra_hp: Mapping[str, Any]) -> MemoryRepo
     spec = _spec_of(optimizer)
     params = []
     for gi, group in enumerate(optimizer.param_groups):
-        hp = None if spec is None else _group_hp(spec, group)
+        # a routed group (optimlab.optim.routing) names the rule that steps it
+        rule_spec = get_spec(group["optimizer"]) if spec and "optimizer" in group else spec
+        hp = None if rule_spec is None else _group_hp(rule_spec, group)
         state_dtype = group.get("state_dtype")  # optimlab's option: state in this dtype
         for i, p in enumerate(group["params"]):
             name = names.get(id(p), f"group{gi}.{i}")
             measured = _nbytes(optimizer.state.get(p, {}))
             dtype = str(p.dtype).removeprefix("torch.")
-            params.append(_param(name, tuple(p.shape), dtype, spec, hp, measured, state_dtype))
+            params.append(_param(name, tuple(p.shape), dtype, rule_spec, hp, measured, state_dtype))
     label = spec.name if spec is not None else type(optimizer).__name__
     return MemoryReport(label, tuple(params))
 

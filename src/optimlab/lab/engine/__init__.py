@@ -25,9 +25,16 @@ split evenly over the settings it advanced (evaluations excluded). ``evals`` hol
 steps from 0, and always at the end of a finished run (with ``eval_every=None`` only at
 the end). Test functions report ``loss`` and ``distance`` (to the nearest known minimum);
 torch problems their ``TorchTask.metrics`` on the validation batch, taken in eval mode on
-a forked RNG, so evaluating never changes the training that follows. ``trajectory``
+a forked RNG, so evaluating never changes the training that follows. Evaluations are
+taken at the rule's evaluation point (``Rule.eval_point``: schedule-free's average ``x``,
+ASGD's average, Lookahead's slow weights), while ``loss`` is the training loss where the
+optimizer steps (schedule-free's ``y``). ``trajectory``
 holds the points visited on 2-D test functions: ``steps + 1`` rows for a finished run
 (the start first), one per loss entry for a diverged one.
+
+Parameters: a rule for matrices only (Muon) steps the hidden 2-D weights, and AdamW the
+rest (``optimlab.optim.routing``); a group-wide rule (Prodigy) steps a model's
+parameters as one vector per setting (``routes``).
 
 Seeds: each seed's model, data and any random numbers drawn in ``forward`` come from that
 seed's own stream, so a run's numbers do not depend on what the process ran before, nor

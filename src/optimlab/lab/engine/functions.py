@@ -61,7 +61,7 @@ class FunctionBackend:
     def __init__(self, problem: TestFunction, group: Group, array: str = "numpy") -> None:
         self.ops: Any = _Torch() if array == "torch" else _NumPy()
         self.problem, self.rule = problem, group.rule
-        extra = {} if self.rule.elementwise else {"batch_ndim": 1}
+        extra = {} if self.rule.elementwise_with(group.flags) else {"batch_ndim": 1}
         self.x = self.ops.array(np.stack([problem.init(seed) for seed in group.seeds]))
         self.state = self.rule.init(self.x, **extra)
         floats = {k: self.ops.array(v[:, None]) for k, v in group.floats.items()}
@@ -80,7 +80,8 @@ class FunctionBackend:
         return self.ops.numpy(self.ops.norm_rows(delta))
 
     def evaluate(self) -> Mapping[str, np.ndarray]:
-        return self.problem.evaluate(self.x)
+        # at the rule's evaluation point (schedule-free's x, ASGD's average)
+        return self.problem.evaluate(self.rule.evaluation_point(self.x, self.state))
 
     def keep(self, rows: np.ndarray) -> None:
         index = self.ops.torch.as_tensor(rows) if isinstance(self.ops, _Torch) else rows

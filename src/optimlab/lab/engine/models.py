@@ -30,6 +30,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from ..record import Trace
 from .grouping import Group
 from .loop import LoopOptions, run_loop, take
+from .routes import Stepper, units
 
 
 class _Call(torch.nn.Module):
@@ -72,11 +73,6 @@ def _stack_batches(batches: list[Any], index: list[int]) -> Any:
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return np.asarray(t.detach().double().cpu().numpy())
-
-
-def _hp_tensor(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    shape = (len(values),) + (1,) * (like.ndim - 1)
-    return torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(shape)
 
 
 def _sum_sq(tensors: Any) -> torch.Tensor:
@@ -138,20 +134,14 @@ class StackedModels:
     """
 
     def __init__(self, problem: Any, group: Group) -> None:
-        self.rule = group.rule
-        extra = {} if self.rule.elementwise else {"batch_ndim": 1}  # the config axis
-        self.flags = {**group.flags, **extra}
         self.seeds = _Seeds(problem, group.seeds)
         self.which = np.array([self.seeds.unique.index(s) for s in group.seeds])
         template = self.seeds.tasks[self.seeds.unique[0]]
         self.names = _trainable(problem, template.model)
         models = [dict(self.seeds.tasks[s].model.named_parameters()) for s in group.seeds]
         self.params = {n: torch.stack([m[n].detach() for m in models]) for n in self.names}
-        self.hp = {
-            n: {k: _hp_tensor(v, self.params[n]) for k, v in group.floats.items()}
-            for n in self.names
-        }
-        self.state = {n: self.rule.init(self.params[n], **extra) for n in self.names}
+        # which rule steps which parameter (routing, group-wide rules), and its states
+        self.stepper = Stepper(units(group, template.model, self.names), self.params, True)
         self.value_grad = self._value_grad(template)
         self.metrics = self._metrics(template)
         self.first_metrics: Mapping[str, np.ndarray] | None = None
@@ -202,15 +192,10 @@ class StackedModels:
         usq = torch.zeros((), dtype=torch.float64)
         lr_all = torch.as_tensor(lr, dtype=torch.float64)
         with torch.no_grad():
+            deltas = self.stepper.deltas(self.params, self.grads, lr_all)
             for n in self.names:
-                p = self.params[n]
-                lr_n = lr_all.to(device=p.device, dtype=p.dtype).reshape(
-                    (len(lr),) + (1,) * (p.ndim - 1)
-                )
-                delta, self.state[n] = self.rule.update(
-                    self.grads[n], self.state[n], p, lr=lr_n, **self.hp[n], **self.flags
-                )
-                self.params[n] = p + delta
+                delta = deltas[n]
+                self.params[n] = self.params[n] + delta
                 usq = usq + (delta.double() ** 2).flatten(1).sum(1)
         return _np(usq.sqrt())
 
@@ -219,14 +204,15 @@ class StackedModels:
             return self.first_metrics
         if self.metrics is None:
             return None
-        return {k: _np(v) for k, v in self.metrics(self.params).items()}
+        # held-out metrics at the evaluation point (schedule-free's x, ASGD's average)
+        params = self.stepper.evaluation_params(self.params)
+        return {k: _np(v) for k, v in self.metrics(params).items()}
 
     def keep(self, rows: np.ndarray) -> None:
         index = torch.as_tensor(rows, device=self.params[self.names[0]].device)
         size = len(self.which)
-        self.params, self.grads, self.hp, self.state = take(
-            (self.params, self.grads, self.hp, self.state), index, size
-        )
+        self.params, self.grads = take((self.params, self.grads), index, size)
+        self.stepper.keep(index, size)
         self.which = self.which[rows]
 
     def points(self) -> None:
@@ -238,13 +224,16 @@ class SingleModel:
 
     def __init__(self, problem: Any, group: Group) -> None:
         (seed,) = group.seeds
-        self.rule, self.flags = group.rule, dict(group.flags)
         self.task = problem.torch_task(seed)
         names = set(_trainable(problem, self.task.model))
-        self.params = [p for n, p in self.task.model.named_parameters() if n in names]
-        self.hp = {k: float(v[0]) for k, v in group.floats.items()}
-        self.state = [self.rule.init(p.detach()) for p in self.params]
+        named = [(n, p) for n, p in self.task.model.named_parameters() if n in names]
+        self.names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self.stepper = Stepper(units(group, self.task.model, self.names), self._tensors(), False)
         self.grads: tuple[torch.Tensor, ...] = ()
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach() for n, p in zip(self.names, self.params, strict=True)}
 
     def gradients(self) -> tuple[np.ndarray, np.ndarray]:
         loss = self.task.loss(self.task.model, next(self.task.batches))
@@ -253,21 +242,26 @@ class SingleModel:
         return np.array([float(loss.detach())]), np.array([gnorm])
 
     def update(self, lr: np.ndarray) -> np.ndarray:
-        lr_t, usq = float(lr[0]), 0.0
+        usq = 0.0
         with torch.no_grad():
-            for i, (p, g) in enumerate(zip(self.params, self.grads, strict=True)):
-                delta, self.state[i] = self.rule.update(
-                    g, self.state[i], p.detach(), lr=lr_t, **self.hp, **self.flags
-                )
-                p.add_(delta)
-                usq += float((delta.double() ** 2).sum())
+            grads = dict(zip(self.names, self.grads, strict=True))
+            deltas = self.stepper.deltas(self._tensors(), grads, float(lr[0]))
+            for n, p in zip(self.names, self.params, strict=True):
+                p.add_(deltas[n])
+                usq += float((deltas[n].double() ** 2).sum())
         return np.array([usq**0.5])
 
     def evaluate(self) -> Mapping[str, np.ndarray] | None:
         task = self.task
         if task.metrics is None or task.val_batch is None:
             return None
-        metrics = _evaluated(task, lambda: task.metrics(task.model, task.val_batch))
+        if self.stepper.moves_evaluation:  # at the evaluation point, the weights untouched
+            point = self.stepper.evaluation_params(self._tensors())
+            call = _Call(task.model, task.metrics)
+            weights = {f"model.{n}": v for n, v in point.items()}
+            metrics = _evaluated(task, lambda: functional_call(call, weights, (task.val_batch,)))
+        else:
+            metrics = _evaluated(task, lambda: task.metrics(task.model, task.val_batch))
         return {k: np.array([float(v)]) for k, v in metrics.items()}
 
     def keep(self, rows: np.ndarray) -> None:
