@@ -19,7 +19,9 @@ import torch
 
 from ..rules.registry import OptimizerSpec
 from . import state_dict as state_dicts
+from . import compiled
 from .arguments import Arguments
+from .compiled import CompiledPath
 from .multi_tensor import MultiTensorPath
 from .plain import GroupStep, PlainPath
 
@@ -62,6 +64,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         """The paths a group's step can take, and the cache of validated hyperparameters."""
         self._plain = PlainPath(self.spec.rule)
         self._multi_tensor = MultiTensorPath(self._plain)
+        self._compiled = CompiledPath(self._plain)
         self._validated: dict[tuple, dict[str, Any]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -125,7 +128,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         # Check everything (hyperparameters, sparse gradients) before changing anything.
         work = [w for gi, group in enumerate(self.param_groups) if (w := self._work(gi, group))]
         for item in work:
-            self._path(self.param_groups[item.index], item.hyperparams).step(self.state, item)
+            self._path(self.param_groups[item.index], item).step(self.state, item)
         return loss
 
     def _work(self, gi: int, group: dict[str, Any]) -> GroupStep | None:
@@ -147,14 +150,20 @@ class RuleOptimizer(torch.optim.Optimizer):
         maximize = bool(group.get("maximize", False))
         return GroupStep(gi, active, group["params"], hp, maximize, group.get("state_dtype"))
 
-    def _path(
-        self, group: dict[str, Any], hyperparams: dict[str, Any]
-    ) -> PlainPath | MultiTensorPath:
+    def _path(self, group: dict[str, Any], work: GroupStep) -> PlainPath | MultiTensorPath:
         """The plain rule with ``foreach=False`` or where the rule is not elementwise with
-        these hyperparameters (Adam with ``cautious``), else the multi-tensor path."""
-        if self.spec.rule.elementwise_with(hyperparams) and group.get("foreach") is not False:
-            return self._multi_tensor
-        return self._plain
+        these hyperparameters (Adam with ``cautious``); the compiled rule with
+        ``fused=True``, and by default (both None) for a group large enough to repay the
+        compile (``compiled.COMPILE_MIN_NUMEL``); else the multi-tensor path. Where
+        compiling fails, the multi-tensor path."""
+        foreach, fused = group.get("foreach"), group.get("fused")
+        if not self.spec.rule.elementwise_with(work.hyperparams) or foreach is False:
+            return self._plain
+        if fused and compiled.available():
+            return self._compiled
+        if foreach is None and fused is None and self._compiled.worthwhile(work):
+            return self._compiled
+        return self._multi_tensor
 
     def _group_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
         """The rule's validated hyperparameters for ``group`` (validation cached by value)."""
