@@ -18,10 +18,11 @@ from typing import Any, ClassVar
 import torch
 
 from ..rules.registry import OptimizerSpec
-from . import state_dict as state_dicts
 from . import compiled
+from . import state_dict as state_dicts
 from .arguments import Arguments
 from .compiled import CompiledPath
+from .flat import FlatStorage
 from .multi_tensor import MultiTensorPath
 from .plain import GroupStep, PlainPath
 
@@ -59,6 +60,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         self._arguments.validate(defaults)
         self._start_paths()
         super().__init__(params, defaults)
+        self._flat = FlatStorage.of(self.param_groups)
 
     def _start_paths(self) -> None:
         """The paths a group's step can take, and the cache of validated hyperparameters."""
@@ -68,9 +70,12 @@ class RuleOptimizer(torch.optim.Optimizer):
         self._validated: dict[tuple, dict[str, Any]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # unpickling, deepcopy and load_state_dict: new state, so fresh paths
+        # unpickling, deepcopy and load_state_dict: new state, so fresh paths (and for a
+        # new optimizer object, its own flat storage)
         super().__setstate__(state)
         self._start_paths()
+        if not hasattr(self, "_flat"):
+            self._flat = FlatStorage.of(self.param_groups)
 
     @property
     def spec(self) -> OptimizerSpec:
@@ -95,6 +100,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         self._check_params(tensors, names)
         self._arguments.validate({**self.defaults, **param_group})
         super().add_param_group({**param_group, "params": params})
+        if hasattr(self, "_flat"):  # a group added after construction: flatten again
+            self._flat = FlatStorage.of(self.param_groups)
 
     def _check_params(self, tensors: list[Any], names: list[str | None]) -> None:
         seen: dict[int, int] = {}
@@ -125,6 +132,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self._flat is not None:  # parameters in place, gradients in the flat buffer
+            self._flat.prepare()
         # Check everything (hyperparameters, sparse gradients) before changing anything.
         work = [w for gi, group in enumerate(self.param_groups) if (w := self._work(gi, group))]
         for item in work:
@@ -186,6 +195,14 @@ class RuleOptimizer(torch.optim.Optimizer):
                 cache.clear()
             cache[key] = hp
         return hp
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's ``zero_grad``; with flat storage and ``set_to_none=False``, each flat
+        gradient buffer is zeroed in one pass (the gradients stay its views)."""
+        if self._flat is None or set_to_none:
+            super().zero_grad(set_to_none)
+        else:
+            self._flat.zero_grad(p for g in self.param_groups for p in g["params"])
 
     @staticmethod
     def _label(group: dict[str, Any], gi: int, i: int) -> str:
