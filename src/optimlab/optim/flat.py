@@ -39,11 +39,28 @@ def _label(group: dict[str, Any], gi: int, i: int) -> str:
     return repr(names[i]) if names else f"{i} of group {gi}"
 
 
+def _extent(p: torch.Tensor) -> tuple[int, int, int]:
+    """(storage, first, last + 1): the storage elements ``p`` can reach."""
+    reach = 1 + sum((n - 1) * s for n, s in zip(p.shape, p.stride(), strict=True))
+    return p.untyped_storage().data_ptr(), p.storage_offset(), p.storage_offset() + reach
+
+
+def _check_overlaps(labelled: list[tuple[torch.Tensor, str]]) -> None:
+    """Refuse parameters whose memory overlaps (views of one tensor: tied on purpose).
+    Disjoint parts of one storage (a model already flat, or loaded from one) are fine."""
+    spans = sorted((_extent(p), label) for p, label in labelled if p.numel())
+    for (a, label_a), (b, label_b) in zip(spans, spans[1:], strict=False):
+        if a[0] == b[0] and b[1] < a[2]:
+            raise ValueError(
+                f"flat=True: parameters {label_a} and {label_b} share memory (views of "
+                "one tensor); flattening would give each its own copy"
+            )
+
+
 def _check(groups: list[dict[str, Any]]) -> list[torch.Tensor]:
     """The parameters of the flat groups, in order; refuses those flattening would break."""
     params: list[torch.Tensor] = []
     seen: dict[int, str] = {}
-    owners: dict[int, str] = {}
     for gi, group in enumerate(groups):
         if not group.get("flat"):
             continue
@@ -55,17 +72,10 @@ def _check(groups: list[dict[str, Any]]) -> list[torch.Tensor]:
                     f"is a {type(p.data).__name__} (sharded parameters, as FSDP2's, keep "
                     "their own storage: use flat=False)"
                 )
-            if id(p) in seen:
-                continue
-            seen[id(p)] = label
-            ptr = p.untyped_storage().data_ptr()
-            if p.numel() and ptr in owners:
-                raise ValueError(
-                    f"flat=True: parameters {owners[ptr]} and {label} share memory (views "
-                    "of one tensor); flattening would give each its own copy"
-                )
-            owners[ptr] = label
-            params.append(p)
+            if id(p) not in seen:
+                seen[id(p)] = label
+                params.append(p)
+    _check_overlaps([(p, seen[id(p)]) for p in params])
     return params
 
 
