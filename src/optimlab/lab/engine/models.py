@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, vmap
 
 from ..record import Trace
 from .grouping import Group
@@ -83,7 +83,7 @@ def _sum_sq(tensors: Any) -> torch.Tensor:
     """Per row, the sum of squares of every tensor's entries (in float64)."""
     total = torch.zeros((), dtype=torch.float64)
     for t in tensors:
-        total = total + (t.double() ** 2).flatten(1).sum(1)
+        total = total + torch.linalg.vector_norm(t.flatten(1), dim=1, dtype=torch.float64) ** 2
     return total
 
 
@@ -139,7 +139,8 @@ class StackedModels:
 
     def __init__(self, problem: Any, group: Group) -> None:
         self.rule = group.rule
-        extra = {} if self.rule.elementwise else {"batch_ndim": 1}  # the config axis
+        # the config axis, for rules that reduce over own axes (with these flags: cautious)
+        extra = {} if self.rule.elementwise_with(group.flags) else {"batch_ndim": 1}
         self.flags = {**group.flags, **extra}
         self.seeds = _Seeds(problem, group.seeds)
         self.which = np.array([self.seeds.unique.index(s) for s in group.seeds])
@@ -164,14 +165,26 @@ class StackedModels:
         self.grads: dict[str, torch.Tensor] = {}
 
     def _value_grad(self, template: Any) -> Callable[..., Any]:
+        """Per-row gradients and losses: the K losses from one vmapped forward, their
+        gradients from one ordinary backward of their sum (row k's loss depends on row k's
+        parameters only, so the gradient of the sum is each row's own gradient). Cheaper
+        than ``vmap(grad(...))``, which batches every op of the backward again."""
         call = _Call(template.model, template.loss)
 
         def loss_fn(p: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
             return functional_call(call, {f"model.{n}": v for n, v in p.items()}, (batch,))
 
         shared = len(self.seeds.unique) == 1
-        batch_dim = None if shared else 0
-        return vmap(grad_and_value(loss_fn), in_dims=(0, batch_dim), randomness="error")
+        losses_of = vmap(loss_fn, in_dims=(0, None if shared else 0), randomness="error")
+
+        def value_grad(params: dict[str, torch.Tensor], batch: Any) -> tuple[dict, torch.Tensor]:
+            leaves = {n: v.detach().requires_grad_() for n, v in params.items()}
+            with torch.enable_grad():
+                losses = losses_of(leaves, batch)
+                grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
+            return dict(zip(leaves, grads, strict=True)), losses.detach()
+
+        return value_grad
 
     def _metrics(self, task: Any) -> Callable[[dict[str, torch.Tensor]], Any] | None:
         if task.metrics is None or task.val_batch is None:
@@ -198,20 +211,38 @@ class StackedModels:
         return _np(loss), _np(_sum_sq(grads.values()).sqrt())
 
     def update(self, lr: np.ndarray) -> np.ndarray:
+        """One update of every stacked tensor. The learning rates and the rule's per-step
+        scalars (``Rule.per_step``) are made once per kind of tensor (ndim, dtype,
+        device), not once per tensor: every tensor of a kind has the same hyperparameter
+        arrays and the same scalar slots (all step together), and a sweep's tensors are
+        small enough that these few tiny ops would otherwise cost as much as the update."""
         self.first_metrics = None
         usq = torch.zeros((), dtype=torch.float64)
         lr_all = torch.as_tensor(lr, dtype=torch.float64)
+        per_kind: dict[tuple, tuple[torch.Tensor, dict[str, Any]]] = {}
         with torch.no_grad():
             for n in self.names:
-                p = self.params[n]
-                lr_n = lr_all.to(device=p.device, dtype=p.dtype).reshape(
-                    (len(lr),) + (1,) * (p.ndim - 1)
-                )
+                p, state, hp = self.params[n], self.state[n], self.hp[n]
+                kind = (p.ndim, p.dtype, p.device)
+                if kind not in per_kind:
+                    shape = (len(lr),) + (1,) * (p.ndim - 1)
+                    lr_n = lr_all.to(device=p.device, dtype=p.dtype).reshape(shape)
+                    step = self.rule.per_step
+                    extra = (
+                        {}
+                        if step is None
+                        else {"scalars": step(state, lr=lr_n, **hp, **self.flags)}
+                    )
+                    per_kind[kind] = lr_n, extra
+                lr_n, extra = per_kind[kind]
                 delta, self.state[n] = self.rule.update(
-                    self.grads[n], self.state[n], p, lr=lr_n, **self.hp[n], **self.flags
+                    self.grads[n], state, p, lr=lr_n, **hp, **self.flags, **extra
                 )
                 self.params[n] = p + delta
-                usq = usq + (delta.double() ** 2).flatten(1).sum(1)
+                usq = (
+                    usq
+                    + torch.linalg.vector_norm(delta.flatten(1), dim=1, dtype=torch.float64) ** 2
+                )
         return _np(usq.sqrt())
 
     def evaluate(self) -> Mapping[str, np.ndarray] | None:
