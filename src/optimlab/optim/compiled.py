@@ -173,7 +173,8 @@ class CompiledBucket(_Bucket):
             ):
                 runs.append((first, i - 1))
                 first = i
-        packs, small = [], []
+        packs: list[_Pack] = []
+        small: list[int] = []
         for first, last in runs:
             start, stop = self.offsets[first], self.offsets[last + 1]
             if stop - start >= DIRECT_NUMEL:
@@ -214,10 +215,10 @@ class CompiledBucket(_Bucket):
         if not all(map(operator.is_, grads, self.grads_seen)):
             if any(g is None or g.dtype != self.grad_dtype or not g.is_contiguous() for g in grads):
                 return False
-            for first, last in self.runs:
+            for a, b in self.runs:
                 if not all(
-                    _adjacent(real(grads[i - 1]), real(grads[i]))
-                    for i in range(first + 1, last + 1)
+                    _adjacent(real(grad_of(self.owners[i - 1])), real(grad_of(self.owners[i])))
+                    for i in range(a + 1, b + 1)
                 ):
                     return False
             self.grads_seen = grads
@@ -226,15 +227,15 @@ class CompiledBucket(_Bucket):
             return False
         if not all(map(operator.is_, map(states.get, owners), self.states)):
             return False
-        first, n_keys = self.states[0], len(self.tensor_slots) + len(self.scalar_slots)
+        base, n_keys = self.states[0], len(self.tensor_slots) + len(self.scalar_slots)
         if any(len(s) != n_keys for s in self.states):
             return False
         for k in self.tensor_slots:
             if not all(map(operator.is_, [s.get(k) for s in self.states], self.views[k])):
                 return False
         for k in self.scalar_slots:
-            v, t = first.get(k), type(first.get(k))
-            if k not in first or any(s.get(k) != v or type(s.get(k)) is not t for s in self.states):
+            v, t = base.get(k), type(base.get(k))
+            if k not in base or any(s.get(k) != v or type(s.get(k)) is not t for s in self.states):
                 return False
         return True
 

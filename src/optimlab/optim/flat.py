@@ -42,7 +42,8 @@ def _label(group: dict[str, Any], gi: int, i: int) -> str:
 def _extent(p: torch.Tensor) -> tuple[int, int, int]:
     """(storage, first, last + 1): the storage elements ``p`` can reach."""
     reach = 1 + sum((n - 1) * s for n, s in zip(p.shape, p.stride(), strict=True))
-    return p.untyped_storage().data_ptr(), p.storage_offset(), p.storage_offset() + reach
+    start = int(p.storage_offset())
+    return p.untyped_storage().data_ptr(), start, start + int(reach)
 
 
 def _check_overlaps(labelled: list[tuple[torch.Tensor, str]]) -> None:

@@ -70,7 +70,7 @@ def averaging(
 
 
 def per_step_sgd(
-    state: ScheduleFreeSGDState,
+    state: ScheduleFreeSGDState | ScheduleFreeAdamWState,
     *,
     lr: Any,
     warmup_steps: int = 0,
