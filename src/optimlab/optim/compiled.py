@@ -247,8 +247,10 @@ class CompiledBucket(_Bucket):
         blank = {k: fixed[k] for k in self.scalar_slots if first[k] is not None}
         empty = {k: None for k in self.scalar_slots if first[k] is None}
         flat_before = dict(self.flat)  # slots created during this step start as None
-        grads = [real(grad_of(p)) for p in self.owners]
-        params = [real(p) for p in self.owners] if self.any_complex else self.owners
+        grads: list[Any] = self.grads_seen  # this step's gradients: valid() just saw them
+        params = self.owners
+        if self.any_complex:
+            grads, params = [real(g) for g in grads], [real(p) for p in params]
         for pack in self.packs:
             n = pack.stop - pack.start
             if pack.chunk is not None:
