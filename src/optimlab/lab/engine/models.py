@@ -157,11 +157,15 @@ class StackedModels:
         self.metrics = self._metrics(template)
         self.first_metrics: Mapping[str, np.ndarray] | None = None
         self.first_grads: Any = None
+        buffers = [b._version for b in template.model.buffers()]
         try:  # the first metrics and gradients also probe whether vmap can run this model
             self.first_metrics = self.evaluate()
             self.first_grads = self.value_grad(self.params, self._batch())
         except Exception as exc:
             raise VmapUnsupported(str(exc)) from exc
+        if buffers != [b._version for b in template.model.buffers()]:
+            # one buffer for every row: each setting needs its own (batch norm's statistics)
+            raise VmapUnsupported("the model updates its buffers in forward")
         self.grads: dict[str, torch.Tensor] = {}
 
     def _value_grad(self, template: Any) -> Callable[..., Any]:
