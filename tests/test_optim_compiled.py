@@ -40,6 +40,7 @@ def eager_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
 def small_spans(monkeypatch: pytest.MonkeyPatch) -> None:
     """Spans and packs small enough that the test's tensors take every branch."""
     monkeypatch.setattr(compiled, "DIRECT_NUMEL", 16)
+    monkeypatch.setattr(compiled, "GATHER_NUMEL", 8)
     monkeypatch.setattr(multi_tensor, "PACK_NUMEL", 8)
 
 
@@ -98,7 +99,7 @@ def _work(opt: torch.optim.Optimizer) -> GroupStep:
 @pytest.mark.usefixtures("eager_kernel")
 def test_flat_bucket_is_one_span_and_small_tensors_are_packed(monkeypatch) -> None:
     """Flat storage: 200 adjacent tensors are one in-place span (one kernel call);
-    separate ones are gathered into packs of about PACK_NUMEL elements."""
+    separate ones are gathered into packs of at most GATHER_NUMEL elements."""
     calls: list[int] = []
 
     def counting(rule, state_type, blank, maximize, g, p, *rest):
@@ -106,7 +107,7 @@ def test_flat_bucket_is_one_span_and_small_tensors_are_packed(monkeypatch) -> No
         return compiled.apply_rule(rule, state_type, blank, maximize, g, p, *rest)
 
     monkeypatch.setattr(compiled, "kernel", lambda rule, maximize, flags: counting)
-    monkeypatch.setattr(multi_tensor, "PACK_NUMEL", 2048)
+    monkeypatch.setattr(compiled, "GATHER_NUMEL", 2048)
     for flat, want in ((True, [200 * 500]), (False, [2000] * 50)):
         params = [torch.nn.Parameter(torch.randn(500)) for _ in range(200)]
         opt = CLASSES["adamw"](params, fused=True, flat=flat)
@@ -218,3 +219,27 @@ def test_lr_schedule_and_step_count_never_recompile() -> None:
         sched.step()
         graphs.append(counters["stats"]["unique_graphs"])
     assert graphs[-1] == graphs[0]  # compiled once at the first step, never again
+
+
+@pytest.mark.slow
+def test_fresh_process_compiles_without_falling_back() -> None:
+    """In a new process the compiled kernel is the first thing to run a rule (the rules'
+    array namespace must exist before tracing): no warning, the kernel is used."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from optimlab.optim import AdamW, compiled\n"
+        "p = torch.nn.Parameter(torch.ones(10)); p.grad = torch.ones(10)\n"
+        "AdamW([p], lr=0.1, fused=True).step()\n"
+        "assert compiled.available() and compiled._KERNELS, compiled._BROKEN\n"
+        "print(round(p[0].item(), 6))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "0.899"  # 1 - lr - lr * weight_decay (0.01)

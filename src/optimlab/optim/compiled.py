@@ -14,7 +14,7 @@ state slots in flat buffers) and per step:
 2. Runs of parameters adjacent in memory whose gradients are adjacent too (flat storage,
    ``flat.py``: one run per bucket) are stepped in place as one span of at least
    ``DIRECT_NUMEL`` elements; so is any single large parameter. Smaller ones are
-   gathered into cache-sized packs as on the multi-tensor path.
+   gathered into packs of up to ``GATHER_NUMEL`` elements (few kernel calls).
 3. The new scalar slots are ``count + 1`` and the per-step values of the same names
    (NAdam's ``mu_product``; see ``Rule.per_step``), kept in Python: the kernel sees only
    fixed placeholders for them, so it is never recompiled for a new count.
@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from ..core.arrays import namespace
 from ..rules.base import Rule
 from .multi_tensor import MultiTensorPath, _Bucket, _Pack
 from .plain import GroupStep, PlainPath, States, grad_of, real
@@ -52,8 +53,12 @@ from .plain import GroupStep, PlainPath, States, grad_of, real
 # the compile (seconds) outweighs what it saves per step for a long time.
 COMPILE_MIN_NUMEL = 1 << 20
 # A run of adjacent parameters (or one parameter) this long is stepped in place; shorter
-# ones are gathered into packs of about multi_tensor.PACK_NUMEL elements.
+# ones are gathered into packs of at most GATHER_NUMEL elements. Packs are large (unlike
+# the eager path's cache-sized ones): a kernel call costs a fixed ~0.1 ms, and on a busy
+# machine a multi-threaded call waits milliseconds for its threads, while the extra
+# memory traffic of a large gather is a fraction of the step.
 DIRECT_NUMEL = 1 << 16
+GATHER_NUMEL = 1 << 22
 
 
 def apply_rule(
@@ -104,6 +109,7 @@ def kernel(rule: Rule, maximize: bool, flags: tuple) -> Callable[..., dict[str, 
     key = (rule.name, id(rule), maximize, flags)
     fn = _KERNELS.get(key)
     if fn is None:
+        namespace(torch.empty(0))  # made here: the trace cannot build the rules' namespace
         compiled = torch.compile(
             _fresh_function(f"step_{rule.name}"),
             dynamic=True,
@@ -188,16 +194,15 @@ class CompiledBucket(_Bucket):
         return packs + self._gather_packs(small)
 
     def _gather_packs(self, items: list[int]) -> list[_Pack]:
-        """Packs of about ``PACK_NUMEL`` elements over ``items``, each gathered into the
-        pack buffer (a pack's items need not be adjacent in the bucket: its slots are)."""
-        from . import multi_tensor
-
+        """Packs of at most ``GATHER_NUMEL`` elements (or one item) over ``items``, each
+        gathered into the pack buffer (a pack's items are consecutive in the bucket, so
+        its state is one slice of each flat slot)."""
         packs: list[_Pack] = []
         current: list[int] = []
         for i in items:
             if current and (
                 i != current[-1] + 1
-                or self.offsets[i + 1] - self.offsets[current[0]] > multi_tensor.PACK_NUMEL
+                or self.offsets[i + 1] - self.offsets[current[0]] > GATHER_NUMEL
             ):
                 packs.append(
                     _Pack(self.offsets[current[0]], self.offsets[current[-1] + 1], current)
