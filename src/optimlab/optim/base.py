@@ -4,8 +4,10 @@ Every generated class (``Adam``, ``Lion``, ...) is this base plus its ``Argument
 (``arguments.py``: torch's argument names mapped to the rule's, and the signature).
 ``step`` lives here once: hyperparameters are read from each group at every step (so LR
 schedulers and group edits work) and validated before anything changes; each group is
-then handed to a *path* (``plain.PlainPath``, the per-tensor reference, or
-``multi_tensor.MultiTensorPath``), which owns whatever layout it keeps between steps.
+then handed to a *path* (``plain.PlainPath``, the per-tensor reference,
+``multi_tensor.MultiTensorPath`` or ``compiled.CompiledPath``), which owns whatever layout
+it keeps between steps. Groups with ``flat=True`` keep their parameters and gradients in
+flat buffers (``flat.FlatStorage``), kept up before every step.
 State is a plain dict per parameter (the rule's state fields, ``count`` first), so
 ``state_dict()`` holds only tensors, numbers and ``None``.
 """
