@@ -122,6 +122,7 @@ def main() -> None:
         default=8,
         help="one-run-per-setting loops: time this many settings, scale up",
     )
+    parser.add_argument("--problems", default="rosenbrock,mlp", help="which of rosenbrock, mlp")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,8 +132,10 @@ def main() -> None:
         f"one-run-per-setting rows: best of {args.repeats} over {args.subset} settings, "
         "scaled to all of them"
     )
-    rosenbrock(1000 // scale, 64, args.repeats, args.subset)
-    mlp(300 // scale, 32, args.repeats, args.subset)
+    if "rosenbrock" in args.problems.split(","):
+        rosenbrock(1000 // scale, 64, args.repeats, args.subset)
+    if "mlp" in args.problems.split(","):
+        mlp(300 // scale, 32, args.repeats, args.subset)
 
 
 if __name__ == "__main__":

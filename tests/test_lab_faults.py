@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 SWEEP = [
     "sweep",
     "--problem",
-    "rosenbrock",
+    "rosenbrock:start=random",
     "--optimizer",
     "adam,momentum",
     "--lrs",

@@ -434,7 +434,9 @@ def test_missing_torch_reference_falls_back_to_the_rule_order() -> None:
         "weight_decay",
         "maximize",
         "foreach",
+        "fused",
         "state_dtype",
+        "flat",
     ]
 
 
@@ -491,9 +493,17 @@ def test_any_grouped_torch_args_make_a_class(reference: str | None) -> None:
     cls = make_class(spec)
     names = list(inspect.signature(cls).parameters)
     if reference is None:
-        assert names == ["params", "lr", "etas", "step_sizes", "maximize", "foreach", "state_dtype"]
-    else:  # torch's own signature, then our option
-        assert names == [*inspect.signature(torch.optim.Rprop).parameters, "state_dtype"]
+        assert names == [
+            *("params", "lr", "etas", "step_sizes", "maximize", "foreach", "fused"),
+            *("state_dtype", "flat"),
+        ]
+    else:  # torch's own signature, then our options (Rprop has no fused)
+        assert names == [
+            *inspect.signature(torch.optim.Rprop).parameters,
+            "fused",
+            "state_dtype",
+            "flat",
+        ]
     assert inspect.signature(cls).parameters["etas"].default == (0.5, 1.2)
     p = _p(3)
     opt = cls([p], etas=(0.4, 1.3))

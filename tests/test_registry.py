@@ -56,7 +56,8 @@ def test_rule_signature_matches_its_specs(name: str) -> None:
     params = inspect.signature(rule.update).parameters  # a derived row hides fixed ones
     kw = [p for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     extra = [] if rule.elementwise and not rule.reducing_options else ["batch_ndim"]
-    assert [p.name for p in kw] == [*rule.names, *extra]
+    scalars = ["scalars"] if rule.per_step is not None else []  # per-step scalars, if any
+    assert [p.name for p in kw] == [*rule.names, *extra, *scalars]
     assert list(params)[:3] == ["grad", "state", "param"]
     if extra:
         assert "batch_ndim" in inspect.signature(rule.init).parameters

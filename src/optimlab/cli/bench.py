@@ -1,7 +1,8 @@
 """``optimlab bench``: a quick run of the step-speed benchmark (benchmarks/step_speed.py).
 
-Times optimlab's AdamW and SGD-with-momentum against torch.optim's for-loop, foreach and
-fused paths at small sizes by default; ``--sizes 1e7x1,1e7x2000`` for the full table.
+Times optimlab's AdamW and SGD-with-momentum (every path: plain, multi-tensor, compiled,
+compiled over flat storage) against torch.optim's for-loop, foreach and fused paths at
+small sizes by default; ``--sizes 1e7x1,1e7x2000`` for the full table.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (fastest kept)")
     parser.add_argument(
-        "--optimizers", default="adamw,sgd_momentum", help="adamw and/or sgd_momentum"
+        "--optimizers",
+        default="adamw,sgd_momentum",
+        help="some of adamw, sgd_momentum, lion, adafactor, muon",
     )
     parser.add_argument(
         "--paths",
         default=None,
-        help="comma-separated subset of: torch for-loop, torch foreach, "
-        "torch fused, optimlab, optimlab plain",
+        help="comma-separated subset of: torch for-loop, torch foreach, torch fused, "
+        "optimlab plain, optimlab multi-tensor, optimlab compiled, optimlab compiled+flat, "
+        "optimlab (the default path)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

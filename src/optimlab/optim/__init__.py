@@ -18,6 +18,8 @@ The modules, in the order data flows:
 - ``arguments``: torch's constructor arguments of a row and their mapping to the rule's
 - ``plain``: the per-tensor rule step (the reference) and per-parameter state
 - ``multi_tensor``: the multi-tensor path, which owns its layout of flat state
+- ``compiled``: the compiled path (the rule compiled over the multi-tensor path's buckets)
+- ``flat``: flat storage of parameters and gradients (``flat=True``)
 - ``state_dict``: checks and copies for ``load_state_dict``
 - ``sharded``: ``DTensor`` (FSDP2) parameters stepped on their local shards
 - ``base``: ``RuleOptimizer``, the one ``step`` that validates and picks a path

@@ -28,8 +28,10 @@ P = inspect.Parameter
 # Flags of torch's constructors that are not hyperparameters of the math. How each is
 # treated (documented in docs/torch.md):
 #   maximize        honoured: the gradient is negated before the rule, as torch does
-#   foreach, fused  honoured as a choice of path: False (foreach) -> plain per-tensor rule,
-#                   None/True -> our multi-tensor path; both True is an error, as in torch
+#   foreach, fused  honoured as a choice of path: foreach=False -> the plain per-tensor rule;
+#                   fused=True -> the compiled rule (compiled.py); foreach=True or
+#                   fused=False -> the eager multi-tensor path; both None (default) -> the
+#                   compiled rule for large groups, else multi-tensor; both True is an error
 #   capturable      accepted and ignored: per-step scalars are computed on the host
 #   differentiable  only False: the step runs under no_grad, so True is refused
 TORCH_FLAGS: dict[str, Any] = {
@@ -40,11 +42,13 @@ TORCH_FLAGS: dict[str, Any] = {
     "differentiable": False,
 }
 # Flags every generated class takes, including those with no torch reference.
-ALWAYS_FLAGS = ("maximize", "foreach")
+ALWAYS_FLAGS = ("maximize", "foreach", "fused")
 # Our own keyword-only options, after torch's arguments in every class:
 #   state_dtype     None: state in the parameter's dtype (as torch); a floating dtype:
 #                   state created in it (fp32 moments for bf16 parameters)
-EXTRA_FLAGS: dict[str, Any] = {"state_dtype": None}
+#   flat            False; True: the group's parameters and gradients become views of one
+#                   flat buffer per (device, dtype) (flat.py)
+EXTRA_FLAGS: dict[str, Any] = {"state_dtype": None, "flat": False}
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class Arguments:
 
     def check_flags(self, group: Mapping[str, Any]) -> None:
         """Validate the torch-only flags and frozen arguments of a group."""
-        for name in ("maximize", "capturable", "differentiable"):
+        for name in ("maximize", "capturable", "differentiable", "flat"):
             if name in self.flags:
                 checks.flag(name, group.get(name, False))
         for name in ("foreach", "fused"):

@@ -4,9 +4,12 @@ Every generated class (``Adam``, ``Lion``, ...) is this base plus its ``Argument
 (``arguments.py``: torch's argument names mapped to the rule's, and the signature).
 ``step`` lives here once: hyperparameters are read from each group at every step (so LR
 schedulers and group edits work) and validated before anything changes; each group is
-then handed to a *path* (``plain.PlainPath``, the per-tensor reference, or
-``multi_tensor.MultiTensorPath``), which owns whatever layout it keeps between steps;
+then handed to a *path* (``plain.PlainPath``, the per-tensor reference,
+``multi_tensor.MultiTensorPath``, ``compiled.CompiledPath`` or, for a group-wide rule,
+``group_wide.GroupWidePath``), which owns whatever layout it keeps between steps;
 ``DTensor`` parameters (FSDP2) reach it as their local shards (``sharded.ShardedStep``).
+Groups with ``flat=True`` keep their parameters and gradients in flat buffers
+(``flat.FlatStorage``), kept up before every step.
 State is a plain dict per parameter (the rule's state fields, ``count`` first), so
 ``state_dict()`` holds only tensors, numbers and ``None``.
 """
@@ -20,23 +23,27 @@ import torch
 
 from ..rules.base import Rule
 from ..rules.registry import OptimizerSpec, get_spec
-from . import evaluation
+from . import compiled, evaluation
 from . import state_dict as state_dicts
 from .arguments import EXTRA_FLAGS, TORCH_FLAGS, Arguments, arguments_for, group_defaults
+from .compiled import CompiledPath
+from .flat import FlatStorage
 from .group_wide import GroupWidePath
 from .multi_tensor import MultiTensorPath
 from .plain import GroupStep, PlainPath
 from .sharded import ShardedStep, is_dtensor
 
-Path = PlainPath | MultiTensorPath | GroupWidePath
+Path = PlainPath | MultiTensorPath | CompiledPath | GroupWidePath
 
 
 class RulePaths(NamedTuple):
-    """One rule's ways to step a group: the plain reference, the faster path (multi-tensor,
-    or group-wide for Prodigy) and the step of DTensor parameters (local shards) over them."""
+    """One rule's ways to step a group: the plain reference, the multi-tensor path (or
+    the group-wide one for Prodigy), the compiled path, and the step of DTensor parameters
+    (local shards) over them."""
 
     plain: PlainPath
     fast: MultiTensorPath | GroupWidePath
+    compiled: CompiledPath
     sharded: ShardedStep
 
 
@@ -74,6 +81,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         self._arguments.validate(defaults)
         self._start_paths()
         super().__init__(params, defaults)
+        self._flat = FlatStorage.of(self.param_groups)
 
     def _start_paths(self) -> None:
         """The paths a group's step can take (made per rule on first use), and the cache
@@ -87,13 +95,16 @@ class RuleOptimizer(torch.optim.Optimizer):
         if rule.name not in self._paths:
             plain = PlainPath(rule)
             fast = GroupWidePath(plain) if rule.group_wide else MultiTensorPath(plain)
-            self._paths[rule.name] = RulePaths(plain, fast, ShardedStep(plain))
+            self._paths[rule.name] = RulePaths(plain, fast, CompiledPath(plain), ShardedStep(plain))
         return self._paths[rule.name]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # unpickling, deepcopy and load_state_dict: new state, so fresh paths
+        # unpickling, deepcopy and load_state_dict: new state, so fresh paths (and for a
+        # new optimizer object, its own flat storage)
         super().__setstate__(state)
         self._start_paths()
+        if not hasattr(self, "_flat"):
+            self._flat = FlatStorage.of(self.param_groups)
 
     @property
     def spec(self) -> OptimizerSpec:
@@ -149,6 +160,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         added = self.param_groups[-1]
         for key in set(self.defaults) - set(defaults) - given:  # this class's own keys
             del added[key]
+        if hasattr(self, "_flat"):  # a group added after construction: flatten again
+            self._flat = FlatStorage.of(self.param_groups)
 
     def _defaults_for(self, group: dict[str, Any]) -> dict[str, Any]:
         """The defaults of a new group: this optimizer's, or, for a group naming another
@@ -203,13 +216,15 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self._flat is not None:  # parameters in place, gradients in the flat buffer
+            self._flat.prepare()
         # Check everything (hyperparameters, sparse gradients) before changing anything.
         work = [w for gi, group in enumerate(self.param_groups) if (w := self._work(gi, group))]
         for item in work:
             group = self.param_groups[item.index]
-            path = self._path(group, item.hyperparams)
-            sharded = self._paths_of(self.group_rule(group)).sharded
-            sharded.step(path, self.state, item, group.get("param_names") or [])
+            paths = self._paths_of(self.group_rule(group))
+            path = self._path(group, item, paths)
+            paths.sharded.step(path, self.state, item, group.get("param_names") or [])
         return loss
 
     def _work(self, gi: int, group: dict[str, Any]) -> GroupStep | None:
@@ -231,17 +246,24 @@ class RuleOptimizer(torch.optim.Optimizer):
         maximize = bool(group.get("maximize", False))
         return GroupStep(gi, active, group["params"], hp, maximize, group.get("state_dtype"))
 
-    def _path(self, group: dict[str, Any], hyperparams: dict[str, Any]) -> Path:
+    def _path(self, group: dict[str, Any], work: GroupStep, paths: RulePaths) -> Path:
         """The group-wide path for a group-wide rule (Prodigy); else the plain rule with
         ``foreach=False`` or where the rule is not elementwise with these hyperparameters
-        (Adam with ``cautious``), else the multi-tensor path."""
-        rule = self.group_rule(group)
-        plain, fast, _ = self._paths_of(rule)
+        (Adam with ``cautious``); the compiled rule with ``fused=True``, and by default
+        (both None) for a group large enough to repay the compile
+        (``compiled.COMPILE_MIN_NUMEL``); else the multi-tensor path. Where compiling
+        fails, the multi-tensor path."""
+        rule = paths.plain.rule
         if rule.group_wide:
-            return fast
-        if rule.elementwise_with(hyperparams) and group.get("foreach") is not False:
-            return fast
-        return plain
+            return paths.fast
+        foreach, fused = group.get("foreach"), group.get("fused")
+        if not rule.elementwise_with(work.hyperparams) or foreach is False:
+            return paths.plain
+        if fused and compiled.available():
+            return paths.compiled
+        if foreach is None and fused is None and paths.compiled.worthwhile(work):
+            return paths.compiled
+        return paths.fast
 
     def _group_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
         """The rule's validated hyperparameters for ``group`` (validation cached by value)."""
@@ -265,6 +287,14 @@ class RuleOptimizer(torch.optim.Optimizer):
                 cache.clear()
             cache[key] = hp
         return hp
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's ``zero_grad``; with flat storage and ``set_to_none=False``, each flat
+        gradient buffer is zeroed in one pass (the gradients stay its views)."""
+        if self._flat is None or set_to_none:
+            super().zero_grad(set_to_none)
+        else:
+            self._flat.zero_grad(p for g in self.param_groups for p in g["params"])
 
     @staticmethod
     def _label(group: dict[str, Any], gi: int, i: int) -> str:

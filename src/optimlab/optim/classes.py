@@ -34,8 +34,10 @@ def class_doc(spec: OptimizerSpec, arguments: Arguments) -> str:
         lines.append(f"    {arg.name}={arg.default!r} -> {target}: {docs}")
     lines.append(
         f"Flags: {', '.join(arguments.flags)} (maximize negates the gradient; foreach=False "
-        "runs the plain per-tensor rule; fused is accepted, capturable ignored, "
-        "differentiable must be False; state_dtype sets the dtype of new state)."
+        "runs the plain per-tensor rule, foreach=True the eager multi-tensor path, "
+        "fused=True the compiled rule, neither the fastest for the group's size; "
+        "capturable is ignored, differentiable must be False; state_dtype sets the dtype "
+        "of new state; flat=True keeps parameters and gradients in one flat buffer)."
     )
     # the rule's doctest examples call the NumPy rule: keep only its math here
     math = (inspect.getdoc(rule.update) or "").split(">>>")[0].rstrip()

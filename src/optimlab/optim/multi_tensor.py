@@ -244,6 +244,8 @@ class MultiTensorPath:
     ``step`` has the plain path's contract (``plain.step``) and its results, bitwise.
     """
 
+    bucket_type: type[_Bucket] = _Bucket  # the compiled path steps its own kind of bucket
+
     def __init__(self, plain: PlainPath) -> None:
         self.plain = plain
         self.plans: dict[int, _Plan] = {}
@@ -283,5 +285,5 @@ class MultiTensorPath:
                 for k, v in state.items():
                     if isinstance(v, torch.Tensor) and v._base is not None:
                         state[k] = v.clone()
-        buckets = [_Bucket(owners, bucket_states) for owners, bucket_states in groups.values()]
+        buckets = [self.bucket_type(owners, kept) for owners, kept in groups.values()]
         return _Plan(tuple(map(id, work.params)), buckets, plain)

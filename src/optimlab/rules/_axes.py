@@ -51,7 +51,8 @@ def cautious(xp: Any, u: Any, grad: Any, batch_ndim: int) -> Any:
 
 def is_array(x: Any) -> bool:
     """A hyperparameter given as an array (one value per setting), not a number."""
-    return getattr(x, "ndim", 0) > 0
+    # numbers first: a compiled step traces them as symbolic floats, which have no ndim
+    return not isinstance(x, int | float) and getattr(x, "ndim", 0) > 0
 
 
 def check_batched(name: str, flag: str, batch_ndim: int, hp: dict[str, Any]) -> None:

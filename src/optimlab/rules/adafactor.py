@@ -43,6 +43,14 @@ def _rms(xp: Any, x: Any, batch_ndim: int) -> Any:
     return xp.sqrt(_mean(xp, x * x, axes))
 
 
+def per_step(state: AdafactorState, *, lr: Any, beta2_decay: Any, **_: Any) -> dict[str, Any]:
+    r"""This step's scalars at ``t = count + 1``: the EMA ``weight = t^c`` (``1 - beta2_t``)
+    and the relative step size ``rho = min(lr, 1/sqrt(t))``."""
+    t = state.count + 1
+    rho = namespace(lr).minimum(lr, 1 / t**0.5) if _is_array(lr) else min(lr, 1 / t**0.5)
+    return {"weight": t**beta2_decay, "rho": rho}
+
+
 def update(
     grad: Any,
     state: AdafactorState,
@@ -55,6 +63,7 @@ def update(
     d: Any = 1.0,
     weight_decay: Any = 0.0,
     batch_ndim: int = 0,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, AdafactorState]:
     r"""One Adafactor step; returns ``(delta, new_state)``.
 
@@ -77,7 +86,8 @@ def update(
 
     The leading ``batch_ndim`` axes hold settings: every reduction (row/column means, the
     RMS of the parameter and of the update) is taken per setting, and a ``(K, n)``
-    parameter with ``batch_ndim=1`` is K vectors.
+    parameter with ``batch_ndim=1`` is K vectors. ``scalars`` are this step's ``per_step``
+    values (computed here when not given).
 
     >>> import numpy as np
     >>> p = np.ones((2, 3))
@@ -91,9 +101,10 @@ def update(
     xp = namespace(grad)
     if eps1 is None:
         eps1 = xp.finfo_eps(param)
+    if scalars is None:
+        scalars = per_step(state, lr=lr, beta2_decay=beta2_decay)
     count = state.count + 1
-    weight = count**beta2_decay  # 1 - beta2_t
-    rho = xp.minimum(lr, 1 / count**0.5) if _is_array(lr) else min(lr, 1 / count**0.5)
+    weight, rho = scalars["weight"], scalars["rho"]  # weight: 1 - beta2_t
     rms_param = _rms(xp, param, batch_ndim)
     alpha = xp.maximum(rms_param, eps2) * rho
     g2 = grad * grad
@@ -151,4 +162,5 @@ ADAFACTOR = Rule(
     paper="Shazeer & Stern, Adafactor: Adaptive Learning Rates with Sublinear Memory Cost, "
     "ICML 2018",
     elementwise=False,
+    per_step=per_step,
 )

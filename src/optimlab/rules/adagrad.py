@@ -19,6 +19,11 @@ def init(param: Any) -> AdagradState:
     return AdagradState(0)
 
 
+def per_step(state: AdagradState, *, lr: Any, lr_decay: Any, **_: Any) -> dict[str, Any]:
+    """This step's scalar: its learning rate ``step_lr = lr / (1 + (t-1) lr_decay)``."""
+    return {"step_lr": lr / (1 + state.count * lr_decay)}
+
+
 def update(
     grad: Any,
     state: AdagradState,
@@ -29,6 +34,7 @@ def update(
     weight_decay: Any = 0.0,
     initial_accumulator_value: Any = 0.0,
     eps: Any = 1e-10,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, AdagradState]:
     r"""One Adagrad step; returns ``(delta, new_state)``.
 
@@ -38,7 +44,8 @@ def update(
         \eta_t &= \eta / (1 + (t-1)\,\text{lr\_decay}) \\
         \Delta &= -\eta_t\, g / (\sqrt{s_t} + \epsilon)
 
-    ``eps`` is added outside the square root, as in torch.optim.Adagrad.
+    ``eps`` is added outside the square root, as in torch.optim.Adagrad. ``scalars`` are
+    this step's ``per_step`` values (computed here when not given).
 
     >>> import numpy as np
     >>> delta, state = update(np.array([3.0]), init(np.zeros(1)), np.zeros(1), lr=0.1)
@@ -49,14 +56,14 @@ def update(
     Optimization, JMLR 2011.
     """
     xp = namespace(grad)
+    if scalars is None:
+        scalars = per_step(state, lr=lr, lr_decay=lr_decay)
     if is_on(weight_decay):
         grad = grad + weight_decay * param
-    count = state.count + 1
     prev = initial_accumulator_value if state.sum is None else state.sum
     total = prev + grad * grad
-    clr = lr / (1 + (count - 1) * lr_decay)
-    delta = -clr * grad / (xp.sqrt(total) + eps)
-    return delta, AdagradState(count, total)
+    delta = -scalars["step_lr"] * grad / (xp.sqrt(total) + eps)
+    return delta, AdagradState(state.count + 1, total)
 
 
 ADAGRAD = Rule(
@@ -74,4 +81,5 @@ ADAGRAD = Rule(
     summary="Per-coordinate step sizes shrinking with the sum of squared gradients.",
     paper="Duchi, Hazan & Singer, Adaptive Subgradient Methods for Online Learning and "
     "Stochastic Optimization, JMLR 2011",
+    per_step=per_step,
 )

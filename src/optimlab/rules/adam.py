@@ -24,6 +24,18 @@ def init(param: Any, *, batch_ndim: int = 0) -> AdamState:
     return AdamState(0, xp.zeros_like(param), xp.zeros_like(param))
 
 
+def per_step(
+    state: AdamState, *, lr: Any, beta1: Any, beta2: Any, bias_correction: bool = True, **_: Any
+) -> dict[str, Any]:
+    r"""This step's scalars: ``step_size = lr / (1 - beta1^t)`` and
+    ``bc2_sqrt = sqrt(1 - beta2^t)`` at ``t = count + 1`` (``lr`` and 1 without bias
+    correction)."""
+    t = state.count + 1
+    if not bias_correction:
+        return {"step_size": lr, "bc2_sqrt": 1.0}
+    return {"step_size": lr / (1 - beta1**t), "bc2_sqrt": (1 - beta2**t) ** 0.5}
+
+
 def update(
     grad: Any,
     state: AdamState,
@@ -39,6 +51,7 @@ def update(
     decoupled_weight_decay: bool = False,
     cautious: bool = False,
     batch_ndim: int = 0,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, AdamState]:
     r"""One Adam step; returns ``(delta, new_state)`` with ``param + delta`` the new parameter.
 
@@ -58,7 +71,8 @@ def update(
     ``u = m_hat / (sqrt(v_hat) + eps)`` to the coordinates where it agrees with the
     gradient, ``u <- u [u g > 0] n / (sum [u g > 0] + 1)``, the count taken over the
     parameter's own ``n`` elements (its leading ``batch_ndim`` axes are settings); the
-    weight decay is not masked.
+    weight decay is not masked. ``scalars`` are this step's ``per_step`` values (computed
+    here when not given).
 
     >>> import numpy as np
     >>> delta, state = update(np.array([0.5]), init(np.zeros(1)), np.zeros(1), lr=0.1)
@@ -66,21 +80,18 @@ def update(
     -0.1
     """
     xp = namespace(grad)
+    if scalars is None:
+        scalars = per_step(state, lr=lr, beta1=beta1, beta2=beta2, bias_correction=bias_correction)
     if is_on(weight_decay) and not decoupled_weight_decay:
         grad = grad + weight_decay * param
-    count = state.count + 1
     m = beta1 * state.m + (1 - beta1) * grad
     v = beta2 * state.v + (1 - beta2) * grad * grad
     v_max = state.v_max
     if amsgrad:
         v_max = v if v_max is None else xp.maximum(v_max, v)
     v_hat = v_max if amsgrad else v
-    if bias_correction:
-        step_size = lr / (1 - beta1**count)
-        denom = xp.sqrt(v_hat) / (1 - beta2**count) ** 0.5 + eps
-    else:
-        step_size = lr
-        denom = xp.sqrt(v_hat) + eps
+    step_size = scalars["step_size"]
+    denom = xp.sqrt(v_hat) / scalars["bc2_sqrt"] + eps
     if cautious:
         hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
         check_batched("adam", "cautious", batch_ndim, hp)
@@ -89,7 +100,7 @@ def update(
         delta = -step_size * m / denom
     if decoupled_weight_decay and is_on(weight_decay):
         delta = delta - lr * weight_decay * param
-    return delta, AdamState(count, m, v, v_max)
+    return delta, AdamState(state.count + 1, m, v, v_max)
 
 
 ADAM = Rule(
@@ -113,4 +124,5 @@ ADAM = Rule(
     "Loshchilov & Hutter, Decoupled Weight Decay Regularization, ICLR 2019; "
     "Liang et al., Cautious Optimizers: Improving Training with One Line of Code, 2024",
     reducing_options=("cautious",),
+    per_step=per_step,
 )

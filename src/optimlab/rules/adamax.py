@@ -19,6 +19,11 @@ def init(param: Any) -> AdamaxState:
     return AdamaxState(0, xp.zeros_like(param), xp.zeros_like(param))
 
 
+def per_step(state: AdamaxState, *, lr: Any, beta1: Any, **_: Any) -> dict[str, Any]:
+    """This step's scalar: ``step_size = lr / (1 - beta1^t)`` at ``t = count + 1``."""
+    return {"step_size": lr / (1 - beta1 ** (state.count + 1))}
+
+
 def update(
     grad: Any,
     state: AdamaxState,
@@ -29,6 +34,7 @@ def update(
     beta2: Any = 0.999,
     eps: Any = 1e-8,
     weight_decay: Any = 0.0,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, AdamaxState]:
     r"""One Adamax step; returns ``(delta, new_state)``.
 
@@ -40,6 +46,7 @@ def update(
 
     As torch.optim.Adamax: ``eps`` is added to ``|g|`` inside the max (so ``u_t >= eps``
     and the division is safe), and the weight decay is an L2 term in the gradient.
+    ``scalars`` are this step's ``per_step`` values (computed here when not given).
 
     >>> import numpy as np
     >>> delta, state = update(np.array([0.5]), init(np.zeros(1)), np.zeros(1), lr=0.1)
@@ -49,13 +56,14 @@ def update(
     Kingma & Ba, Adam: A Method for Stochastic Optimization, ICLR 2015 (section 7.1).
     """
     xp = namespace(grad)
+    if scalars is None:
+        scalars = per_step(state, lr=lr, beta1=beta1)
     if is_on(weight_decay):
         grad = grad + weight_decay * param
-    count = state.count + 1
     m = beta1 * state.m + (1 - beta1) * grad
     u = xp.maximum(beta2 * state.u, xp.abs(grad) + eps)
-    delta = -(lr / (1 - beta1**count)) * m / u
-    return delta, AdamaxState(count, m, u)
+    delta = -scalars["step_size"] * m / u
+    return delta, AdamaxState(state.count + 1, m, u)
 
 
 ADAMAX = Rule(
@@ -72,4 +80,5 @@ ADAMAX = Rule(
     state_numel=n_slots(lambda hp: 2),
     summary="Adam with an infinity-norm scale: a running max of |g| instead of an RMS.",
     paper="Kingma & Ba, Adam: A Method for Stochastic Optimization, ICLR 2015",
+    per_step=per_step,
 )

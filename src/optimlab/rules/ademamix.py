@@ -42,6 +42,30 @@ def beta3_at(xp: Any, t: int, beta1: Any, beta3: Any, warmup: int) -> Any:
     return 0.5 ** (1 / (half_life + 1))
 
 
+def per_step(
+    state: AdEMAMixState,
+    *,
+    beta1: Any,
+    beta2: Any,
+    beta3: Any,
+    alpha: Any,
+    beta3_warmup: int = 0,
+    alpha_warmup: int = 0,
+    **_: Any,
+) -> dict[str, Any]:
+    r"""This step's scalars at ``t = count + 1``: the warmed-up ``beta3(t)`` and
+    ``alpha(t)``, ``bias_correction1 = 1 - beta1^t`` and ``bc2_sqrt = sqrt(1 - beta2^t)``."""
+    t = state.count + 1
+    return {
+        "beta3": beta3_at(
+            namespace(beta3 if is_array(beta3) else beta1), t, beta1, beta3, beta3_warmup
+        ),
+        "alpha": alpha_at(t, alpha, alpha_warmup),
+        "bias_correction1": 1 - beta1**t,
+        "bc2_sqrt": (1 - beta2**t) ** 0.5,
+    }
+
+
 def update(
     grad: Any,
     state: AdEMAMixState,
@@ -56,6 +80,7 @@ def update(
     alpha_warmup: int = 0,
     eps: Any = 1e-8,
     weight_decay: Any = 0.0,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, AdEMAMixState]:
     r"""One AdEMAMix step; returns ``(delta, new_state)``.
 
@@ -70,7 +95,8 @@ def update(
     not bias-corrected. ``alpha(t)`` warms up linearly from 0 over ``alpha_warmup``
     steps and ``beta3(t)`` from ``beta1`` over ``beta3_warmup`` steps, linearly in the
     half-life (``beta3_at``); a warmup of 0 means none (the authors' ``None``). Weight
-    decay is decoupled (AdamW's), as in the authors' code.
+    decay is decoupled (AdamW's), as in the authors' code. ``scalars`` are this step's
+    ``per_step`` values (computed here when not given).
 
     >>> import numpy as np
     >>> delta, state = update(np.array([0.5]), init(np.zeros(1)), np.zeros(1), lr=0.1)
@@ -80,17 +106,18 @@ def update(
     Pagliardini, Ablin & Grangier, The AdEMAMix Optimizer: Better, Faster, Older, 2024.
     """
     xp = namespace(grad)
-    count = state.count + 1
-    slow = beta3_at(xp, count, beta1, beta3, beta3_warmup)
-    mix = alpha_at(count, alpha, alpha_warmup)
+    if scalars is None:
+        warmups = {"beta3_warmup": beta3_warmup, "alpha_warmup": alpha_warmup}
+        scalars = per_step(state, beta1=beta1, beta2=beta2, beta3=beta3, alpha=alpha, **warmups)
+    slow, mix = scalars["beta3"], scalars["alpha"]
     m1 = beta1 * state.m1 + (1 - beta1) * grad
     m2 = slow * state.m2 + (1 - slow) * grad
     v = beta2 * state.v + (1 - beta2) * grad * grad
-    denom = xp.sqrt(v) / (1 - beta2**count) ** 0.5 + eps
-    delta = -lr * ((m1 / (1 - beta1**count) + mix * m2) / denom)
+    denom = xp.sqrt(v) / scalars["bc2_sqrt"] + eps
+    delta = -lr * ((m1 / scalars["bias_correction1"] + mix * m2) / denom)
     if is_on(weight_decay):
         delta = delta - lr * weight_decay * param
-    return delta, AdEMAMixState(count, m1, m2, v)
+    return delta, AdEMAMixState(state.count + 1, m1, m2, v)
 
 
 ADEMAMIX = Rule(
@@ -111,4 +138,5 @@ ADEMAMIX = Rule(
     state_numel=n_slots(lambda hp: 3),
     summary="Adam plus a slow (beta3 ~ 0.9999) momentum mixed in with weight alpha.",
     paper="Pagliardini, Ablin & Grangier, The AdEMAMix Optimizer: Better, Faster, Older, 2024",
+    per_step=per_step,
 )

@@ -20,6 +20,21 @@ def init(param: Any) -> ASGDState:
     return ASGDState(0, 0.0, xp.zeros_like(param))
 
 
+def per_step(
+    state: ASGDState, *, lr: Any, lambd: Any, alpha: Any, t0: Any, **_: Any
+) -> dict[str, Any]:
+    r"""This step's scalars at ``t = count + 1``: its step size ``step_eta`` (``eta_t``),
+    the averaging weight ``mu`` (``mu_t``) and the next step's ``eta`` (the new state)."""
+    t = state.count + 1
+    since = t - 1 - t0
+    mu = 1 / (namespace(since).maximum(since, 1.0) if is_array(since) else max(since, 1.0))
+    return {
+        "step_eta": lr if state.count == 0 else state.eta,
+        "mu": mu,
+        "eta": lr / (1 + lambd * lr * t) ** alpha,
+    }
+
+
 def update(
     grad: Any,
     state: ASGDState,
@@ -30,6 +45,7 @@ def update(
     alpha: Any = 0.75,
     t0: Any = 1e6,
     weight_decay: Any = 0.0,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, ASGDState]:
     r"""One ASGD step; returns ``(delta, new_state)``.
 
@@ -46,7 +62,8 @@ def update(
     (``ASGD.eval_point``). As in torch, ``eta_{t+1}`` is computed after step ``t`` from
     that step's ``lr`` and kept in the state, so an LR schedule acts one step later than
     in other rules; ``mu_t`` is the same closed form of the step count as torch's (torch
-    also stores it: the two differ only if ``t0`` changes during a run).
+    also stores it: the two differ only if ``t0`` changes during a run). ``scalars`` are
+    this step's ``per_step`` values (computed here when not given).
 
     >>> import numpy as np
     >>> delta, state = update(np.array([1.0]), init(np.ones(1)), np.ones(1), lr=0.1, lambd=0.0)
@@ -56,18 +73,16 @@ def update(
     Polyak & Juditsky, Acceleration of Stochastic Approximation by Averaging, SIAM J.
     Control Optim. 1992; Bottou, Large-Scale Machine Learning with SGD, COMPSTAT 2010.
     """
-    xp = namespace(grad)
-    count = state.count + 1
-    eta = lr if state.count == 0 else state.eta
-    since = count - 1 - t0
-    mu = 1 / (xp.maximum(since, 1.0) if is_array(since) else max(since, 1.0))
+    if scalars is None:
+        scalars = per_step(state, lr=lr, lambd=lambd, alpha=alpha, t0=t0)
+    eta, mu = scalars["step_eta"], scalars["mu"]
     if is_on(weight_decay):
         grad = grad + weight_decay * param
     delta = -(lambd * eta) * param - eta * grad
     new_param = param + delta
     # torch copies the parameter while mu is 1
     ax = state.ax + mu * (new_param - state.ax) if is_array(mu) or mu != 1 else new_param
-    return delta, ASGDState(count, lr / (1 + lambd * lr * count) ** alpha, ax)
+    return delta, ASGDState(state.count + 1, scalars["eta"], ax)
 
 
 def eval_point(param: Any, state: ASGDState) -> Any:
@@ -90,4 +105,5 @@ ASGD = Rule(
     summary="SGD with a decaying step and a running average of the iterates to evaluate.",
     paper="Polyak & Juditsky, Acceleration of Stochastic Approximation by Averaging, 1992",
     eval_point=eval_point,
+    per_step=per_step,
 )

@@ -126,6 +126,17 @@ class Rule:
     ``group_wide`` rules (Prodigy's step size ``d``) reduce over every parameter of a
     param group together: the torch classes and the lab hand them a group's parameters
     as one flat vector; given one array, they treat it as the group.
+
+    ``per_step(state, **hp) -> dict`` gives the step's *scalars*: every value the update
+    needs that depends only on the step count, the state's scalar slots and the
+    hyperparameters (Adam's ``step_size = lr / (1 - beta1^t)``), so that a fast path
+    computes them once per step outside the elementwise pass (a compiled kernel never
+    evaluates ``beta1 ** t`` per element, and a schedule changing ``lr`` changes only a
+    scalar argument). ``update`` takes them as ``scalars=`` and computes them itself when
+    not given, with the same operations, so both calls give bitwise the same result. A key
+    named like one of the state's scalar slots (NAdam's ``mu_product``) is that slot's new
+    value; given ``scalars``, ``update`` reads only the tensor slots of ``state`` (and
+    returns ``state.count + 1``). None: the rule has no per-step scalars (SGD, Lion).
     """
 
     name: str
@@ -141,6 +152,7 @@ class Rule:
     param_ndim: int | None = None
     eval_point: Callable[[Array, Any], Array] | None = None  # (param, state) -> array
     group_wide: bool = False
+    per_step: Callable[..., dict[str, Any]] | None = None  # (state, **hp) -> scalars
 
     def elementwise_with(self, hp: Mapping[str, Any]) -> bool:
         """Whether the update with these hyperparameters is elementwise (so parameters may

@@ -21,6 +21,13 @@ def init(param: Any, *, batch_ndim: int = 0) -> LambState:
     return LambState(0, xp.zeros_like(param), xp.zeros_like(param))
 
 
+def per_step(state: LambState, *, beta1: Any, beta2: Any, **_: Any) -> dict[str, Any]:
+    """This step's scalars: ``bias_correction1 = 1 - beta1^t`` and
+    ``bias_correction2 = 1 - beta2^t`` at ``t = count + 1``."""
+    t = state.count + 1
+    return {"bias_correction1": 1 - beta1**t, "bias_correction2": 1 - beta2**t}
+
+
 def update(
     grad: Any,
     state: LambState,
@@ -32,6 +39,7 @@ def update(
     eps: Any = 1e-6,
     weight_decay: Any = 0.01,
     batch_ndim: int = 0,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, LambState]:
     r"""One LAMB step; returns ``(delta, new_state)``.
 
@@ -46,7 +54,8 @@ def update(
     the parameter's own elements (a whole tensor is one "layer"), and the trust ratio is
     1 where either norm is zero (a zero-initialised tensor still moves, by ``lr``-sized
     Adam steps). The decay is inside the ratio, as in the paper. A ``(K, ...)`` parameter
-    with ``batch_ndim=1`` is K tensors, each with its own trust ratio.
+    with ``batch_ndim=1`` is K tensors, each with its own trust ratio. ``scalars`` are
+    this step's ``per_step`` values (computed here when not given).
 
     >>> import numpy as np
     >>> p = np.array([3.0, 4.0])  # norm 5
@@ -58,16 +67,17 @@ def update(
     ICLR 2020.
     """
     xp = namespace(grad)
-    count = state.count + 1
+    if scalars is None:
+        scalars = per_step(state, beta1=beta1, beta2=beta2)
     m = beta1 * state.m + (1 - beta1) * grad
     v = beta2 * state.v + (1 - beta2) * grad * grad
-    r = (m / (1 - beta1**count)) / (xp.sqrt(v / (1 - beta2**count)) + eps)
+    r = (m / scalars["bias_correction1"]) / (xp.sqrt(v / scalars["bias_correction2"]) + eps)
     if is_on(weight_decay):
         r = r + weight_decay * param
     param_norm, r_norm = own_norm(xp, param, batch_ndim), own_norm(xp, r, batch_ndim)
     both = (param_norm > 0) & (r_norm > 0)
     trust = xp.where(both, param_norm, 1.0) / xp.where(both, r_norm, 1.0)
-    return -lr * trust * r, LambState(count, m, v)
+    return -lr * trust * r, LambState(state.count + 1, m, v)
 
 
 LAMB = Rule(
@@ -86,4 +96,5 @@ LAMB = Rule(
     paper="You et al., Large Batch Optimization for Deep Learning: Training BERT in 76 "
     "minutes, ICLR 2020",
     elementwise=False,
+    per_step=per_step,
 )

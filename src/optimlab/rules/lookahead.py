@@ -50,6 +50,7 @@ def lookahead(inner: Rule, name: str | None = None, summary: str | None = None) 
     elementwise, reducing, group-wide or matrix-only exactly when ``inner`` is. Its point
     to evaluate is the slow weights (``eval_point``: the paper's output ``phi``, equal to
     the parameter right after a synchronisation); an inner ``eval_point`` is not used.
+    ``per_step`` gives the inner rule's scalars and whether this step synchronises.
     """
     own = _own(inner)
     k_name, alpha_name = (h.name for h in own)
@@ -63,14 +64,26 @@ def lookahead(inner: Rule, name: str | None = None, summary: str | None = None) 
 
     init.__signature__ = inspect.signature(inner.init)  # type: ignore[attr-defined]
 
+    def per_step(state: Any, **hp: Any) -> dict[str, Any]:
+        k = hp.pop(k_name, 5)
+        hp.pop(alpha_name, None)
+        own = {SYNC: (state.count + 1) % k == 0}
+        if inner.per_step is None:
+            return own
+        return {**inner.per_step(inner_type(state.count, *state[2:]), **hp), **own}
+
     def update(grad: Any, state: Any, param: Any, **hp: Any) -> tuple[Any, Any]:
         k, alpha = hp.pop(k_name, 5), hp.pop(alpha_name, 0.5)
+        scalars = hp.pop("scalars", None)
+        sync = (state.count + 1) % k == 0 if scalars is None else scalars[SYNC]
+        if scalars is not None and inner.per_step is not None:
+            hp["scalars"] = {key: v for key, v in scalars.items() if key != SYNC}
         delta, new = inner.update(grad, inner_type(state.count, *state[2:]), param, **hp)
         slow = state.slow
-        if new.count % k == 0:
+        if sync:
             slow = slow + alpha * ((param + delta) - slow)
             delta = slow - param
-        return delta, state_type(new.count, slow, *new[1:])
+        return delta, state_type(state.count + 1, slow, *new[1:])
 
     hyperparams = (*inner.hyperparams, *own)
     _document(update, inner, hyperparams)
@@ -93,7 +106,11 @@ def lookahead(inner: Rule, name: str | None = None, summary: str | None = None) 
         paper="Zhang et al., Lookahead Optimizer: k steps forward, 1 step back, NeurIPS 2019",
         checks=(check_inner,) if inner.checks else (),
         eval_point=eval_point,
+        per_step=per_step,
     )
+
+
+SYNC = "lookahead_sync"  # per_step's key: whether this step synchronises
 
 
 def eval_point(param: Any, state: Any) -> Any:

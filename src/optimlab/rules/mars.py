@@ -22,6 +22,20 @@ def init(param: Any, *, batch_ndim: int = 0) -> MARSState:
     return MARSState(0, xp.zeros_like(param), xp.zeros_like(param), xp.zeros_like(param))
 
 
+def per_step(
+    state: MARSState, *, lr: Any, beta1: Any, beta2: Any, gamma: Any, **_: Any
+) -> dict[str, Any]:
+    r"""This step's scalars at ``t = count + 1``: the gradient ``correction``
+    ``gamma beta1 / (1 - beta1)``, ``step_size = lr / (1 - beta1^t)`` and
+    ``bc2_sqrt = sqrt(1 - beta2^t)``."""
+    t = state.count + 1
+    return {
+        "correction": gamma * beta1 / (1 - beta1),
+        "step_size": lr / (1 - beta1**t),
+        "bc2_sqrt": (1 - beta2**t) ** 0.5,
+    }
+
+
 def update(
     grad: Any,
     state: MARSState,
@@ -34,6 +48,7 @@ def update(
     weight_decay: Any = 0.0,
     gamma: Any = 0.025,
     batch_ndim: int = 0,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, MARSState]:
     r"""One MARS-AdamW step (the approximate form); returns ``(delta, new_state)``.
 
@@ -52,6 +67,7 @@ def update(
     elements (one per setting with ``batch_ndim``), so the rule is not elementwise. The
     authors' optimizer sends 1-D parameters to plain AdamW by default (``optimize_1d``);
     this rule applies MARS to every parameter it is given. Weight decay is decoupled.
+    ``scalars`` are this step's ``per_step`` values (computed here when not given).
 
     >>> import numpy as np
     >>> delta, state = update(np.array([0.5]), init(np.zeros(1)), np.zeros(1), lr=0.1)
@@ -62,17 +78,18 @@ def update(
     Models, 2024.
     """
     xp = namespace(grad)
-    count = state.count + 1
-    c = grad + (gamma * beta1 / (1 - beta1)) * (grad - state.prev_grad)
+    if scalars is None:
+        scalars = per_step(state, lr=lr, beta1=beta1, beta2=beta2, gamma=gamma)
+    c = grad + scalars["correction"] * (grad - state.prev_grad)
     norm = own_norm(xp, c, batch_ndim)
     c = c / xp.maximum(norm, 1.0)
     m = beta1 * state.m + (1 - beta1) * c
     v = beta2 * state.v + (1 - beta2) * c * c
-    denom = xp.sqrt(v) / (1 - beta2**count) ** 0.5 + eps
-    delta = -(lr / (1 - beta1**count)) * m / denom
+    denom = xp.sqrt(v) / scalars["bc2_sqrt"] + eps
+    delta = -scalars["step_size"] * m / denom
     if is_on(weight_decay):
         delta = delta - lr * weight_decay * param
-    return delta, MARSState(count, m, v, xp.copy(grad))
+    return delta, MARSState(state.count + 1, m, v, xp.copy(grad))
 
 
 MARS = Rule(
@@ -92,4 +109,5 @@ MARS = Rule(
     paper="Yuan et al., MARS: Unleashing the Power of Variance Reduction for Training Large "
     "Models, 2024",
     elementwise=False,
+    per_step=per_step,
 )

@@ -20,6 +20,24 @@ def init(param: Any) -> NAdamState:
     return NAdamState(0, 1.0, xp.zeros_like(param), xp.zeros_like(param))
 
 
+def per_step(
+    state: NAdamState, *, lr: Any, beta1: Any, beta2: Any, momentum_decay: Any, **_: Any
+) -> dict[str, Any]:
+    r"""This step's scalars at ``t = count + 1``: the new ``mu_product`` (``Pi_t``),
+    ``bias_correction2 = 1 - beta2^t`` and the coefficients of ``g / d_t`` and
+    ``m_t / d_t``."""
+    t = state.count + 1
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+    mu_product = state.mu_product * mu
+    return {
+        "mu_product": mu_product,
+        "bias_correction2": 1 - beta2**t,
+        "coef_grad": -lr * (1.0 - mu) / (1.0 - mu_product),
+        "coef_m": -lr * mu_next / (1.0 - mu_product * mu_next),
+    }
+
+
 def update(
     grad: Any,
     state: NAdamState,
@@ -32,6 +50,7 @@ def update(
     weight_decay: Any = 0.0,
     momentum_decay: Any = 4e-3,
     decoupled_weight_decay: bool = False,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, NAdamState]:
     r"""One NAdam step; returns ``(delta, new_state)``.
 
@@ -52,7 +71,8 @@ def update(
     ``mu_product`` keeps the precision of the hyperparameters (a Python float, or the
     settings' arrays); torch stores it in the default dtype, float32 unless changed, so a
     float64 torch.optim.NAdam drifts about 1e-10 relative from this rule unless
-    ``torch.set_default_dtype(torch.float64)``.
+    ``torch.set_default_dtype(torch.float64)``. ``scalars`` are this step's ``per_step``
+    values (computed here when not given).
 
     >>> import numpy as np
     >>> delta, state = update(np.array([0.5]), init(np.zeros(1)), np.zeros(1), lr=0.1)
@@ -62,21 +82,18 @@ def update(
     Dozat, Incorporating Nesterov Momentum into Adam, ICLR 2016 workshop.
     """
     xp = namespace(grad)
+    if scalars is None:
+        hp = {"lr": lr, "beta1": beta1, "beta2": beta2, "momentum_decay": momentum_decay}
+        scalars = per_step(state, **hp)
     if is_on(weight_decay) and not decoupled_weight_decay:
         grad = grad + weight_decay * param
-    count = state.count + 1
-    mu = beta1 * (1.0 - 0.5 * 0.96 ** (count * momentum_decay))
-    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((count + 1) * momentum_decay))
-    mu_product = state.mu_product * mu
     m = beta1 * state.m + (1 - beta1) * grad
     v = beta2 * state.v + (1 - beta2) * grad * grad
-    denom = xp.sqrt(v / (1 - beta2**count)) + eps
-    coef_grad = -lr * (1.0 - mu) / (1.0 - mu_product)
-    coef_m = -lr * mu_next / (1.0 - mu_product * mu_next)
-    delta = coef_grad * grad / denom + coef_m * m / denom
+    denom = xp.sqrt(v / scalars["bias_correction2"]) + eps
+    delta = scalars["coef_grad"] * grad / denom + scalars["coef_m"] * m / denom
     if decoupled_weight_decay and is_on(weight_decay):
         delta = delta - lr * weight_decay * param
-    return delta, NAdamState(count, mu_product, m, v)
+    return delta, NAdamState(state.count + 1, scalars["mu_product"], m, v)
 
 
 NADAM = Rule(
@@ -95,4 +112,5 @@ NADAM = Rule(
     state_numel=n_slots(lambda hp: 2),
     summary="Adam with Nesterov momentum (Dozat's NAdam, as torch.optim.NAdam).",
     paper="Dozat, Incorporating Nesterov Momentum into Adam, ICLR 2016 workshop",
+    per_step=per_step,
 )

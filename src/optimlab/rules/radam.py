@@ -19,6 +19,26 @@ def init(param: Any) -> RAdamState:
     return RAdamState(0, xp.zeros_like(param), xp.zeros_like(param))
 
 
+def per_step(state: RAdamState, *, beta1: Any, beta2: Any, **_: Any) -> dict[str, Any]:
+    r"""This step's scalars at ``t = count + 1``: ``bias_correction1 = 1 - beta1^t``,
+    ``bc2_sqrt = sqrt(1 - beta2^t)``, whether the step is ``rectified`` (``rho_t > 5``:
+    a bool, or an array of them for per-setting ``beta2``) and the rectifier ``rect``
+    (``r_t``; None when no setting is rectified)."""
+    t = state.count + 1
+    bias_correction2 = 1 - beta2**t
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
+    values = {"bias_correction1": 1 - beta1**t, "bc2_sqrt": bias_correction2**0.5}
+    if getattr(rho_t, "ndim", 0) == 0:  # one setting: torch's branch
+        rectified = bool(float(rho_t) > 5.0)
+        rect = _rect(rho_t, rho_inf) if rectified else None
+    else:  # per-setting rho_t: the rectifier fed safe values where unused
+        xp = namespace(rho_t)
+        rectified = rho_t > 5.0
+        rect = _rect(xp.where(rectified, rho_t, 6.0), xp.where(rectified, rho_inf, 6.0))
+    return {**values, "rectified": rectified, "rect": rect}
+
+
 def update(
     grad: Any,
     state: RAdamState,
@@ -30,6 +50,7 @@ def update(
     eps: Any = 1e-8,
     weight_decay: Any = 0.0,
     decoupled_weight_decay: bool = False,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, RAdamState]:
     r"""One RAdam step; returns ``(delta, new_state)``.
 
@@ -47,7 +68,7 @@ def update(
     As torch.optim.RAdam: while ``rho_t <= 5`` (steps 1-5 with ``beta2=0.999``; every
     step when ``beta2 <= 2/3``, as then ``rho_inf <= 5``) the step is plain bias-corrected
     momentum, with no adaptive scale. Per-setting ``beta2`` arrays choose the branch per
-    setting.
+    setting. ``scalars`` are this step's ``per_step`` values (computed here when not given).
 
     >>> import numpy as np
     >>> delta, state = update(np.array([0.5]), init(np.zeros(1)), np.zeros(1), lr=0.1)
@@ -57,36 +78,28 @@ def update(
     Liu et al., On the Variance of the Adaptive Learning Rate and Beyond, ICLR 2020.
     """
     xp = namespace(grad)
+    if scalars is None:
+        scalars = per_step(state, beta1=beta1, beta2=beta2)
     if is_on(weight_decay) and not decoupled_weight_decay:
         grad = grad + weight_decay * param
-    count = state.count + 1
     m = beta1 * state.m + (1 - beta1) * grad
     v = beta2 * state.v + (1 - beta2) * grad * grad
-    bias_correction2 = 1 - beta2**count
-    m_hat = m / (1 - beta1**count)
-    rho_inf = 2 / (1 - beta2) - 1
-    rho_t = rho_inf - 2 * count * beta2**count / bias_correction2
-    if getattr(rho_t, "ndim", 0) == 0:  # one setting: torch's branch
-        if float(rho_t) > 5.0:
-            delta = -(m_hat * lr * _adaptive(xp, v, eps, bias_correction2) * _rect(rho_t, rho_inf))
-        else:
-            delta = -(m_hat * lr)
-    else:  # per-setting rho_t: both branches, the rectifier fed safe values where unused
-        on = rho_t > 5.0
-        rect = _rect(xp.where(on, rho_t, 6.0), xp.where(on, rho_inf, 6.0))
-        adaptive = _adaptive(xp, v, eps, bias_correction2)
-        delta = xp.where(on, -(m_hat * lr * adaptive * rect), -(m_hat * lr))
+    m_hat = m / scalars["bias_correction1"]
+    rectified, rect = scalars["rectified"], scalars["rect"]
+    if rectified is True:
+        delta = -(m_hat * lr * (scalars["bc2_sqrt"] / (xp.sqrt(v) + eps)) * rect)
+    elif rectified is False:
+        delta = -(m_hat * lr)
+    else:  # per setting: both branches
+        adaptive = scalars["bc2_sqrt"] / (xp.sqrt(v) + eps)
+        delta = xp.where(rectified, -(m_hat * lr * adaptive * rect), -(m_hat * lr))
     if decoupled_weight_decay and is_on(weight_decay):
         delta = delta - lr * weight_decay * param
-    return delta, RAdamState(count, m, v)
+    return delta, RAdamState(state.count + 1, m, v)
 
 
 def _rect(rho_t: Any, rho_inf: Any) -> Any:
     return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-
-
-def _adaptive(xp: Any, v: Any, eps: Any, bias_correction2: Any) -> Any:
-    return bias_correction2**0.5 / (xp.sqrt(v) + eps)
 
 
 RADAM = Rule(
@@ -104,4 +117,5 @@ RADAM = Rule(
     state_numel=n_slots(lambda hp: 2),
     summary="Adam with its adaptive step rectified by the variance of v (torch.optim.RAdam).",
     paper="Liu et al., On the Variance of the Adaptive Learning Rate and Beyond, ICLR 2020",
+    per_step=per_step,
 )

@@ -69,6 +69,27 @@ def averaging(
     return step_lr, lr_max, weight_sum, c
 
 
+def per_step_sgd(
+    state: ScheduleFreeSGDState | ScheduleFreeAdamWState,
+    *,
+    lr: Any,
+    warmup_steps: int = 0,
+    r: Any = 0.0,
+    weight_lr_power: Any = 2.0,
+    **_: Any,
+) -> dict[str, Any]:
+    """This step's scalars: ``averaging``'s learning rate ``step_lr``, weight ``c`` and the
+    new ``lr_max`` and ``weight_sum`` (the state's scalar slots)."""
+    xp = namespace(lr if is_array(lr) else state.lr_max)
+    step_lr, lr_max, weight_sum, c = averaging(xp, state, lr, warmup_steps, r, weight_lr_power)
+    return {"step_lr": step_lr, "lr_max": lr_max, "weight_sum": weight_sum, "c": c}
+
+
+def per_step_adamw(state: ScheduleFreeAdamWState, *, beta2: Any, **hp: Any) -> dict[str, Any]:
+    """``per_step_sgd``'s scalars and ``bias_correction2 = 1 - beta2^t``."""
+    return {**per_step_sgd(state, **hp), "bias_correction2": 1 - beta2 ** (state.count + 1)}
+
+
 def _average(z: Any, x: Any, c: Any, beta: Any) -> tuple[Any, Any]:
     """``x <- x + c (z - x)`` and ``y = x + (1 - beta)(z - x)``, i.e.
     ``(1 - beta) z + beta x`` (exact when ``z == x``)."""
@@ -87,6 +108,7 @@ def update_sgd(
     warmup_steps: int = 0,
     r: Any = 0.0,
     weight_lr_power: Any = 2.0,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, ScheduleFreeSGDState]:
     r"""One schedule-free SGD step at ``param = y``; returns ``(delta, new_state)``.
 
@@ -100,7 +122,8 @@ def update_sgd(
     warmup over ``warmup_steps``; weights ``t^r gamma_max^weight_lr_power``). Evaluate
     at ``x`` (``eval_point``), not at ``y``. As the ``schedulefree`` package's
     SGDScheduleFree, whose averaging state lives per param group (here per parameter:
-    the same while every parameter steps every time).
+    the same while every parameter steps every time). ``scalars`` are this step's
+    ``per_step_sgd`` values (computed here when not given).
 
     >>> import numpy as np
     >>> delta, state = update_sgd(np.array([1.0]), init_sgd(np.zeros(1)), np.zeros(1), lr=0.1)
@@ -109,13 +132,16 @@ def update_sgd(
 
     Defazio et al., The Road Less Scheduled, NeurIPS 2024.
     """
-    xp = namespace(grad)
-    step_lr, lr_max, weight_sum, c = averaging(xp, state, lr, warmup_steps, r, weight_lr_power)
+    if scalars is None:
+        hp = {"warmup_steps": warmup_steps, "r": r, "weight_lr_power": weight_lr_power}
+        scalars = per_step_sgd(state, lr=lr, **hp)
+    s = scalars
     if is_on(weight_decay):
         grad = grad + weight_decay * param
-    z = state.z - step_lr * grad
-    x, y = _average(z, state.x, c, momentum)
-    return y - param, ScheduleFreeSGDState(state.count + 1, lr_max, weight_sum, z, x)
+    z = state.z - s["step_lr"] * grad
+    x, y = _average(z, state.x, s["c"], momentum)
+    new = ScheduleFreeSGDState(state.count + 1, s["lr_max"], s["weight_sum"], z, x)
+    return y - param, new
 
 
 def update_adamw(
@@ -131,6 +157,7 @@ def update_adamw(
     warmup_steps: int = 0,
     r: Any = 0.0,
     weight_lr_power: Any = 2.0,
+    scalars: dict[str, Any] | None = None,
 ) -> tuple[Any, ScheduleFreeAdamWState]:
     r"""One schedule-free AdamW step at ``param = y``; returns ``(delta, new_state)``.
 
@@ -145,7 +172,8 @@ def update_adamw(
     ``gamma_t`` and ``c_{t+1}`` come from ``averaging``; there is no first moment (the
     interpolation with ``x`` is the momentum) and the weight decay is taken at ``y``, as
     in the ``schedulefree`` package's AdamWScheduleFree (``eps`` outside the square root,
-    after bias correction). Evaluate at ``x`` (``eval_point``).
+    after bias correction). Evaluate at ``x`` (``eval_point``). ``scalars`` are this step's
+    ``per_step_adamw`` values (computed here when not given).
 
     >>> import numpy as np
     >>> p = np.zeros(1)
@@ -156,15 +184,18 @@ def update_adamw(
     Defazio et al., The Road Less Scheduled, NeurIPS 2024.
     """
     xp = namespace(grad)
-    step_lr, lr_max, weight_sum, c = averaging(xp, state, lr, warmup_steps, r, weight_lr_power)
-    count = state.count + 1
+    if scalars is None:
+        hp = {"warmup_steps": warmup_steps, "r": r, "weight_lr_power": weight_lr_power}
+        scalars = per_step_adamw(state, lr=lr, beta2=beta2, **hp)
+    s = scalars
     v = beta2 * state.v + (1 - beta2) * grad * grad
-    u = grad / (xp.sqrt(v / (1 - beta2**count)) + eps)
+    u = grad / (xp.sqrt(v / s["bias_correction2"]) + eps)
     if is_on(weight_decay):
         u = u + weight_decay * param
-    z = state.z - step_lr * u
-    x, y = _average(z, state.x, c, beta1)
-    return y - param, ScheduleFreeAdamWState(count, lr_max, weight_sum, z, x, v)
+    z = state.z - s["step_lr"] * u
+    x, y = _average(z, state.x, s["c"], beta1)
+    new = ScheduleFreeAdamWState(state.count + 1, s["lr_max"], s["weight_sum"], z, x, v)
+    return y - param, new
 
 
 def eval_point(param: Any, state: Any) -> Any:
@@ -194,6 +225,7 @@ SGD_SCHEDULEFREE = Rule(
     summary="Schedule-free SGD: step z, average it into x, hold y between them.",
     paper="Defazio et al., The Road Less Scheduled, NeurIPS 2024",
     eval_point=eval_point,
+    per_step=per_step_sgd,
 )
 
 ADAMW_SCHEDULEFREE = Rule(
@@ -211,4 +243,5 @@ ADAMW_SCHEDULEFREE = Rule(
     summary="Schedule-free AdamW: Adam-scaled steps on z, averaged into x, y between.",
     paper="Defazio et al., The Road Less Scheduled, NeurIPS 2024",
     eval_point=eval_point,
+    per_step=per_step_adamw,
 )

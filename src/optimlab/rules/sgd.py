@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
+from ._axes import is_array
 from .base import Hyper, Rule, is_on, n_slots
 
 
@@ -60,7 +61,7 @@ def update(
             damped = (1 - dampening) * grad if is_on(dampening) else grad
             buf = grad * 1.0 if buf is None else momentum * buf + damped
         direction = grad + momentum * buf if nesterov else buf
-        if getattr(momentum, "ndim", 0) > 0:
+        if is_array(momentum):
             # settings with momentum 0 in a batch step on the plain gradient, as alone
             # (the buffer would otherwise apply their dampening)
             direction = namespace(grad).where(momentum != 0, direction, grad)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, vmap
 
 from ..record import Trace
 from .grouping import Group
@@ -79,7 +79,7 @@ def _sum_sq(tensors: Any) -> torch.Tensor:
     """Per row, the sum of squares of every tensor's entries (in float64)."""
     total = torch.zeros((), dtype=torch.float64)
     for t in tensors:
-        total = total + (t.double() ** 2).flatten(1).sum(1)
+        total = total + torch.linalg.vector_norm(t.flatten(1), dim=1, dtype=torch.float64) ** 2
     return total
 
 
@@ -146,22 +146,38 @@ class StackedModels:
         self.metrics = self._metrics(template)
         self.first_metrics: Mapping[str, np.ndarray] | None = None
         self.first_grads: Any = None
+        buffers = [b._version for b in template.model.buffers()]
         try:  # the first metrics and gradients also probe whether vmap can run this model
             self.first_metrics = self.evaluate()
             self.first_grads = self.value_grad(self.params, self._batch())
         except Exception as exc:
             raise VmapUnsupported(str(exc)) from exc
+        if buffers != [b._version for b in template.model.buffers()]:
+            # one buffer for every row: each setting needs its own (batch norm's statistics)
+            raise VmapUnsupported("the model updates its buffers in forward")
         self.grads: dict[str, torch.Tensor] = {}
 
     def _value_grad(self, template: Any) -> Callable[..., Any]:
+        """Per-row gradients and losses: the K losses from one vmapped forward, their
+        gradients from one ordinary backward of their sum (row k's loss depends on row k's
+        parameters only, so the gradient of the sum is each row's own gradient). Cheaper
+        than ``vmap(grad(...))``, which batches every op of the backward again."""
         call = _Call(template.model, template.loss)
 
         def loss_fn(p: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
             return functional_call(call, {f"model.{n}": v for n, v in p.items()}, (batch,))
 
         shared = len(self.seeds.unique) == 1
-        batch_dim = None if shared else 0
-        return vmap(grad_and_value(loss_fn), in_dims=(0, batch_dim), randomness="error")
+        losses_of = vmap(loss_fn, in_dims=(0, None if shared else 0), randomness="error")
+
+        def value_grad(params: dict[str, torch.Tensor], batch: Any) -> tuple[dict, torch.Tensor]:
+            leaves = {n: v.detach().requires_grad_() for n, v in params.items()}
+            with torch.enable_grad():
+                losses = losses_of(leaves, batch)
+                grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
+            return dict(zip(leaves, grads, strict=True)), losses.detach()
+
+        return value_grad
 
     def _metrics(self, task: Any) -> Callable[[dict[str, torch.Tensor]], Any] | None:
         if task.metrics is None or task.val_batch is None:
@@ -188,6 +204,11 @@ class StackedModels:
         return _np(loss), _np(_sum_sq(grads.values()).sqrt())
 
     def update(self, lr: np.ndarray) -> np.ndarray:
+        """One update of every stacked tensor. The learning rates and the rule's per-step
+        scalars (``Rule.per_step``) are made once per kind of tensor (ndim, dtype,
+        device), not once per tensor: every tensor of a kind has the same hyperparameter
+        arrays and the same scalar slots (all step together), and a sweep's tensors are
+        small enough that these few tiny ops would otherwise cost as much as the update."""
         self.first_metrics = None
         usq = torch.zeros((), dtype=torch.float64)
         lr_all = torch.as_tensor(lr, dtype=torch.float64)
@@ -196,7 +217,10 @@ class StackedModels:
             for n in self.names:
                 delta = deltas[n]
                 self.params[n] = self.params[n] + delta
-                usq = usq + (delta.double() ** 2).flatten(1).sum(1)
+                usq = (
+                    usq
+                    + torch.linalg.vector_norm(delta.flatten(1), dim=1, dtype=torch.float64) ** 2
+                )
         return _np(usq.sqrt())
 
     def evaluate(self) -> Mapping[str, np.ndarray] | None:

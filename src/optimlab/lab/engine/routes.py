@@ -132,15 +132,25 @@ class Stepper:
     ) -> dict[str, torch.Tensor]:
         """One update of every unit; ``lr`` is a float, or a ``(K,)`` float64 tensor."""
         out: dict[str, torch.Tensor] = {}
+        # the step's learning rate and per-step scalars (Rule.per_step) are the same for
+        # every tensor of one kind that one rule steps with one set of hyperparameters
+        per_kind: dict[tuple, tuple[Any, dict[str, Any]]] = {}
         for i, u in enumerate(self.units):
             p, g = self._gather(u, params), self._gather(u, grads)
-            lr_u = lr
-            if self.batched:
-                lr_u = lr.to(device=p.device, dtype=p.dtype).reshape(
-                    (len(lr),) + (1,) * (p.ndim - 1)
-                )
+            kind = (u.rule.name, id(u.floats), p.ndim, p.dtype, p.device)
+            if kind not in per_kind:
+                lr_u = lr
+                if self.batched:
+                    lr_u = lr.to(device=p.device, dtype=p.dtype).reshape(
+                        (len(lr),) + (1,) * (p.ndim - 1)
+                    )
+                kw = {**self.hp[i], **u.flags, **self.extra[i]}
+                step = u.rule.per_step
+                scalars = {} if step is None else {"scalars": step(self.state[i], lr=lr_u, **kw)}
+                per_kind[kind] = lr_u, scalars
+            lr_u, scalars = per_kind[kind]
             delta, self.state[i] = u.rule.update(
-                g, self.state[i], p, lr=lr_u, **self.hp[i], **u.flags, **self.extra[i]
+                g, self.state[i], p, lr=lr_u, **self.hp[i], **u.flags, **self.extra[i], **scalars
             )
             out.update(self._scatter(u, delta, params))
         return out

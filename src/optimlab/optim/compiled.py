@@ -1,0 +1,315 @@
+"""The compiled path: an elementwise rule compiled into one pass over flat buffers.
+
+The rule itself is compiled (``torch.compile``, inductor), together with the in-place
+writes of the step: ``param += delta`` and each new state slot copied over the old. Per
+bucket of parameters (``multi_tensor``: same device, dtypes, step count and state layout,
+state slots in flat buffers) and per step:
+
+1. The rule's per-step scalars (``Rule.per_step``: bias corrections, step sizes) are
+   computed once, in Python, and passed to the kernel with the hyperparameters as scalar
+   arguments: the kernel never evaluates ``beta1 ** t`` per element, and a schedule
+   changing ``lr`` (or the step count changing) changes only an argument. Floats are
+   symbolic from the first compile (``dynamic=True``), so is every buffer length: one
+   compile serves every bucket and pack size.
+2. Runs of parameters adjacent in memory whose gradients are adjacent too (flat storage,
+   ``flat.py``: one run per bucket) are stepped in place as one span of at least
+   ``DIRECT_NUMEL`` elements; so is any single large parameter. Smaller ones are
+   gathered into packs of up to ``GATHER_NUMEL`` elements (few kernel calls).
+3. The new scalar slots are ``count + 1`` and the per-step values of the same names
+   (NAdam's ``mu_product``; see ``Rule.per_step``), kept in Python: the kernel sees only
+   fixed placeholders for them, so it is never recompiled for a new count.
+
+A kernel is compiled once per (rule, maximize, flag values) and reused by every optimizer
+in the process; dtypes, devices and which slots exist are guarded inside it. inductor
+keeps compiled code on disk (``TORCHINDUCTOR_CACHE_DIR``, default
+``/tmp/torchinductor_$USER``), so a second process skips most of the compile. bfloat16 and
+float16 are computed with eager's rounding (``emulate_precision_casts``).
+
+Where compiling is unavailable (no C++ compiler, a device or Python version inductor does
+not support) the first failure is said once in a ``RuntimeWarning``; that call runs the same
+function eagerly (the multi-tensor path's operations, so the plain rule's results), and the
+optimizer's later steps take the multi-tensor path.
+
+The results equal the plain rule within the numerics tolerance, not bitwise: compiled code
+fuses and may contract operations (tests/test_optim_compiled.py).
+"""
+
+from __future__ import annotations
+
+import operator
+import types
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..core.arrays import namespace
+from ..rules.base import Rule
+from .multi_tensor import MultiTensorPath, _Bucket, _Pack
+from .plain import GroupStep, PlainPath, States, grad_of, real
+
+# The default path compiles a group once its parameters have this many elements: below,
+# the compile (seconds) outweighs what it saves per step for a long time.
+COMPILE_MIN_NUMEL = 1 << 20
+# A run of adjacent parameters (or one parameter) this long is stepped in place; shorter
+# ones are gathered into packs of at most GATHER_NUMEL elements. Packs are large (unlike
+# the eager path's cache-sized ones): a kernel call costs a fixed ~0.1 ms, and on a busy
+# machine a multi-threaded call waits milliseconds for its threads, while the extra
+# memory traffic of a large gather is a fraction of the step.
+DIRECT_NUMEL = 1 << 16
+GATHER_NUMEL = 1 << 22
+
+
+def apply_rule(
+    rule: Rule,
+    state_type: Any,
+    blank: dict[str, Any],
+    maximize: bool,
+    g: torch.Tensor,
+    p: torch.Tensor,
+    slots: dict[str, torch.Tensor | None],
+    hp: dict[str, Any],
+    scalars: dict[str, Any] | None,
+) -> dict[str, torch.Tensor]:
+    """One update of a flat span, in place: ``p += delta`` and each state slot in
+    ``slots`` overwritten by its new value. ``blank`` holds placeholders for the scalar
+    slots (the rule reads none of them when given its ``scalars``). Returns the slots the
+    rule created (those passed as None), for the caller to store."""
+    if maximize:
+        g = -g
+    extra = {} if scalars is None else {"scalars": scalars}
+    delta, new = rule.update(g, state_type(**blank, **slots), p, **hp, **extra)
+    p.add_(delta)
+    created = {}
+    for key, old in slots.items():
+        value = getattr(new, key)
+        if old is None:
+            if isinstance(value, torch.Tensor):
+                created[key] = value
+        elif value is not old:
+            old.copy_(value)
+    return created
+
+
+_KERNELS: dict[tuple, Callable[..., dict[str, torch.Tensor]]] = {}
+_BROKEN: list[str] = []  # why compiling failed in this process (then never tried again)
+
+
+def _fresh_function(name: str) -> Callable[..., Any]:
+    """``apply_rule`` under its own code object: torch.compile caches (and limits the
+    recompiles of) each code object separately, so every kernel gets its own budget."""
+    code = apply_rule.__code__.replace(co_name=name)
+    return types.FunctionType(code, apply_rule.__globals__, name)
+
+
+def kernel(rule: Rule, maximize: bool, flags: tuple) -> Callable[..., dict[str, torch.Tensor]]:
+    """The compiled ``apply_rule`` for a rule, ``maximize`` and its flag values (every
+    hyperparameter that is not a float), made once per process."""
+    key = (rule.name, id(rule), maximize, flags)
+    fn = _KERNELS.get(key)
+    if fn is None:
+        namespace(torch.empty(0))  # made here: the trace cannot build the rules' namespace
+        compiled = torch.compile(
+            _fresh_function(f"step_{rule.name}"),
+            dynamic=True,
+            fullgraph=True,
+            options={"emulate_precision_casts": True},
+        )
+        fn = _KERNELS[key] = compiled
+    return fn
+
+
+def available() -> bool:
+    """Whether compiling has not failed in this process."""
+    return not _BROKEN
+
+
+def run(
+    rule: Rule, state_type: Any, blank: dict[str, Any], maximize: bool, args: tuple
+) -> dict[str, torch.Tensor]:
+    """``apply_rule`` compiled, or eagerly once compiling has failed (said once)."""
+    g, p, slots, hp, scalars = args
+    if not _BROKEN:
+        flags = tuple(
+            (k, v) for k, v in sorted(hp.items()) if not isinstance(v, float | torch.Tensor)
+        )
+        try:
+            fn = kernel(rule, maximize, flags)
+            return fn(rule, state_type, blank, maximize, g, p, slots, hp, scalars)
+        except Exception as exc:  # compiling failed: no compiler, unsupported device, ...
+            _BROKEN.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            warnings.warn(
+                f"optimlab: compiling the optimizer step failed ({_BROKEN[0]}); using the "
+                "eager multi-tensor path instead (the same results within rounding)",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+    return apply_rule(rule, state_type, blank, maximize, g, p, slots, hp, scalars)
+
+
+def _span(t: torch.Tensor, start: int, n: int) -> torch.Tensor:
+    """``n`` elements of ``t``'s storage from ``t``'s own element ``start`` on (a run of
+    adjacent tensors as one flat view)."""
+    return t.detach().as_strided((n,), (1,), t.storage_offset() + start)
+
+
+def _adjacent(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether contiguous ``b`` starts where contiguous ``a`` ends, in the same storage."""
+    return (
+        a.dtype == b.dtype
+        and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+        and a.storage_offset() + a.numel() == b.storage_offset()
+    )
+
+
+class CompiledBucket(_Bucket):
+    """A bucket stepped by the compiled rule: runs in place, small tensors packed."""
+
+    def _plan_packs(self) -> list[_Pack]:
+        grads = [real(grad_of(p)) for p in self.owners]
+        params = [real(p) for p in self.owners]
+        self.grads_seen = [p.grad for p in self.owners]
+        self.runs: list[tuple[int, int]] = []  # (first, last) items of in-place runs
+        self.run_ptrs: list[tuple[int, int]] = []  # (item, its data_ptr) in those runs
+        runs, first = [], 0
+        for i in range(1, len(params) + 1):
+            if i == len(params) or not (
+                _adjacent(params[i - 1], params[i]) and _adjacent(grads[i - 1], grads[i])
+            ):
+                runs.append((first, i - 1))
+                first = i
+        packs: list[_Pack] = []
+        small: list[int] = []
+        for first, last in runs:
+            start, stop = self.offsets[first], self.offsets[last + 1]
+            if stop - start >= DIRECT_NUMEL:
+                items = list(range(first, last + 1))
+                packs.append(_Pack(start, stop, items, (first, 0, stop - start)))
+                if last > first:
+                    self.runs.append((first, last))
+                    self.run_ptrs += [(i, params[i].data_ptr()) for i in items]
+            else:
+                small += range(first, last + 1)
+        return packs + self._gather_packs(small)
+
+    def _gather_packs(self, items: list[int]) -> list[_Pack]:
+        """Packs of at most ``GATHER_NUMEL`` elements (or one item) over ``items``, each
+        gathered into the pack buffer (a pack's items are consecutive in the bucket, so
+        its state is one slice of each flat slot)."""
+        packs: list[_Pack] = []
+        current: list[int] = []
+        for i in items:
+            if current and (
+                i != current[-1] + 1
+                or self.offsets[i + 1] - self.offsets[current[0]] > GATHER_NUMEL
+            ):
+                packs.append(
+                    _Pack(self.offsets[current[0]], self.offsets[current[-1] + 1], current)
+                )
+                current = []
+            current.append(i)
+        if current:
+            packs.append(_Pack(self.offsets[current[0]], self.offsets[current[-1] + 1], current))
+        return packs
+
+    def valid(self, states: States) -> bool:
+        """``_Bucket.valid``'s checks, vectorised: a step over thousands of parameters
+        must not spend milliseconds in Python checking that nothing changed."""
+        grads = [p.grad for p in self.owners]
+        if not all(map(operator.is_, grads, self.grads_seen)):
+            if any(g is None or g.dtype != self.grad_dtype or not g.is_contiguous() for g in grads):
+                return False
+            for a, b in self.runs:
+                if not all(
+                    _adjacent(real(grad_of(self.owners[i - 1])), real(grad_of(self.owners[i])))
+                    for i in range(a + 1, b + 1)
+                ):
+                    return False
+            self.grads_seen = grads
+        owners = self.owners
+        if any(owners[i].data_ptr() != ptr for i, ptr in self.run_ptrs):
+            return False
+        if not all(map(operator.is_, map(states.get, owners), self.states)):
+            return False
+        base, n_keys = self.states[0], len(self.tensor_slots) + len(self.scalar_slots)
+        if any(len(s) != n_keys for s in self.states):
+            return False
+        for k in self.tensor_slots:
+            if not all(map(operator.is_, [s.get(k) for s in self.states], self.views[k])):
+                return False
+        for k in self.scalar_slots:
+            v, t = base.get(k), type(base.get(k))
+            if k not in base or any(s.get(k) != v or type(s.get(k)) is not t for s in self.states):
+                return False
+        return True
+
+    def step(self, plain: PlainPath, work: GroupStep) -> None:
+        """The compiled rule once per run or pack; the scalar slots updated in Python."""
+        rule, hp, first = plain.rule, work.hyperparams, self.states[0]
+        scalars = rule.per_step(plain.state_type(**first), **hp) if rule.per_step else None
+        fixed = _placeholders(plain)
+        blank = {k: fixed[k] for k in self.scalar_slots if first[k] is not None}
+        empty = {k: None for k in self.scalar_slots if first[k] is None}
+        flat_before = dict(self.flat)  # slots created during this step start as None
+        grads: list[Any] = self.grads_seen  # this step's gradients: valid() just saw them
+        params = self.owners
+        if self.any_complex:
+            grads, params = [real(g) for g in grads], [real(p) for p in params]
+        for pack in self.packs:
+            n = pack.stop - pack.start
+            if pack.chunk is not None:
+                i, a, b = pack.chunk
+                g, p = _span(grads[i], a, b - a), _span(params[i], a, b - a)
+            else:
+                torch._foreach_copy_(pack.g_views, [grads[i] for i in pack.items])
+                torch._foreach_copy_(pack.p_views, [params[i] for i in pack.items])
+                g, p = self.g_buf[:n], self.p_buf[:n]
+            slots = {**empty, **{k: f[pack.start : pack.stop] for k, f in flat_before.items()}}
+            args = (g, p, slots, hp, scalars)
+            for key, value in run(rule, plain.state_type, blank, work.maximize, args).items():
+                dtype = value.dtype if work.state_dtype is None else work.state_dtype
+                self._slot(key, dtype)[pack.start : pack.stop].copy_(value)
+            if pack.chunk is None:
+                torch._foreach_copy_([params[i] for i in pack.items], pack.p_views)
+        new = {k: scalars[k] for k in blank if scalars is not None and k in scalars}
+        new["count"] = first["count"] + 1
+        for state in self.states:
+            state.update(new)
+
+
+_PLACEHOLDERS: dict[int, dict[str, Any]] = {}
+
+
+def _placeholders(plain: PlainPath) -> dict[str, Any]:
+    """A fresh state's scalar slots (count 0, NAdam's mu_product 1, ...): what the kernel
+    sees in place of the real ones, so that it never depends on their values."""
+    key = id(plain.rule)
+    if key not in _PLACEHOLDERS:
+        fresh = plain.rule.init(torch.zeros((1, 1)))._asdict()
+        _PLACEHOLDERS[key] = {k: v for k, v in fresh.items() if not isinstance(v, torch.Tensor)}
+    return _PLACEHOLDERS[key]
+
+
+class CompiledPath(MultiTensorPath):
+    """The compiled path of one optimizer: the multi-tensor path's plans (buckets, flat
+    state), stepped by the compiled rule. ``step`` has the plain path's contract and its
+    results within the numerics tolerance."""
+
+    bucket_type = CompiledBucket
+
+    def __init__(self, plain: PlainPath) -> None:
+        super().__init__(plain)
+        self._sizes: dict[tuple[int, ...], int] = {}
+
+    def worthwhile(self, work: GroupStep) -> bool:
+        """Whether the default path should compile this group's step: compiling works
+        here and the group has at least ``COMPILE_MIN_NUMEL`` elements to step."""
+        if _BROKEN:
+            return False
+        ids = tuple(map(id, work.params))
+        size = self._sizes.get(ids)
+        if size is None:
+            self._sizes.clear()
+            size = self._sizes[ids] = sum(p.numel() for p in work.params)
+        return size >= COMPILE_MIN_NUMEL

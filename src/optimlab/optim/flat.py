@@ -1,0 +1,165 @@
+"""Flat storage (``flat=True``): parameters and gradients as views of one buffer each.
+
+The parameters of the groups with ``flat=True`` are moved, in group order, into one flat
+buffer per (device, dtype): each parameter keeps its identity (modules, hooks and the
+optimizer still hold the same ``Parameter``) and its values, but its data becomes a view
+of the buffer (``p.data = view``). Each gradient gets the same place in a matching
+gradient buffer. The compiled path then steps a whole bucket in one call on adjacent
+memory: a step over 2000 tensors costs what a step over one tensor does.
+
+Gradients land in place when they exist already: backward accumulates into ``p.grad``
+(our view) and ``zero_grad(set_to_none=False)`` zeroes the whole buffer in one pass.
+``zero_grad()`` (torch's default ``set_to_none=True``) sets gradients to None, as torch
+does; backward then allocates fresh ones and the next ``step()`` copies them into the
+buffer (one gather) and points ``p.grad`` at the views again. Parameters without a
+gradient keep ``grad = None`` and are skipped, as always.
+
+It survives what moves parameters: at every step the parameters are checked to still
+live in the buffer, and moved back if anything (``model.to``, ``p.data = ...``) put them
+elsewhere. Optimizer state is not affected (it lives in the paths' buffers), so
+``state_dict()`` and ``load_state_dict()`` are unchanged; ``torch.save(model)`` saves
+the buffer once, shared by the views. DDP works (it copies reduced gradients into
+``p.grad``; with ``gradient_as_bucket_view=True`` its views replace ours and each step
+gathers). Parameters that are not plain tensors (FSDP2's DTensor shards) and parameters
+that share memory (views of one tensor) are refused with a ``ValueError``: flattening
+would give each its own copy.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+
+def _label(group: dict[str, Any], gi: int, i: int) -> str:
+    names = group.get("param_names")
+    return repr(names[i]) if names else f"{i} of group {gi}"
+
+
+def _extent(p: torch.Tensor) -> tuple[int, int, int]:
+    """(storage, first, last + 1): the storage elements ``p`` can reach."""
+    reach = 1 + sum((n - 1) * s for n, s in zip(p.shape, p.stride(), strict=True))
+    start = int(p.storage_offset())
+    return p.untyped_storage().data_ptr(), start, start + int(reach)
+
+
+def _check_overlaps(labelled: list[tuple[torch.Tensor, str]]) -> None:
+    """Refuse parameters whose memory overlaps (views of one tensor: tied on purpose).
+    Disjoint parts of one storage (a model already flat, or loaded from one) are fine."""
+    spans = sorted((_extent(p), label) for p, label in labelled if p.numel())
+    for (a, label_a), (b, label_b) in zip(spans, spans[1:], strict=False):
+        if a[0] == b[0] and b[1] < a[2]:
+            raise ValueError(
+                f"flat=True: parameters {label_a} and {label_b} share memory (views of "
+                "one tensor); flattening would give each its own copy"
+            )
+
+
+def _check(groups: list[dict[str, Any]]) -> list[torch.Tensor]:
+    """The parameters of the flat groups, in order; refuses those flattening would break."""
+    params: list[torch.Tensor] = []
+    seen: dict[int, str] = {}
+    for gi, group in enumerate(groups):
+        if not group.get("flat"):
+            continue
+        for i, p in enumerate(group["params"]):
+            label = _label(group, gi, i)
+            if type(p.data) is not torch.Tensor:
+                raise ValueError(
+                    f"flat=True needs parameters that are plain tensors; parameter {label} "
+                    f"is a {type(p.data).__name__} (sharded parameters, as FSDP2's, keep "
+                    "their own storage: use flat=False)"
+                )
+            if id(p) not in seen:
+                seen[id(p)] = label
+                params.append(p)
+    _check_overlaps([(p, seen[id(p)]) for p in params])
+    return params
+
+
+class FlatStorage:
+    """The flat buffers of one optimizer's ``flat=True`` groups, and their upkeep."""
+
+    def __init__(self, groups: list[dict[str, Any]]) -> None:
+        self.groups = groups
+        self.build()
+
+    @classmethod
+    def of(cls, groups: list[dict[str, Any]]) -> FlatStorage | None:
+        """The flat storage of these groups, or None when no group asks for it."""
+        return cls(groups) if any(g.get("flat") for g in groups) else None
+
+    def build(self) -> None:
+        """Move the flat groups' parameters into fresh buffers (keeping their values)."""
+        self.params = _check(self.groups)
+        by_key: dict[tuple, list[torch.Tensor]] = {}
+        for p in self.params:
+            by_key.setdefault((p.device, p.dtype), []).append(p)
+        self.buffers: list[tuple[torch.Tensor, list[torch.Tensor]]] = []
+        self.grad_views: dict[int, torch.Tensor] = {}
+        self.grad_buffers: list[torch.Tensor] = []
+        with torch.no_grad():
+            for (device, dtype), params in by_key.items():
+                total = sum(p.numel() for p in params)
+                buf = torch.empty(total, dtype=dtype, device=device)
+                grads = torch.zeros(total, dtype=dtype, device=device)
+                start = 0
+                for p in params:
+                    stop = start + p.numel()
+                    view = buf[start:stop].view(p.shape)
+                    view.copy_(p.detach())
+                    p.data = view
+                    self.grad_views[id(p)] = grads[start:stop].view(p.shape)
+                    start = stop
+                self.buffers.append((buf, params))
+                self.grad_buffers.append(grads)
+        self.views = [self.grad_views[id(p)] for p in self.params]
+        self.ptrs = [p.data_ptr() for p in self.params]
+
+    def prepare(self) -> None:
+        """Before a step: parameters back in their buffer if moved, gradients adopted.
+
+        A gradient that is not its view (new since ``zero_grad()``, or set by hand) is
+        copied into the view, which becomes ``p.grad``; None stays None.
+        """
+        params = self.params
+        if not all(map(operator.eq, map(operator.methodcaller("data_ptr"), params), self.ptrs)):
+            self.build()
+        grads = [p.grad for p in params]
+        if all(map(operator.is_, grads, self.views)):
+            return
+        targets, sources, owners = [], [], []
+        for p, g, view in zip(params, grads, self.views, strict=True):
+            if g is None or g is view:
+                continue
+            if g.shape != view.shape or g.dtype != view.dtype or g.layout != torch.strided:
+                continue  # left as is: the step checks it (a sparse gradient is refused)
+            targets.append(view)
+            sources.append(g.detach() if g.device == view.device else g.detach().to(view.device))
+            owners.append(p)
+        if targets:
+            with torch.no_grad():
+                torch._foreach_copy_(targets, sources)
+            for p, view in zip(owners, targets, strict=True):
+                p.grad = view
+
+    def zero_grad(self, others: Iterable[torch.Tensor]) -> None:
+        """``zero_grad(set_to_none=False)``: each gradient buffer zeroed in one pass; the
+        gradients of ``others`` (parameters outside the buffers, or whose gradient is not
+        its view) zeroed one by one, as torch does."""
+        for grads in self.grad_buffers:
+            grads.zero_()
+        views = {id(v) for v in self.views}
+        with torch.no_grad():
+            for p in others:
+                g = p.grad
+                if g is None or id(g) in views:
+                    continue
+                if g.grad_fn is not None:
+                    g.detach_()
+                else:
+                    g.requires_grad_(False)
+                g.zero_()

@@ -1,0 +1,248 @@
+"""The compiled path (``fused=True``, optim/compiled.py) and how the default path is chosen.
+
+Two layers, tested apart:
+
+- the plumbing (buckets, in-place runs of adjacent tensors, gathered packs, per-step
+  scalars computed outside the kernel, scalar slots kept in Python, slots created
+  mid-run): with the kernel run eagerly, every element sees the plain rule's operations,
+  so the path equals the plain rule bitwise on every fast-path case, with and without
+  flat storage (default suite);
+- the compiled kernel itself (marked ``slow``: each compile takes seconds): the same
+  cases within the numerics tolerance, no recompile when a schedule changes ``lr``, and
+  the fallback when compiling fails (said once).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from cases import Case
+from numerics import assert_close
+from test_optim_fast import FAST_CASES, _grad_schedule, _params, assert_same_state
+from torch_cases import one_thread, ours_kwargs
+
+from optimlab.optim import CLASSES, compiled, multi_tensor
+from optimlab.optim.plain import GroupStep
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+assert one_thread
+
+
+@pytest.fixture
+def eager_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled path with its kernel run eagerly (same operations as the plain rule)."""
+    monkeypatch.setattr(compiled, "kernel", lambda rule, maximize, flags: compiled.apply_rule)
+
+
+@pytest.fixture
+def small_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spans and packs small enough that the test's tensors take every branch."""
+    monkeypatch.setattr(compiled, "DIRECT_NUMEL", 16)
+    monkeypatch.setattr(compiled, "GATHER_NUMEL", 8)
+    monkeypatch.setattr(multi_tensor, "PACK_NUMEL", 8)
+
+
+def run_schedule(case: Case, steps: int = 30, **flags: Any) -> tuple[list, torch.optim.Optimizer]:
+    """test_optim_fast's schedule: zero-size, None grad, a layer frozen for 10 steps,
+    complex, non-contiguous and 0-d parameters, zero gradients every 7th step."""
+    params = _params()
+    opt = CLASSES[case.name](params, **ours_kwargs(case), **flags)
+    gen = torch.Generator().manual_seed(4)
+    for step in range(steps):
+        for p, g in zip(params, _grad_schedule(params, step, gen), strict=True):
+            p.grad = g
+        opt.step()
+    return params, opt
+
+
+def assert_close_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer, rtol=None) -> None:
+    """Every state slot of ``a`` within the numerics tolerance of ``b``'s."""
+    for pa, pb in zip(a.param_groups[0]["params"], b.param_groups[0]["params"], strict=True):
+        sa, sb = a.state[pa], b.state[pb]
+        assert sa.keys() == sb.keys()
+        for key, y in sb.items():
+            x = sa[key]
+            if isinstance(y, torch.Tensor):
+                assert isinstance(x, torch.Tensor) and x.dtype == y.dtype, key
+                assert_close(x, y, rtol=rtol, what=key)
+            elif isinstance(y, float):
+                assert x == pytest.approx(y, rel=1e-13), key
+            else:
+                assert x == y, key
+
+
+@pytest.mark.usefixtures("eager_kernel", "small_spans")
+@pytest.mark.parametrize("flat", [False, True], ids=["separate", "flat"])
+@pytest.mark.parametrize("case", FAST_CASES, ids=lambda c: c.id)
+def test_compiled_path_plumbing_equals_plain_rule(case: Case, flat: bool) -> None:
+    maximize = case.label == "defaults"
+    plain, opt_plain = run_schedule(case, foreach=False, maximize=maximize)
+    fast, opt_fast = run_schedule(case, fused=True, flat=flat, maximize=maximize)
+    chosen, paths = _choice(opt_fast)
+    reducing = not opt_fast.spec.rule.elementwise_with(case.full())  # cautious: plain path
+    assert chosen is (paths.plain if reducing else paths.compiled)
+    for x, y in zip(fast, plain, strict=True):
+        assert torch.equal(x, y)
+    assert_same_state(opt_fast, opt_plain)
+    counts = [opt_fast.state[p]["count"] for p in fast]
+    assert counts[0] == 20 and counts[1] == 30 and counts[3] == 29
+
+
+def _choice(opt: Any) -> tuple[Any, Any]:
+    """The path ``opt`` takes for its first group, and the paths it chose among."""
+    group = opt.param_groups[0]
+    work: GroupStep | None = opt._work(0, group)
+    assert work is not None
+    paths = opt._paths_of(opt.group_rule(group))
+    return opt._path(group, work, paths), paths
+
+
+@pytest.mark.usefixtures("eager_kernel")
+def test_flat_bucket_is_one_span_and_small_tensors_are_packed(monkeypatch) -> None:
+    """Flat storage: 200 adjacent tensors are one in-place span (one kernel call);
+    separate ones are gathered into packs of at most GATHER_NUMEL elements."""
+    calls: list[int] = []
+
+    def counting(rule, state_type, blank, maximize, g, p, *rest):
+        calls.append(g.numel())
+        return compiled.apply_rule(rule, state_type, blank, maximize, g, p, *rest)
+
+    monkeypatch.setattr(compiled, "kernel", lambda rule, maximize, flags: counting)
+    monkeypatch.setattr(compiled, "GATHER_NUMEL", 2048)
+    for flat, want in ((True, [200 * 500]), (False, [2000] * 50)):
+        params = [torch.nn.Parameter(torch.randn(500)) for _ in range(200)]
+        opt = CLASSES["adamw"](params, fused=True, flat=flat)
+        for p in params:
+            p.grad = torch.randn(500)
+        calls.clear()
+        opt.step()
+        assert calls == want
+
+
+def test_default_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small groups: multi-tensor; large ones (>= COMPILE_MIN_NUMEL): compiled; fused=True
+    compiled; foreach=True or fused=False multi-tensor; foreach=False or a reducing
+    option (cautious): plain; compiling broken: multi-tensor whatever was asked."""
+    params = [torch.nn.Parameter(torch.randn(100)) for _ in range(3)]
+    for p in params:
+        p.grad = torch.randn(100)
+
+    def path(**kw: Any) -> str:
+        opt = CLASSES["adam"](params, **kw)
+        chosen, paths = _choice(opt)
+        return {
+            id(paths.plain): "plain",
+            id(paths.fast): "multi",
+            id(paths.compiled): "compiled",
+        }[id(chosen)]
+
+    assert path() == "multi"
+    assert path(fused=True) == "compiled"
+    assert path(foreach=True) == path(fused=False) == "multi"
+    assert path(foreach=False) == path(cautious=True) == path(fused=True, cautious=True) == "plain"
+    monkeypatch.setattr(compiled, "COMPILE_MIN_NUMEL", 300)
+    assert path() == "compiled" and path(foreach=True) == "multi"
+    monkeypatch.setattr(compiled, "_BROKEN", ["no compiler"])
+    assert path() == path(fused=True) == "multi"
+
+
+def test_failed_compile_warns_once_and_steps_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_compiler(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no C++ compiler found\nmore text")
+
+    monkeypatch.setattr(compiled, "_BROKEN", [])
+    monkeypatch.setattr(compiled, "_KERNELS", {})
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    case = next(c for c in FAST_CASES if c.name == "adamw")
+    plain, opt_plain = run_schedule(case, steps=6, foreach=False)
+    with pytest.warns(RuntimeWarning, match="compiling the optimizer step failed") as record:
+        fast, opt_fast = run_schedule(case, steps=6, fused=True)
+    assert len([w for w in record if issubclass(w.category, RuntimeWarning)]) == 1
+    assert "RuntimeError: no C++ compiler found" in str(record[0].message)
+    for x, y in zip(fast, plain, strict=True):
+        assert torch.equal(x, y)
+    assert_same_state(opt_fast, opt_plain)
+
+
+# ---------------------------------------------------------------- compiled for real (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flat", [False, True], ids=["separate", "flat"])
+@pytest.mark.parametrize("case", FAST_CASES, ids=lambda c: c.id)
+def test_compiled_equals_plain_rule(case: Case, flat: bool, small_spans: None) -> None:
+    maximize = case.label == "defaults"
+    plain, opt_plain = run_schedule(case, foreach=False, maximize=maximize)
+    fast, opt_fast = run_schedule(case, fused=True, flat=flat, maximize=maximize)
+    for i, (x, y) in enumerate(zip(fast, plain, strict=True)):
+        assert_close(x, y, what=f"param {i}")
+    assert_close_state(opt_fast, opt_plain)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["adamw", "sgd", "lion"])
+def test_compiled_bf16_params_fp32_state(name: str, small_spans: None) -> None:
+    """bf16 parameters with fp32 state: the compiled kernel rounds as eager does
+    (emulate_precision_casts), so it agrees with the plain rule to a few bf16 ulps of the
+    parameters (bf16's eps is 7.8e-3: 2e-2 leaves room for one rounding flip amplified
+    over 12 steps) and to the float32 bound on the fp32 state."""
+    runs = []
+    for flags in ({"foreach": False}, {"fused": True}):
+        gen = torch.Generator().manual_seed(0)
+        params = [
+            torch.nn.Parameter(torch.randn(5, 40, generator=gen).bfloat16()) for _ in range(3)
+        ]
+        opt = CLASSES[name](params, lr=0.01, state_dtype=torch.float32, **flags)
+        for _ in range(12):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen).bfloat16()
+            opt.step()
+        runs.append((params, opt))
+    (fast, opt_fast), (plain, opt_plain) = runs[1], runs[0]
+    for x, y in zip(fast, plain, strict=True):
+        assert x.dtype == torch.bfloat16
+        assert_close(x, y, rtol=2e-2)
+    assert_close_state(opt_fast, opt_plain, rtol=2e-2)
+
+
+@pytest.mark.slow
+def test_lr_schedule_and_step_count_never_recompile() -> None:
+    from torch._dynamo.utils import counters
+
+    params = [torch.nn.Parameter(torch.randn(3000)) for _ in range(2)]
+    opt = CLASSES["adamw"](params, lr=0.01, weight_decay=0.1, fused=True)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 / (1 + t))
+    graphs = []
+    for _ in range(8):
+        for p in params:
+            p.grad = torch.randn(3000)
+        opt.step()
+        sched.step()
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[-1] == graphs[0]  # compiled once at the first step, never again
+
+
+@pytest.mark.slow
+def test_fresh_process_compiles_without_falling_back() -> None:
+    """In a new process the compiled kernel is the first thing to run a rule (the rules'
+    array namespace must exist before tracing): no warning, the kernel is used."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from optimlab.optim import AdamW, compiled\n"
+        "p = torch.nn.Parameter(torch.ones(10)); p.grad = torch.ones(10)\n"
+        "AdamW([p], lr=0.1, fused=True).step()\n"
+        "assert compiled.available() and compiled._KERNELS, compiled._BROKEN\n"
+        "print(round(p[0].item(), 6))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "0.899"  # 1 - lr - lr * weight_decay (0.01)
