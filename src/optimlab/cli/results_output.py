@@ -8,9 +8,10 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from . import UsageError
+from . import writing
 
 
 @contextmanager
@@ -85,10 +86,8 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
     if not args.no_report:
         from ..lab.report import write_report
 
-        try:
+        with writing(Path(out) / "report.html", "; the runs are stored: pass --no-report"):
             path = write_report(out)
-        except OSError as exc:
-            raise UsageError(f"cannot write the report in {out!r}: {exc.strerror or exc}") from None
         console.print(f"report: {path}")
     console.print(f"results: {out} (rerun the same command to reuse finished runs)")
     return 1 if c is not None and (c.failed or c.failed_by_others) else 0

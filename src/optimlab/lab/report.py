@@ -229,7 +229,7 @@ def render(
 ) -> str:
     """The report of ``folder`` as an HTML string (read only from its store)."""
     results = Results.load(folder)
-    with Store(folder, create=False) as store:
+    with Store(folder, create=False, readonly=True) as store:
         counts = store.counts()
         failed = store.runs(status=("failed",))
     parts = [

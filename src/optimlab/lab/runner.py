@@ -20,7 +20,7 @@ from typing import Any
 from ..core.checks import integer, real
 from . import engine as default_engine
 from .config import RunConfig
-from .store import FINAL, Store
+from .store import FINAL, Store, StoreFault
 
 ProgressFn = Callable[[int, int], None]  # (units done so far, total units); a unit = one run-step
 
@@ -138,7 +138,10 @@ def execute(
                     _run_batch(s, batch)
                 _wait_for_others(s, stale_after, poll)
         except BaseException:
-            store.release()
+            # give claimed runs back; if even that fails (a full disk), the first error is
+            # the one to report, and the next run requeues them (their process is gone)
+            with contextlib.suppress(StoreFault):
+                store.release()
             raise
     return s.counts
 
