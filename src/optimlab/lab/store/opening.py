@@ -254,7 +254,7 @@ class StoreBase:
             if head and head != _HEADER[: len(head)]:
                 raise StoreError(
                     f"{str(self.path)!r} is not an optimlab results store (not a SQLite "
-                    f"file); choose another --out"
+                    f"file); choose another results folder (--out)"
                 )
             return len(head) > 0
         if not create:
@@ -301,9 +301,14 @@ class StoreBase:
             conn.close()
 
     def _connect_readonly(self) -> sqlite3.Connection:
-        """``mode=ro``; in a read-only folder (where SQLite cannot make the ``-shm`` file
-        WAL readers need) ``immutable=1``, or a private copy when a ``-wal`` file holds
-        changes not yet merged into the database (``immutable`` would not see them)."""
+        """A connection that never writes (``PRAGMA query_only`` is set once the schema is
+        checked). In a writable folder a read-write one, so that the last connection closed
+        still merges and removes the ``-wal`` and ``-shm`` files; else ``mode=ro``; and where
+        SQLite cannot make the ``-shm`` file WAL readers need (a read-only folder)
+        ``immutable=1``, or a private copy when a ``-wal`` file holds changes not yet
+        merged into the database (``immutable`` would not see them)."""
+        if os.access(self.folder, os.W_OK) and os.access(self.path, os.W_OK):
+            return self._connect(f"{self._uri()}?mode=rw")
         conn = self._connect(f"{self._uri()}?mode=ro")
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
@@ -327,7 +332,7 @@ class StoreBase:
         if tables and "meta" not in tables:
             raise StoreError(
                 f"{str(self.path)!r} is a SQLite file of another program "
-                f"(tables: {', '.join(sorted(tables))}); choose another --out"
+                f"(tables: {', '.join(sorted(tables))}); choose another results folder (--out)"
             )
         if not tables:
             return False
@@ -335,7 +340,7 @@ class StoreBase:
         if meta.get("app") != APP:
             raise StoreError(
                 f"{str(self.path)!r} belongs to {meta.get('app')!r}, "
-                f"not an optimlab results store; choose another --out"
+                f"not an optimlab results store; choose another results folder (--out)"
             )
         version = int(meta.get("schema_version", "0"))
         if version != SCHEMA_VERSION:
