@@ -21,6 +21,8 @@ from .grid_options import (
     check_unprefixed,
     parse_hp_options,
     parse_lrs_options,
+    size_guard,
+    size_options,
     split_list,
 )
 from .results_output import finish, interruptible, progress_bar
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             )
     steps = args.steps if args.steps is not None else DEFAULT_STEPS
     seeds = parse_seeds(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
-    with interruptible(out), progress_bar(not args.quiet, "compare") as progress:
+    with interruptible(out), size_guard(), progress_bar(not args.quiet, "compare") as progress:
         results = compare(
             problems,
             optimizers,
@@ -103,5 +105,6 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             max_batch=args.max_batch,
             torch_threads=args.threads,
+            **size_options(args, "compare", out),
         )
     return finish(args, results, out)

@@ -8,6 +8,8 @@ Budget and results folder (``add_run_options``), optimizer lists, learning-rate 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..core.specs import parse_value, split_top
@@ -65,6 +67,12 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
         default=None,
         metavar="N",
         help="at most N runs per engine batch (finer resume after a kill)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="run even if the grid's results would exceed 1 GB (the size guard, against "
+        "typos such as --lrs 1e-3:1:100000)",
     )
     parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -147,3 +155,30 @@ def check_optimizers(names: list[str]) -> list[str]:
     from ..rules.registry import get_spec
 
     return [get_spec(n).name for n in names]  # unknown -> ValueError with a suggestion
+
+
+def size_options(args: argparse.Namespace, command: str, out: str) -> dict[str, Any]:
+    """The size guard's arguments of ``compare``/``sweep``: no limit with ``--yes``; the
+    estimate (runs, size of results) on stderr unless ``--quiet``."""
+    import sys
+
+    from ..lab.store.sizing import MAX_STORE_BYTES, SizeEstimate
+
+    def show(estimate: SizeEstimate) -> None:
+        print(f"{command}: {estimate.text()} in {out}", file=sys.stderr)
+
+    return {
+        "max_store_bytes": None if args.yes else MAX_STORE_BYTES,
+        "on_estimate": None if args.quiet else show,
+    }
+
+
+@contextmanager
+def size_guard() -> Iterator[None]:
+    """A grid over the size guard: one line saying to check it or to pass ``--yes``."""
+    from ..lab.store.sizing import StoreTooLarge
+
+    try:
+        yield
+    except StoreTooLarge as exc:
+        raise UsageError(exc.message("--yes")) from None

@@ -33,6 +33,8 @@ from .grid_options import (
     check_unprefixed,
     parse_hp_options,
     parse_lrs_options,
+    size_guard,
+    size_options,
     split_list,
 )
 from .results_output import finish, interruptible, progress_bar
@@ -150,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(out, str):
         raise UsageError(f"config 'out' must be a folder path (a string), got {out!r}")
     eval_every = args.eval_every if args.eval_every is not None else config.get("eval_every")
-    with interruptible(out), progress_bar(not args.quiet, "sweep") as progress:
+    with interruptible(out), size_guard(), progress_bar(not args.quiet, "sweep") as progress:
         results = sweep(
             problem,
             grid,
@@ -163,5 +165,6 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             max_batch=args.max_batch,
             torch_threads=args.threads,
+            **size_options(args, "sweep", out),
         )
     return finish(args, results, out)

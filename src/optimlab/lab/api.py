@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..core.checks import integer
 from ..core.specs import parse_spec
-from .config import LrSpec, RunConfig, expand_grid
+from .config import LrSpec, RunConfig, expand_grid, grid_size
 from .results import Results
 from .runner import ProgressFn, execute
+from .store.sizing import MAX_STORE_BYTES, SizeEstimate, check_size, run_bytes
 
 ScheduleSpec = str | tuple[str, Mapping[str, Any]] | None
 ProblemSpec = str | tuple[str, Mapping[str, Any]]
@@ -84,6 +85,29 @@ def _problems(problem: ProblemSpec | Sequence[ProblemSpec]) -> list[tuple[str, d
     return specs
 
 
+def guard_size(
+    grids: Sequence[tuple[tuple[str, dict[str, Any]], int]],
+    steps: int,
+    out: str | None,
+    max_store_bytes: float | None,
+    on_estimate: Callable[[SizeEstimate], None] | None,
+) -> None:
+    """The size guard: ``grids`` pairs each problem spec with its number of runs. Above
+    ``max_store_bytes`` (None: no limit) the grid is refused with :class:`StoreTooLarge`,
+    before any run or store is made; else the estimate goes to ``on_estimate``."""
+    from .. import problems
+
+    total = 0.0
+    for (name, kwargs), runs in grids:
+        p = problems.get(name, **kwargs)
+        trajectory = p.kind == "function" and getattr(p, "dim", 0) == 2
+        total += runs * run_bytes(steps, trajectory)
+    estimate = SizeEstimate(sum(runs for _, runs in grids), total)
+    check_size(estimate, max_store_bytes, out)
+    if on_estimate is not None:
+        on_estimate(estimate)
+
+
 def run_configs(
     configs: Sequence[RunConfig],
     out: str | None,
@@ -114,6 +138,8 @@ def compare(
     batched: bool = True,
     eval_every: int | None = None,
     progress: ProgressFn | None = None,
+    max_store_bytes: float | None = MAX_STORE_BYTES,
+    on_estimate: Callable[[SizeEstimate], None] | None = None,
     **engine_kwargs: Any,
 ) -> Results:
     """Compare optimizers over a learning-rate grid on one or more problems.
@@ -122,6 +148,9 @@ def compare(
     an optional ``"default"``). ``seeds`` is a count or a list. ``hyperparams`` fixes other
     hyperparameters per optimizer (``{"adam": {"beta2": 0.99}}``; ``"*"`` for all).
     Results are stored in ``out`` (runs already finished there are not recomputed).
+    Before anything runs, the number of runs and the size of their results are estimated
+    (passed to ``on_estimate``); above ``max_store_bytes`` (1 GB; None: no limit) the
+    call raises :class:`~optimlab.lab.store.sizing.StoreTooLarge`.
 
     >>> res = compare("rosenbrock", ["sgd", "adam"], "1e-3:1e-1:3", steps=100, seeds=1)
     ... # doctest: +SKIP
@@ -144,8 +173,11 @@ def compare(
     steps = integer("steps", steps, 1)
     sched = parse_schedule(schedule)
     check_schedule(sched, steps)
+    specs = _problems(problem)
+    runs = grid_size(optimizers, lrs, seeds, hyperparams=fixed, schedules=[sched])
+    guard_size([(spec, runs) for spec in specs], steps, out, max_store_bytes, on_estimate)
     configs: list[RunConfig] = []
-    for name, kwargs in _problems(problem):
+    for name, kwargs in specs:
         configs += expand_grid(
             name,
             optimizers,
@@ -172,6 +204,8 @@ def sweep(
     batched: bool = True,
     eval_every: int | None = None,
     progress: ProgressFn | None = None,
+    max_store_bytes: float | None = MAX_STORE_BYTES,
+    on_estimate: Callable[[SizeEstimate], None] | None = None,
     **engine_kwargs: Any,
 ) -> Results:
     """The full grid optimizer x hyperparameters x schedule x seed.
@@ -179,6 +213,7 @@ def sweep(
     ``grid`` maps each optimizer to its axes: ``"lr"`` (a list or a range spec, required)
     and any other hyperparameter as one value or a list of values, e.g.
     ``{"adam": {"lr": "1e-4:1e-1:4", "beta2": [0.99, 0.999]}, "sgd": {"lr": [0.01, 0.1]}}``.
+    The size guard (``max_store_bytes``, ``on_estimate``) is that of :func:`compare`.
     """
     if not grid:
         raise ValueError("grid must name at least one optimizer, got {}")
@@ -205,8 +240,13 @@ def sweep(
     scheds = [parse_schedule(s) for s in items]
     for sched in scheds:
         check_schedule(sched, steps)
+    specs = _problems(problem)
+    runs = sum(
+        grid_size([o], {o: lrs[o]}, seeds, hyperparams={o: axes[o]}, schedules=scheds) for o in grid
+    )
+    guard_size([(spec, runs) for spec in specs], steps, out, max_store_bytes, on_estimate)
     configs: list[RunConfig] = []
-    for name, kwargs in _problems(problem):
+    for name, kwargs in specs:
         for opt in grid:
             configs += expand_grid(
                 name,
