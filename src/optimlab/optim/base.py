@@ -211,6 +211,7 @@ class RuleOptimizer(torch.optim.Optimizer):
             validate=self._arguments.validate,
             fields=self._plain.fields,
             owner=type(self).__name__,
+            required=self._plain.required,
         )
         self.__setstate__({"state": new_state, "param_groups": groups})  # new paths too
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():

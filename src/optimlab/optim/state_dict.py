@@ -67,12 +67,15 @@ def prepare_load(
     validate: Callable[[Mapping[str, Any]], Any],
     fields: tuple[str, ...],
     owner: str,
+    required: tuple[str, ...] = ("count",),
 ) -> tuple[list[dict[str, Any]], defaultdict[Any, dict[str, Any]]]:
     """Checked, copied param groups and state to replace ``groups`` and their state.
 
     ``defaults`` fill keys missing from saved groups (older state dicts), ``validate``
-    checks each group, ``fields`` are the state keys the rule keeps and ``owner`` names
-    the optimizer class in errors. Raises before anything is changed.
+    checks each group, ``fields`` are the state keys the rule keeps (``required``: those
+    a parameter's non-empty state must have) and ``owner`` names the optimizer class in
+    errors. Raises before anything is changed: a torch.optim state dict (``step``,
+    ``exp_avg``, or SGD's lone ``momentum_buffer``) is refused here, not at ``step()``.
     """
     if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
         raise ValueError("an optimizer state dict needs the keys 'state' and 'param_groups'")
@@ -110,6 +113,12 @@ def prepare_load(
                 f"saved state of parameter {k} has {unknown[0]!r}, which "
                 f"{owner} does not keep (its state: {', '.join(fields)}); "
                 "was it saved by another optimizer?"
+            )
+        missing = [f for f in required if value and f not in value]
+        if missing:
+            raise ValueError(
+                f"saved state of parameter {k} lacks {missing[0]!r}, which {owner} keeps "
+                f"(its state: {', '.join(fields)}); was it saved by another optimizer?"
             )
         state[p] = {key: _copy_value(key, v, p) for key, v in value.items()}
     return new_groups, state

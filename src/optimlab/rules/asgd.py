@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
 from ._axes import is_array
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class ASGDState(NamedTuple):
@@ -80,11 +80,11 @@ ASGD = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-2, low=0.0, doc="initial learning rate"),
+        Hyper("lr", 1e-2, low=0.0, limit=LR_MAX, doc="initial learning rate"),
         Hyper("lambd", 1e-4, low=0.0, doc="decay term: shrinks theta and the step size"),
         Hyper("alpha", 0.75, low=0.0, doc="power of the step-size decay"),
         Hyper("t0", 1e6, low=0.0, doc="step after which averaging starts"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="L2 penalty added to the gradient"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="L2 penalty added to the gradient"),
     ),
     state_numel=n_slots(lambda hp: 1),
     summary="SGD with a decaying step and a running average of the iterates to evaluate.",
