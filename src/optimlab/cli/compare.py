@@ -18,9 +18,11 @@ from .grid_options import (
     add_run_options,
     check_named,
     check_optimizers,
+    check_run_flags,
     check_unprefixed,
     parse_hp_options,
     parse_lrs_options,
+    parse_seeds_option,
     size_guard,
     size_options,
     split_list,
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from ..lab.api import compare
     from ..lab.config import parse_seeds
 
+    check_run_flags(args)
     out = args.out or "optimlab-results/compare"
     optimizers = check_optimizers(split_list(args.optimizer, DEFAULT_OPTIMIZERS))
     problems = args.problem or list(DEFAULT_PROBLEMS)  # no comma split: kwargs use commas
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 f"got {opt}: {values}"
             )
     steps = args.steps if args.steps is not None else DEFAULT_STEPS
-    seeds = parse_seeds(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
+    seeds = parse_seeds_option(args.seeds) if args.seeds is not None else parse_seeds(DEFAULT_SEEDS)
     with interruptible(out), size_guard(), progress_bar(not args.quiet, "compare") as progress:
         results = compare(
             problems,

@@ -78,6 +78,42 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+def check_run_flags(args: argparse.Namespace) -> None:
+    """The budget and batching flags, checked under their own names (``--eval-every must
+    be an integer >= 1, got 0``) before anything runs."""
+    from ..core.checks import integer
+
+    for flag, value in (
+        ("--steps", args.steps),
+        ("--eval-every", args.eval_every),
+        ("--max-batch", args.max_batch),
+        ("--threads", args.threads),
+    ):
+        if value is not None:
+            integer(flag, value, 1)
+
+
+@contextmanager
+def as_flag(flag: str, name: str) -> Iterator[None]:
+    """Errors the library reports about ``name`` (``lrs must be ...``), told with the flag
+    the user typed (``--lrs must be ...``)."""
+    try:
+        yield
+    except ValueError as exc:
+        text = str(exc)
+        if not text.startswith(f"{name} "):
+            raise
+        raise UsageError(f"{flag}{text[len(name) :]}") from None
+
+
+def parse_seeds_option(value: str) -> list[int]:
+    """``--seeds N|LIST`` as a sorted list of seeds."""
+    from ..lab.config import parse_seeds
+
+    with as_flag("--seeds", "seeds"):
+        return parse_seeds(value)
+
+
 def split_list(values: list[str] | None, default: tuple[str, ...]) -> list[str]:
     if not values:
         return list(default)
@@ -94,7 +130,8 @@ def parse_lrs_options(values: list[str] | None, default: str = DEFAULT_LRS) -> A
     for v in values:
         opt, eq, spec = v.partition("=")
         key = opt.strip() if eq else "default"
-        parse_lrs(spec if eq else v)
+        with as_flag("--lrs", "lrs"):
+            parse_lrs(spec if eq else v)
         if key in per_opt:  # the later one would silently replace the earlier one
             raise UsageError(
                 f"--lrs gives {'the default range' if key == 'default' else key!r} "

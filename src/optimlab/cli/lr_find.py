@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,25 @@ def parse_hp(items: list[str]) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def user_code(problem: str) -> Iterator[None]:
+    """An exception raised by the user's own problem (``module:function`` or
+    ``file.py:function``: building it, its model or its loss) is one line, exit code 2;
+    ``OPTIMLAB_DEBUG=1`` shows its traceback. Built-in problems are not wrapped: an
+    exception there is a bug of ours, shown with its traceback."""
+    try:
+        yield
+    except (ValueError, UsageError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if ":" not in problem or os.environ.get("OPTIMLAB_DEBUG"):
+            raise
+        raise UsageError(
+            f"problem {problem!r} raised {type(exc).__name__}: {exc} "
+            f"(set OPTIMLAB_DEBUG=1 to see the traceback)"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from optimlab import problems
     from optimlab.rules.registry import get_spec
@@ -63,18 +85,19 @@ def run(args: argparse.Namespace) -> int:
     out = None if args.out is None else Path(args.out)
     if out is not None and not out.parent.is_dir():
         raise FileNotFoundError(f"folder {str(out.parent)!r} does not exist (for --out {out})")
-    task = problems.get(args.problem).torch_task(args.seed)
-    result = lr_find_task(
-        task,
-        args.optimizer,
-        hyperparams=hp,
-        use_val_batch=args.val,
-        start_lr=args.start_lr,
-        end_lr=args.end_lr,
-        num_iter=args.num_iter,
-        mode=args.mode,
-        accumulation_steps=args.accumulation_steps,
-    )
+    with user_code(args.problem):
+        task = problems.get(args.problem).torch_task(args.seed)
+        result = lr_find_task(
+            task,
+            args.optimizer,
+            hyperparams=hp,
+            use_val_batch=args.val,
+            start_lr=args.start_lr,
+            end_lr=args.end_lr,
+            num_iter=args.num_iter,
+            mode=args.mode,
+            accumulation_steps=args.accumulation_steps,
+        )
     print(f"problem {args.problem}, optimizer {args.optimizer}: {result}")
     if result.suggested_lr is not None:
         print(f"suggested lr: {result.suggested_lr:.4g}")
