@@ -130,7 +130,7 @@ def exit_code(exc: BaseException) -> int | None:
     the request, None for anything else (a bug, shown with its traceback)."""
     import errno
 
-    store = sys.modules.get("optimlab.lab.store.opening")
+    store = sys.modules.get("optimlab.lab.store.faults")
     if isinstance(exc, EnvironmentFault) or (
         store is not None and isinstance(exc, store.StoreFault)
     ):

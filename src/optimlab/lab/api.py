@@ -241,9 +241,7 @@ def sweep(
     for sched in scheds:
         check_schedule(sched, steps)
     specs = _problems(problem)
-    runs = sum(
-        grid_size([o], {o: lrs[o]}, seeds, hyperparams={o: axes[o]}, schedules=scheds) for o in grid
-    )
+    runs = grid_size(list(grid), lrs, seeds, hyperparams=axes, schedules=scheds)
     guard_size([(spec, runs) for spec in specs], steps, out, max_store_bytes, on_estimate)
     configs: list[RunConfig] = []
     for name, kwargs in specs:

@@ -22,6 +22,7 @@ statuses and writes results, ``reading`` queries them.
 from __future__ import annotations
 
 from ..record import FINAL
+from .faults import StoreFault
 from .lifecycle import RunLifecycle
 from .opening import (
     DB_NAME,
@@ -30,7 +31,6 @@ from .opening import (
     SCHEMA_VERSION,
     STATUSES,
     StoreError,
-    StoreFault,
 )
 from .reading import RunReading
 

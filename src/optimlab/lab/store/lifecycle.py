@@ -23,7 +23,8 @@ import numpy as np
 
 from ..config import CODE_VERSION, RunConfig
 from ..record import FINAL, Trace
-from .opening import _LIVE_OWNERS, METRIC_COLUMNS, StoreBase, guarded
+from .faults import guarded
+from .opening import _LIVE_OWNERS, METRIC_COLUMNS, StoreBase
 
 
 def _pid_alive(pid: int) -> bool:

@@ -9,15 +9,13 @@ and in a read-only folder with ``immutable=1`` (or on a private copy when the fo
 holds an unmerged ``-wal`` file), so a store on a read-only disk can still be reported.
 
 Faults of the environment (a full disk, an I/O error, a read-only folder, a corrupted
-file, a lock held too long) become one :class:`StoreFault` naming the file and what to
+file, a lock held too long) become one ``faults.StoreFault`` naming the file and what to
 do; a file that is not an optimlab store is a :class:`StoreError` (a ``ValueError``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
 import os
 import shutil
 import socket
@@ -27,9 +25,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Self
 
 from ..config import CODE_VERSION
+from .faults import ENVIRONMENT_ERRNOS, fault
 
 APP = "optimlab-lab"
 SCHEMA_VERSION = 1
@@ -101,99 +100,14 @@ RUN_COLUMNS = (
 # owners held by open stores of this process: a row "running" under this process's pid but
 # another owner is stale (a previous process that had the same pid, or a store not closed)
 _LIVE_OWNERS: set[str] = set()
-# errno values of OSError that are faults of the environment, not of the request
-ENVIRONMENT_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM}
-)
 
 
 class StoreError(ValueError):
     """The folder's database is not an optimlab store this version can use."""
 
 
-class StoreFault(RuntimeError):
-    """The store cannot be used because of its environment: ``kind`` is ``"full"`` (no
-    space left), ``"io"`` (an I/O error), ``"readonly"``, ``"cantopen"``, ``"corrupt"`` or
-    ``"locked"``.
-    Runs already finished in the store are kept; the message says what to do."""
-
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
-
-
-def fault(path: Path, exc: BaseException, timeout: float = 0.0) -> StoreFault | None:
-    """The :class:`StoreFault` of an ``sqlite3`` or OS error on store ``path``; None for
-    errors that are not the environment's (a bug should show its traceback)."""
-    name = str(getattr(exc, "sqlite_errorname", "") or "")
-    code = getattr(exc, "errno", None)
-    where, reason = repr(str(path)), getattr(exc, "strerror", None) or str(exc)
-    folder = repr(str(path.parent))
-    if name.startswith("SQLITE_FULL") or code in (errno.ENOSPC, errno.EDQUOT):
-        return StoreFault(
-            f"disk full writing {where} ({reason}); runs finished so far are kept: "
-            f"free some space and run the same command again",
-            "full",
-        )
-    if name.startswith("SQLITE_IOERR") or code == errno.EIO:
-        return StoreFault(
-            f"disk I/O error on {where} ({reason}); runs finished so far are kept: check "
-            f"the disk (is it full?) and run the same command again",
-            "io",
-        )
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-        return StoreFault(
-            f"{where} is corrupted ({reason}); move it aside (sqlite3's .recover may "
-            f"rescue its runs) and run again to start a new store",
-            "corrupt",
-        )
-    if name.startswith("SQLITE_CANTOPEN") and os.access(path.parent, os.W_OK):
-        return StoreFault(
-            f"cannot open {where} ({reason}); check the permissions of the file and its "
-            f"folder {folder}",
-            "cantopen",
-        )
-    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or code in (
-        errno.EROFS,
-        errno.EACCES,
-        errno.EPERM,
-    ):
-        return StoreFault(
-            f"cannot write {where}: the results folder {folder} is read-only ({reason}); "
-            f"choose another --out, or read it with 'optimlab report {path.parent} --out FILE'",
-            "readonly",
-        )
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return StoreFault(
-            f"{where} stayed locked by another process for {timeout:g} s ({reason}); "
-            f"wait for it to finish and run the same command again",
-            "locked",
-        )
-    return None
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def guarded(method: F) -> F:
-    """Turn the ``sqlite3`` errors of a store method that are the environment's into one
-    :class:`StoreFault` naming the file."""
-
-    @functools.wraps(method)
-    def wrapper(self: StoreBase, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            found = fault(self.path, exc, self.timeout)
-            if found is None:
-                raise
-            raise found from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 class StoreBase:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .opening import METRIC_COLUMNS, RUN_COLUMNS, STATUSES, StoreBase, guarded
+from .faults import guarded
+from .opening import METRIC_COLUMNS, RUN_COLUMNS, STATUSES, StoreBase
 
 
 class RunReading(StoreBase):
