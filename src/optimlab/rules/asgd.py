@@ -67,7 +67,9 @@ def update(
     new_param = param + delta
     # torch copies the parameter while mu is 1
     ax = state.ax + mu * (new_param - state.ax) if is_array(mu) or mu != 1 else new_param
-    return delta, ASGDState(count, lr / (1 + lambd * lr * count) ** alpha, ax)
+    # lr * base**-alpha rather than lr / base**alpha: base >= 1, so this never overflows
+    # (a Python float power would raise where torch's tensor gives eta = 0)
+    return delta, ASGDState(count, lr * (1 + lambd * lr * count) ** -alpha, ax)
 
 
 def eval_point(param: Any, state: ASGDState) -> Any:

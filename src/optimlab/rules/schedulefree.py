@@ -59,7 +59,13 @@ def averaging(
     step_lr = lr * (t / warmup_steps) if t <= warmup_steps else lr
     arrays = is_array(step_lr) or is_array(state.lr_max)
     lr_max = xp.maximum(step_lr, state.lr_max) if arrays else max(step_lr, state.lr_max)
-    weight = t**r * lr_max**weight_lr_power
+    try:
+        weight = t**r * lr_max**weight_lr_power
+    except OverflowError:  # Python floats raise where arrays give inf
+        raise ValueError(
+            f"r and weight_lr_power make the averaging weight t**r * lr_max**weight_lr_power "
+            f"overflow at step t={t}, got r={r!r}, weight_lr_power={weight_lr_power!r}"
+        ) from None
     weight_sum = state.weight_sum + weight
     if is_array(weight_sum):
         positive = weight_sum > 0
