@@ -169,6 +169,22 @@ def test_messages_name_the_flag(
     assert not (tmp_path / "res").exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--num-iter", "0"], "--num-iter must be an integer >= 2, got 0"),
+        (["--start-lr", "-1"], "--start-lr must be > 0, got -1.0"),
+        (["--start-lr", "1", "--end-lr", "0.1"], "--end-lr must be > --start-lr (1), got 0.1"),
+        (["--accumulation-steps", "0"], "--accumulation-steps must be an integer >= 1, got 0"),
+    ],
+)
+def test_lr_find_messages_name_the_flag(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, _, err = _cli(capsys, "lr-find", "--problem", "least_squares", *argv)
+    assert code == 2 and err == f"optimlab: error: {message}\n"
+
+
 @pytest.mark.parametrize("suffix", [".yaml", ".yml", ".cfg"])
 def test_a_config_in_another_format_names_the_accepted_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str

@@ -91,6 +91,23 @@ def _command_modules() -> dict[str, ModuleType]:
     }
 
 
+@contextlib.contextmanager
+def flag_names(flags: dict[str, str]) -> Iterator[None]:
+    """A ``ValueError`` about a library argument that a flag sets (``num_iter must be an
+    integer >= 2``) told with the flags' names (``--num-iter must be ...``)."""
+    import re
+
+    try:
+        yield
+    except ValueError as exc:
+        text = str(exc)
+        if not any(text.startswith(f"{name} ") for name in flags):
+            raise
+        for name, flag in flags.items():
+            text = re.sub(rf"(?<![\w-]){re.escape(name)}(?!\w)", flag, text)
+        raise UsageError(text) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..core.version import __version__
 

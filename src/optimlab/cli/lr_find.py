@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.specs import parse_options
-from . import UsageError
+from . import UsageError, flag_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
     out = None if args.out is None else Path(args.out)
     if out is not None and not out.parent.is_dir():
         raise FileNotFoundError(f"folder {str(out.parent)!r} does not exist (for --out {out})")
-    with user_code(args.problem):
+    flags = {
+        name: f"--{name.replace('_', '-')}"
+        for name in ("start_lr", "end_lr", "num_iter", "accumulation_steps", "seed")
+    }
+    with flag_names(flags), user_code(args.problem):
         task = problems.get(args.problem).torch_task(args.seed)
         result = lr_find_task(
             task,
