@@ -318,3 +318,46 @@ def test_a_checkpoint_whose_manifest_step_was_edited_is_refused(tmp_path: Path) 
         restored = manager.restore()
     assert restored is not None and restored.step == 20  # the previous, intact one
     assert any(issubclass(w.category, CheckpointWarning) for w in caught)
+
+
+class _Payload:
+    """A pickle that would create a file when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_payload_in_a_checkpoint_is_never_executed(tmp_path: Path) -> None:
+    """A component file replaced by a pickle whose loading runs code, with the manifest's
+    hashes and checksum recomputed to match: refused as not plain data, never run."""
+    import hashlib
+    import io
+    import warnings
+
+    from optimlab.train.checkpoint import CheckpointCorruptError, CheckpointManager
+
+    model = torch.nn.Linear(2, 1)
+    manager = CheckpointManager(
+        tmp_path / "ck", model=model, optimizer=CLASSES["sgd"](model.parameters())
+    )
+    path = manager.save(1)
+    marker = tmp_path / "executed"
+    buf = io.BytesIO()
+    torch.save({"state": _Payload(marker)}, buf)
+    (path / "model.pt").write_bytes(buf.getvalue())
+    manifest = json.loads((path / "manifest.json").read_text())
+    data = buf.getvalue()
+    manifest["files"]["model.pt"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    manifest["checksum"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointCorruptError, match="cannot be loaded as plain data"):
+        manager.load(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CheckpointCorruptError, match="no valid checkpoint"):
+            manager.restore()
+    assert not marker.exists()
