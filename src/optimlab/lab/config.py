@@ -257,8 +257,8 @@ def _grid_axes(
     for opt in dict.fromkeys(optimizers):
         opt_name = get_rule(opt).name
         spec = _lr_spec_for(lrs, opt_name)
-        axes = {**hyperparams.get("*", {}), **hyperparams.get(opt_name, {})}
-        axes = {k: (list(v) if isinstance(v, list | tuple) else [v]) for k, v in axes.items()}
+        given = {**hyperparams.get("*", {}), **hyperparams.get(opt_name, {})}
+        axes = {k: (list(v) if isinstance(v, list | tuple) else [v]) for k, v in given.items()}
         if "lr" in axes:
             raise ValueError("hyperparams must not contain 'lr'; give learning rates as lrs")
         for k, values in axes.items():
