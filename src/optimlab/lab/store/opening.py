@@ -132,6 +132,8 @@ class StoreBase:
         _LIVE_OWNERS.add(self.owner)
         try:
             if readonly:
+                if exists:  # a foreign file is refused before a read-write connection
+                    self._inspect()
                 self.conn = self._connect_readonly()
                 if not self._check_schema(self.conn):
                     raise FileNotFoundError(
