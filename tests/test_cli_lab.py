@@ -227,9 +227,9 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
         (["compare", "--hp", "beta2"], "--hp must be [OPT.]NAME=VALUE"),
         (["compare", "--hp", "adam.beta1=1.5"], "beta1 must be in [0, 1), got 1.5"),
         (["compare", "--schedule", "cosin"], "did you mean 'cosine'"),
-        (["compare", "--max-batch", "0"], "max_batch must be None or an integer >= 1, got 0"),
-        (["compare", "--threads", "0"], "torch_threads must be None or an integer >= 1, got 0"),
-        (["compare", "--eval-every", "0"], "eval_every must be None or an integer >= 1, got 0"),
+        (["compare", "--max-batch", "0"], "--max-batch must be an integer >= 1, got 0"),
+        (["compare", "--threads", "0"], "--threads must be an integer >= 1, got 0"),
+        (["compare", "--eval-every", "0"], "--eval-every must be an integer >= 1, got 0"),
         (["compare", "--schedule", "cosine:foo=1"], "unknown argument 'foo'"),
         (["compare", "--schedule", "cosine:eta_min=1,eta_min=2"], "eta_min is given twice"),
         (

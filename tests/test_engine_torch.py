@@ -107,7 +107,7 @@ def test_divergence_in_a_vmapped_batch_leaves_the_others_untouched():
     """F8/F9 on a torch model: one setting blows up, the others keep their numbers."""
     p = _small("mlp")
     ok = [Setting("sgd", {"lr": 0.1}, seed=0), Setting("sgd", {"lr": 0.01}, seed=1)]
-    bad = [Setting("sgd", {"lr": 1e4}, seed=0), Setting("sgd", {"lr": 1e300}, seed=1)]
+    bad = [Setting("sgd", {"lr": 1e4}, seed=0), Setting("sgd", {"lr": 1e6}, seed=1)]
     mixed = run(p, [bad[0], ok[0], bad[1], ok[1]], 20, eval_every=10)
     clean = run(p, ok, 20, eval_every=10)
     for a, b in zip(mixed[1::2], clean, strict=True):

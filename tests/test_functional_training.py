@@ -82,7 +82,7 @@ def test_experiment_learning_rates_small_good_divergent(rng):
 def test_experiment_learning_rates_reports_nan_or_inf():
     result = F.experiment_learning_rates(1.0, parabola, [0.1, 1.5], epochs=2000)
     assert result[1.5] == math.inf and result[0.1] < 1e-100
-    with pytest.raises(ValueError, match="lr must be a finite number >= 0, got nan"):
+    with pytest.raises(ValueError, match=r"^lrs\[1\] must be a finite number >= 0, got nan$"):
         F.experiment_learning_rates(1.0, parabola, [0.1, float("nan")], epochs=3)
 
 

@@ -103,8 +103,8 @@ def _torch_style(inv: Invalid) -> dict | None:
     out: dict = {}
     for key, value in inv.hp.items():
         arg = next((a for a in arguments.args if key in a.targets), None)
-        if arg is None:
-            return None
+        if arg is None or getattr(value, "ndim", 0) > 0:
+            return None  # torch takes one value per group: arrays, test_misuse.py
         if arg.is_group:
             pair = list(out.get(arg.name, arg.default))
             pair[arg.targets.index(key)] = value

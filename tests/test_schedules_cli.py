@@ -94,7 +94,7 @@ def test_cli_schedules_writes_png(tmp_path, capsys) -> None:
         (["schedules", "cosine", "--out", "/no/such/folder/x.png"], "does not exist"),
         (["lr-find", "--problem", "least_squares", "--optimizer", "adamm"], "unknown optimizer"),
         (["lr-find", "--problem", "least_squars"], "unknown problem"),
-        (["lr-find", "--problem", "least_squares", "--num-iter", "1"], "num_iter must be"),
+        (["lr-find", "--problem", "least_squares", "--num-iter", "1"], "--num-iter must be"),
         (["lr-find", "--problem", "least_squares", "--hp", "beta1"], "key=value, got 'beta1'"),
         (
             ["lr-find", "--problem", "least_squares", "--hp", "beta1=x y"],

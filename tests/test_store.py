@@ -174,13 +174,15 @@ def test_exports_csv_and_json(tmp_path: Path) -> None:
         )
     res = Results.load(tmp_path)
     assert len(res) == 3
-    rows = list(csv.DictReader(io.StringIO(res.to_csv(tmp_path / "runs.csv"))))
+    assert res.to_csv(tmp_path / "runs.csv") is None  # written row by row
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "runs.csv").read_text())))
     assert (tmp_path / "runs.csv").read_text() == res.to_csv()
     assert {r["run_id"] for r in rows} == {c.run_id for c in cfgs}
     assert sorted(r["status"] for r in rows) == ["diverged", "finished", "finished"]
     assert {float(r["hp_lr"]) for r in rows} == {0.1, 0.01, 0.001}
     assert all(r["eval_distance"] == "0.5" for r in rows)
-    data = json.loads(res.to_json(tmp_path / "runs.json", with_curves=True))
+    assert res.to_json(tmp_path / "runs.json", with_curves=True) is None  # run by run
+    data = json.loads(res.to_json(with_curves=True))
     assert len(data) == 3
     assert all(len(d["curve"]["loss"]) == 5 for d in data)
     assert json.loads((tmp_path / "runs.json").read_text()) == data

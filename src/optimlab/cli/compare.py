@@ -18,10 +18,14 @@ from .grid_options import (
     add_run_options,
     check_named,
     check_optimizers,
+    check_run_flags,
     check_unprefixed,
     engine_options,
     parse_hp_options,
     parse_lrs_options,
+    parse_seeds_option,
+    size_guard,
+    size_options,
     split_list,
 )
 from .results_output import check_rank_by, finish, interruptible, progress_bar
@@ -73,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from ..lab.api import compare
     from ..lab.config import parse_seeds
 
+    check_run_flags(args)
     out = args.out or "optimlab-results/compare"
     optimizers = check_optimizers(split_list(args.optimizer, DEFAULT_OPTIMIZERS))
     problems = args.problem or list(DEFAULT_PROBLEMS)  # no comma split: kwargs use commas
@@ -88,9 +93,13 @@ def run(args: argparse.Namespace) -> int:
                 f"got {opt}: {values}"
             )
     steps = args.steps if args.steps is not None else DEFAULT_STEPS
-    seeds = parse_seeds(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
+    seeds = parse_seeds_option(args.seeds) if args.seeds is not None else parse_seeds(DEFAULT_SEEDS)
     check_rank_by(args.rank_by)
-    with interruptible(out), progress_bar(not args.quiet, "compare", per=steps) as progress:
+    with (
+        interruptible(out),
+        size_guard(),
+        progress_bar(not args.quiet, "compare", per=steps) as progress,
+    ):
         results = compare(
             problems,
             optimizers,
@@ -106,5 +115,6 @@ def run(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             torch_threads=args.threads,
             **engine_options(args),
+            **size_options(args, "compare", out),
         )
     return finish(args, results, out)

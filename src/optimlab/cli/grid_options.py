@@ -8,6 +8,8 @@ Budget and results folder (``add_run_options``), optimizer lists, learning-rate 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..core.specs import parse_value, split_top
@@ -56,6 +58,20 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
         "(or another evaluation, e.g. distance), steps or time (to the target)",
     )
     parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="run even if the grid's results would exceed 1 GB (the size guard, against "
+        "typos such as --lrs 1e-3:1:100000)",
+    )
+    add_engine_options(parser)
+    parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """How and where the runs are computed: batching, threads, ``--engine`` and
+    ``--address``."""
+    parser.add_argument(
         "--no-batch",
         action="store_true",
         help="run settings one by one instead of batched (slower; for checks)",
@@ -75,13 +91,6 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
         metavar="N",
         help="at most N runs per engine batch (finer resume after a kill)",
     )
-    add_engine_options(parser)
-    parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--engine`` and ``--address``: where the batches run."""
     parser.add_argument(
         "--engine",
         default="local",
@@ -113,6 +122,42 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"engine": "ray", "address": args.address}
 
 
+def check_run_flags(args: argparse.Namespace) -> None:
+    """The budget and batching flags, checked under their own names (``--eval-every must
+    be an integer >= 1, got 0``) before anything runs."""
+    from ..core.checks import integer
+
+    for flag, value in (
+        ("--steps", args.steps),
+        ("--eval-every", args.eval_every),
+        ("--max-batch", args.max_batch),
+        ("--threads", args.threads),
+    ):
+        if value is not None:
+            integer(flag, value, 1)
+
+
+@contextmanager
+def as_flag(flag: str, name: str) -> Iterator[None]:
+    """Errors the library reports about ``name`` (``lrs must be ...``), told with the flag
+    the user typed (``--lrs must be ...``)."""
+    try:
+        yield
+    except ValueError as exc:
+        text = str(exc)
+        if not text.startswith(f"{name} "):
+            raise
+        raise UsageError(f"{flag}{text[len(name) :]}") from None
+
+
+def parse_seeds_option(value: str) -> list[int]:
+    """``--seeds N|LIST`` as a sorted list of seeds."""
+    from ..lab.config import parse_seeds
+
+    with as_flag("--seeds", "seeds"):
+        return parse_seeds(value)
+
+
 def split_list(values: list[str] | None, default: tuple[str, ...]) -> list[str]:
     if not values:
         return list(default)
@@ -129,7 +174,8 @@ def parse_lrs_options(values: list[str] | None, default: str = DEFAULT_LRS) -> A
     for v in values:
         opt, eq, spec = v.partition("=")
         key = opt.strip() if eq else "default"
-        parse_lrs(spec if eq else v)
+        with as_flag("--lrs", "lrs"):
+            parse_lrs(spec if eq else v)
         if key in per_opt:  # the later one would silently replace the earlier one
             raise UsageError(
                 f"--lrs gives {'the default range' if key == 'default' else key!r} "
@@ -190,3 +236,30 @@ def check_optimizers(names: list[str]) -> list[str]:
     from ..rules.registry import get_spec
 
     return [get_spec(n).name for n in names]  # unknown -> ValueError with a suggestion
+
+
+def size_options(args: argparse.Namespace, command: str, out: str) -> dict[str, Any]:
+    """The size guard's arguments of ``compare``/``sweep``: no limit with ``--yes``; the
+    estimate (runs, size of results) on stderr unless ``--quiet``."""
+    import sys
+
+    from ..lab.store.sizing import MAX_STORE_BYTES, SizeEstimate
+
+    def show(estimate: SizeEstimate) -> None:
+        print(f"{command}: {estimate.text()} in {out}", file=sys.stderr)
+
+    return {
+        "max_store_bytes": None if args.yes else MAX_STORE_BYTES,
+        "on_estimate": None if args.quiet else show,
+    }
+
+
+@contextmanager
+def size_guard() -> Iterator[None]:
+    """A grid over the size guard: one line saying to check it or to pass ``--yes``."""
+    from ..lab.store.sizing import StoreTooLarge
+
+    try:
+        yield
+    except StoreTooLarge as exc:
+        raise UsageError(exc.message("--yes")) from None

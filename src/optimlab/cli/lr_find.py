@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..core.specs import parse_options
-from . import UsageError
+from . import UsageError, flag_names
 from .results_output import progress_bar
 
 
@@ -63,6 +65,25 @@ def _counted(batches: Iterator[Any], tick: Callable[[int], None]) -> Iterator[An
         tick(n)
 
 
+@contextlib.contextmanager
+def user_code(problem: str) -> Iterator[None]:
+    """An exception raised by the user's own problem (``module:function`` or
+    ``file.py:function``: building it, its model or its loss) is one line, exit code 2;
+    ``OPTIMLAB_DEBUG=1`` shows its traceback. Built-in problems are not wrapped: an
+    exception there is a bug of ours, shown with its traceback."""
+    try:
+        yield
+    except (ValueError, UsageError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if ":" not in problem or os.environ.get("OPTIMLAB_DEBUG"):
+            raise
+        raise UsageError(
+            f"problem {problem!r} raised {type(exc).__name__}: {exc} "
+            f"(set OPTIMLAB_DEBUG=1 to see the traceback)"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from optimlab import problems
     from optimlab.rules.registry import get_spec
@@ -73,8 +94,16 @@ def run(args: argparse.Namespace) -> int:
     out = None if args.out is None else Path(args.out)
     if out is not None and not out.parent.is_dir():
         raise FileNotFoundError(f"folder {str(out.parent)!r} does not exist (for --out {out})")
-    task = problems.get(args.problem).torch_task(args.seed)
-    with progress_bar(not args.quiet, "lr-find", unit="steps", per=args.accumulation_steps) as bar:
+    flags = {
+        name: f"--{name.replace('_', '-')}"
+        for name in ("start_lr", "end_lr", "num_iter", "accumulation_steps", "seed")
+    }
+    with (
+        flag_names(flags),
+        user_code(args.problem),
+        progress_bar(not args.quiet, "lr-find", unit="steps", per=args.accumulation_steps) as bar,
+    ):
+        task = problems.get(args.problem).torch_task(args.seed)
         if bar is not None:  # count the batches the test draws: accumulation_steps per step
             total = (args.num_iter + (0 if args.val else 1)) * args.accumulation_steps
             task.batches = _counted(task.batches, lambda n: bar.update(n, total))

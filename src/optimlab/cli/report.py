@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 from ..core.checks import real
-from . import UsageError
+from . import UsageError, writing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,25 +51,22 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"results folder not found: {args.folder!r}")
     if args.target is not None:
         real("--target", args.target)
+    outputs = [p for p in (args.out, args.csv, args.json) if p]
+    for path in outputs:  # every output's folder exists, before any work
+        with writing(path):
+            pass
     results = Results.load(folder)  # a folder without a store: FileNotFoundError, one line
-    with _writing(args.out or folder / "report.html"):
+    html = args.out or folder / "report.html"
+    hint = "" if args.out else "; write the report elsewhere with --out FILE"
+    with writing(html, hint):
         path = write_report(folder, args.out, rank_by=args.rank_by, target=args.target)
     print(f"report: {path}")
     if args.csv:
-        with _writing(args.csv):
+        with writing(args.csv):
             results.to_csv(args.csv)
         print(f"csv: {args.csv} ({len(results)} runs)")
     if args.json:
-        with _writing(args.json):
+        with writing(args.json):
             results.to_json(args.json, with_curves=True)
         print(f"json: {args.json} ({len(results)} runs)")
     return 0
-
-
-@contextlib.contextmanager
-def _writing(path: str | Path) -> Iterator[None]:
-    """An unwritable output path is the user's mistake: one line, exit code 2."""
-    try:
-        yield
-    except OSError as exc:
-        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None

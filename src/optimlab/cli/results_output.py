@@ -7,9 +7,10 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from . import UsageError
+from . import writing
 
 
 @contextmanager
@@ -158,10 +159,8 @@ def finish(args: argparse.Namespace, results: Any, out: str) -> int:
     if not args.no_report:
         from ..lab.report import write_report
 
-        try:
+        with writing(Path(out) / "report.html", "; the runs are stored: pass --no-report"):
             path = write_report(out, rank_by=getattr(args, "rank_by", "loss"))
-        except OSError as exc:
-            raise UsageError(f"cannot write the report in {out!r}: {exc.strerror or exc}") from None
         print(paragraph(f"report: {path}", width))
     print(paragraph(f"results: {out} (rerun the same command to reuse finished runs)", width))
     return 1 if c is not None and (c.failed or c.failed_by_others) else 0

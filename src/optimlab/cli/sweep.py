@@ -30,10 +30,14 @@ from .grid_options import (
     add_run_options,
     check_named,
     check_optimizers,
+    check_run_flags,
     check_unprefixed,
     engine_options,
     parse_hp_options,
     parse_lrs_options,
+    parse_seeds_option,
+    size_guard,
+    size_options,
     split_list,
 )
 from .results_output import check_rank_by, finish, interruptible, progress_bar
@@ -85,15 +89,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(path: str) -> dict[str, Any]:
-    """A sweep configuration from a JSON or TOML file (unknown keys rejected)."""
+    """A sweep configuration from a JSON or TOML file (unknown keys rejected): ``.toml``
+    is TOML, ``.json`` JSON, any other name either (YAML, say, is refused naming both)."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"config file not found: {path!r}")
     text = p.read_text(encoding="utf-8")
+    suffix = p.suffix.lower()
     try:
-        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
+        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot parse config {path!r}: {exc}") from None
+        if suffix in (".toml", ".json"):
+            raise UsageError(f"cannot parse config {path!r}: {exc}") from None
+        try:  # another suffix: JSON was tried first, then TOML
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            raise UsageError(
+                f"cannot read config {path!r}: a sweep config is JSON or TOML (named "
+                f".json or .toml), and this file is neither"
+            ) from None
     if not isinstance(data, dict):
         raise UsageError(f"config {path!r} must hold a table/object, got {type(data).__name__}")
     unknown = sorted(set(data) - _CONFIG_KEYS)
@@ -139,13 +153,15 @@ def run(args: argparse.Namespace) -> int:
     from ..lab.api import sweep
     from ..lab.config import parse_seeds
 
+    check_run_flags(args)
     config = load_config(args.config) if args.config else {}
     grid = build_grid(args, config)
     problem = args.problem or config.get("problem", "rosenbrock")  # [] is a mistake, not a default
     steps = args.steps if args.steps is not None else config.get("steps", DEFAULT_STEPS)
-    seeds = parse_seeds(
-        args.seeds if args.seeds is not None else config.get("seeds", DEFAULT_SEEDS)
-    )
+    if args.seeds is not None:
+        seeds = parse_seeds_option(args.seeds)
+    else:
+        seeds = parse_seeds(config.get("seeds", DEFAULT_SEEDS))
     schedules = args.schedule or config.get("schedules") or [None]
     out = args.out or config.get("out") or DEFAULT_OUT
     if not isinstance(out, str):
@@ -154,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     check_rank_by(args.rank_by)
     with (
         interruptible(out),
+        size_guard(),
         progress_bar(
             not args.quiet, "sweep", per=steps if isinstance(steps, int) else 1
         ) as progress,
@@ -171,5 +188,6 @@ def run(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             torch_threads=args.threads,
             **engine_options(args),
+            **size_options(args, "sweep", out),
         )
     return finish(args, results, out)

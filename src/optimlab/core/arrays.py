@@ -2,7 +2,8 @@
 
 Rules use arithmetic operators for everything they can and this namespace for the rest:
 ``xp = namespace(grad)`` then ``xp.sqrt(v)``, ``xp.where(c, a, b)``, ``xp.sum(x, axis, keepdims)``,
-``xp.finfo_eps(x)`` (machine epsilon of ``x``'s dtype, a Python float), ``xp.matmul(a, b)``
+``xp.finfo_eps(x)`` (machine epsilon of ``x``'s dtype, a Python float), ``xp.finfo_tiny(x)``
+(its smallest positive normal number), ``xp.matmul(a, b)``
 and ``xp.matrix_transpose(x)`` (both over the last two axes, leading axes batched),
 ``xp.log(x)``, ``xp.copy(x)``.
 Only the handful of functions rules need live here; torch is never imported by this module.
@@ -37,6 +38,7 @@ def _numpy_namespace() -> SimpleNamespace:
         full_like=np.full_like,
         asarray=lambda x, like: np.asarray(x, dtype=like.dtype),
         finfo_eps=lambda x: float(np.finfo(x.dtype).eps),
+        finfo_tiny=lambda x: float(np.finfo(x.dtype).tiny),
         matmul=np.matmul,
         matrix_transpose=lambda x: np.swapaxes(x, -1, -2),
         log=np.log,
@@ -87,6 +89,7 @@ def _torch_namespace() -> SimpleNamespace:
         full_like=torch.full_like,
         asarray=lambda x, like: torch.as_tensor(x, dtype=like.dtype, device=like.device),
         finfo_eps=lambda x: float(torch.finfo(x.dtype).eps),
+        finfo_tiny=lambda x: float(torch.finfo(x.dtype).tiny),
         matmul=torch.matmul,
         matrix_transpose=lambda x: x.transpose(-2, -1),
         log=torch.log,

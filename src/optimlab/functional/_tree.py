@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core import checks
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -54,7 +56,10 @@ def _is_number(x: Any) -> bool:
 
 def _leaf(x: Any, label: str, as_float: bool) -> np.ndarray:
     if _is_number(x):
-        return np.asarray(x, dtype=np.float64)
+        try:
+            return np.asarray(x, dtype=np.float64)
+        except OverflowError:  # a Python int beyond float64
+            raise ValueError(f"{label} must be a finite number, got {checks.show(x)}") from None
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{label} must be a NumPy array or a number, got {type(x).__name__}")
     if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.number):
@@ -97,7 +102,9 @@ def leaves_like(
     if layout.kind == "dict":
         if not isinstance(tree, Mapping) or set(tree) != set(layout.keys):
             got = f"keys {list(tree)}" if isinstance(tree, Mapping) else type(tree).__name__
-            raise ValueError(f"{name} must be a dict with keys {list(layout.keys)}, got {got}")
+            raise ValueError(
+                f"{name} must be a dict with keys {list(layout.keys)} (like {ref}), got {got}"
+            )
         items = [tree[k] for k in layout.keys]
     elif layout.kind in ("list", "tuple"):
         if (
@@ -106,7 +113,9 @@ def leaves_like(
             or len(tree) != len(layout.shapes)
         ):
             got = f"length {len(tree)}" if isinstance(tree, Sequence) else type(tree).__name__
-            raise ValueError(f"{name} must be a list of {len(layout.shapes)} arrays, got {got}")
+            raise ValueError(
+                f"{name} must be a list of {len(layout.shapes)} arrays (like {ref}), got {got}"
+            )
         items = list(tree)
     else:
         if isinstance(tree, Mapping | list | tuple):

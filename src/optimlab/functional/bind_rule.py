@@ -90,8 +90,9 @@ def apply(
         teach: None if value is None else _tree.leaves_like(layout, value, teach)
         for teach, value in slots.items()
     }
+    shown = {rule_name: teach for teach, rule_name in names.items()}  # errors: teaching names
     for i, p in enumerate(p_leaves):
-        keeps_shape(hp, p.shape, layout.label("params", i))
+        keeps_shape({shown.get(k, k): v for k, v in hp.items()}, p.shape, layout.label("params", i))
     shared = dict(shared or {})
     new_params: list[Any] = []
     new_slots: dict[str, list[Any]] = {teach: [] for teach in slots}

@@ -33,11 +33,13 @@ FORMAT = "optimlab.numpy_optimizer/1"
 
 class Hyperparams(MutableMapping[str, Any]):
     """An optimizer's hyperparameters; every assignment is validated by the rule first
-    (NumPy arrays are allowed, one value per element; torch tensors are not)."""
+    (NumPy arrays are allowed, one value per element, by rules that work element by
+    element; rules that reduce over a parameter, such as Adafactor or Muon, take numbers;
+    torch tensors are not allowed)."""
 
     def __init__(self, rule: Rule, values: Mapping[str, Any]) -> None:
         self._rule = rule
-        self._values = rule.checked(values, tensors=False)
+        self._values = rule.checked(values, tensors=False, arrays=rule.elementwise)
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -56,7 +58,11 @@ class Hyperparams(MutableMapping[str, Any]):
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Set several at once; all are validated together before any changes."""
-        self._values = self._rule.checked({**self._values, **dict(other), **kwargs}, tensors=False)
+        self._values = self._rule.checked(
+            {**self._values, **dict(other), **kwargs},
+            tensors=False,
+            arrays=self._rule.elementwise,
+        )
 
     def __repr__(self) -> str:
         return repr(self._values)

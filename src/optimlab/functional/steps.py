@@ -173,7 +173,9 @@ def adam_step(
         },
     )
     count = bind_rule.check_step(t) - 1
-    new_params, slots, _ = bind_rule.apply("adam", params, grads, {"m": m, "v": v}, hp, count=count)
+    new_params, slots, _ = bind_rule.apply(
+        "adam", params, grads, {"m": m, "v": v}, hp, names=_ADAM, count=count
+    )
     return new_params, slots["m"], slots["v"]
 
 
@@ -211,7 +213,7 @@ def adamw_step(
     )
     count = bind_rule.check_step(t) - 1
     new_params, slots, _ = bind_rule.apply(
-        "adamw", params, grads, {"m": m, "v": v}, hp, count=count
+        "adamw", params, grads, {"m": m, "v": v}, hp, names=_ADAM, count=count
     )
     return new_params, slots["m"], slots["v"]
 
@@ -266,6 +268,7 @@ def nadam_step(
         grads,
         {"m": m, "v": v},
         hp,
+        names=_ADAM,
         count=count,
         shared={"mu_product": mu_product},
     )

@@ -10,6 +10,7 @@ raising.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..core import checks
+from ..rules.registry import get_rule
+from . import _tree
 from .optimizer import numpy_optimizer
 from .steps import gradient_descent_step
 
@@ -26,14 +29,20 @@ StepFn = Callable[[Any, Any], Any]
 
 
 def run(
-    step: StepFn, params: Any, compute_loss_and_grads: LossAndGrads, epochs: int
+    step: StepFn,
+    params: Any,
+    compute_loss_and_grads: LossAndGrads,
+    epochs: int,
+    name: str = "params",
 ) -> tuple[Any, list[float]]:
     """Apply ``step(params, grads) -> params`` for ``epochs`` epochs.
 
     Returns the last parameters and the loss at the start of each epoch; stops early,
-    with that loss last in the list, when the loss is not finite.
+    with that loss last in the list, when the loss is not finite. ``params`` (called
+    ``name`` in errors) is checked before the user's function ever sees it.
     """
     epochs = checks.integer("epochs", epochs, 0)
+    _tree.flatten(params, name)
     params = copy.deepcopy(params)  # a user's step may work in place: keep theirs intact
     losses: list[float] = []
     with np.errstate(over="ignore", invalid="ignore"):
@@ -75,10 +84,14 @@ def experiment_learning_rates(
     >>> experiment_learning_rates(1.0, lambda x: (x * x, 2 * x), [0.1, 1.5], epochs=600)[1.5]
     inf
     """
-    lrs = list(lrs)
-    for lr in lrs:
-        checks.real("lr", lr, 0)
+    lrs = _items("lrs", lrs, "a list of learning rates")
+    lr_spec = get_rule("sgd").hyper("lr")  # the range gradient_descent_step takes
+    lrs = [
+        dataclasses.replace(lr_spec, name=f"lrs[{i}]").check(lr, arrays=False, tensors=False)
+        for i, lr in enumerate(lrs)
+    ]
     checks.integer("epochs", epochs, 0)
+    _tree.flatten(params, "params")
     result: dict[float, float] = {}
     for lr in lrs:
         final, losses = run(
@@ -116,13 +129,34 @@ def compare_optimizers(
     name. A diverging run's list ends early, with its NaN or infinite loss.
     """
     if not isinstance(opt_steps, Mapping):
-        opt_steps = {_display_name(spec): spec for spec in opt_steps}
+        specs = _items("opt_steps", opt_steps, "a dict {name: step} or a list of names")
+        opt_steps = {_display_name(spec): spec for spec in specs}
     checks.integer("epochs", epochs, 0)
-    steps = {str(name): _as_step(name, spec) for name, spec in opt_steps.items()}
+    _tree.flatten(initial_params, "initial_params")
+    steps = {}
+    for name, spec in opt_steps.items():
+        try:
+            steps[str(name)] = _as_step(name, spec)
+        except ValueError as exc:  # an unknown name, a bad hyperparameter: say which entry
+            text = str(exc)
+            raise ValueError(
+                text if text.startswith("opt_steps") else f"opt_steps[{name!r}]: {text}"
+            ) from None
     return {
-        name: run(step, initial_params, compute_loss_and_grads, epochs)[1]
+        name: run(step, initial_params, compute_loss_and_grads, epochs, "initial_params")[1]
         for name, step in steps.items()
     }
+
+
+def _items(name: str, value: Any, what: str) -> list[Any]:
+    """``list(value)`` for a list-like ``value``; a string, a number or a 0-d array is
+    refused naming ``name``."""
+    if not isinstance(value, str | bytes):
+        try:
+            return list(value)
+        except TypeError:  # not iterable (a number, a 0-d array or tensor)
+            pass
+    raise ValueError(f"{name} must be {what}, got {checks.show(value)}")
 
 
 def _display_name(spec: Any) -> str:

@@ -19,6 +19,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load": ("optimlab.lab.results", "Results"),
     "Store": ("optimlab.lab.store", "Store"),
     "StoreError": ("optimlab.lab.store", "StoreError"),
+    "StoreFault": ("optimlab.lab.store", "StoreFault"),
     "RunConfig": ("optimlab.lab.config", "RunConfig"),
     "parse_lrs": ("optimlab.lab.config", "parse_lrs"),
     "expand_grid": ("optimlab.lab.config", "expand_grid"),

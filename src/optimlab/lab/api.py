@@ -17,14 +17,16 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..core.checks import integer
 from ..core.specs import parse_spec
-from .config import LrSpec, RunConfig, expand_grid, parse_seeds
+from .config import LrSpec, RunConfig, expand_grid, grid_size
+from .plan import plan
 from .results import Results
 from .runner import ProgressFn, execute
+from .store.sizing import MAX_STORE_BYTES, SizeEstimate
 from .tidy import study_label
 
 ScheduleSpec = str | tuple[str, Mapping[str, Any]] | None
@@ -134,34 +136,6 @@ def _problems(
     return specs
 
 
-def honest_seeds(
-    problems: list[tuple[str, dict[str, Any]]], seeds: int | str | Sequence[int]
-) -> tuple[dict[str, list[int]], list[str]]:
-    """Per problem the seeds worth running, and a note for each problem on which seeds
-    cannot change anything (there only the first seed runs)."""
-    from .. import problems as registry
-
-    seed_list = parse_seeds(seeds)
-    out: dict[str, list[int]] = {}
-    notes = []
-    for name, kwargs in problems:
-        label = study_label(name, kwargs)
-        problem = registry.get(name, **kwargs)
-        changes = tuple(problem.seed_changes)
-        out[label] = seed_list if changes or len(seed_list) == 1 else seed_list[:1]
-        if not changes and len(seed_list) > 1:
-            hint = (
-                "; add start=random to draw the start from the seed"
-                if problem.kind == "function"
-                else ""
-            )
-            notes.append(
-                f"{label}: seeds change nothing here, so one run per setting (seed "
-                f"{seed_list[0]}) instead of {len(seed_list)} identical ones{hint}"
-            )
-    return out, notes
-
-
 def _eval_every(eval_every: int | str | None, steps: int) -> int | None:
     """``"auto"``: about ``EVALUATIONS`` evaluations per run (held-out curves and steps
     to target need them); ``None``: only after the last update."""
@@ -215,6 +189,26 @@ def run_configs(
     return results
 
 
+def _fixed_hyperparams(
+    hyperparams: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, dict[str, Any]]:
+    """``compare``'s ``hyperparams``: one value per optimizer and name (grids are ``sweep``'s)."""
+    for opt, hp in (hyperparams or {}).items():
+        if not isinstance(hp, Mapping):
+            raise ValueError(
+                f"hyperparams[{opt!r}] must be a mapping of names to values, got {hp!r}"
+            )
+    fixed = {opt: {k: v for k, v in hp.items()} for opt, hp in (hyperparams or {}).items()}
+    for opt, hp in fixed.items():
+        for k, v in hp.items():
+            if isinstance(v, list | tuple):
+                raise ValueError(
+                    f"hyperparams[{opt!r}][{k!r}] must be one value in compare "
+                    f"(use sweep for grids), got {v!r}"
+                )
+    return fixed
+
+
 def compare(
     problem: ProblemSpec | Sequence[ProblemSpec],
     optimizers: Sequence[str],
@@ -230,6 +224,8 @@ def compare(
     batched: bool = True,
     eval_every: int | str | None = "auto",
     progress: ProgressFn | None = None,
+    max_store_bytes: float | None = MAX_STORE_BYTES,
+    on_estimate: Callable[[SizeEstimate], None] | None = None,
     **engine_kwargs: Any,
 ) -> Results:
     """Compare optimizers over a learning-rate grid on one or more problems.
@@ -243,30 +239,31 @@ def compare(
     already finished there are not recomputed); without it in a temporary folder that is
     removed when the results are no longer used, unless ``keep``. ``eval_every``: the
     evaluation period (``"auto"``: about 20 per run; ``None``: only after the last update).
+    Before anything runs, the number of runs and the size of their results are estimated
+    (passed to ``on_estimate``); above ``max_store_bytes`` (1 GB; None: no limit) the
+    call raises :class:`~optimlab.lab.store.sizing.StoreTooLarge`.
 
     >>> res = compare("rosenbrock", ["sgd", "adam"], "1e-3:1e-1:3", steps=100, seeds=1)
     ... # doctest: +SKIP
     >>> res.best()[0]["optimizer"]  # doctest: +SKIP
     'adam'
     """
-    for opt, hp in (hyperparams or {}).items():
-        if not isinstance(hp, Mapping):
-            raise ValueError(
-                f"hyperparams[{opt!r}] must be a mapping of names to values, got {hp!r}"
-            )
-    fixed = {opt: {k: v for k, v in hp.items()} for opt, hp in (hyperparams or {}).items()}
-    for opt, hp in fixed.items():
-        for k, v in hp.items():
-            if isinstance(v, list | tuple):
-                raise ValueError(
-                    f"hyperparams[{opt!r}][{k!r}] must be one value in compare "
-                    f"(use sweep for grids), got {v!r}"
-                )
+    fixed = _fixed_hyperparams(hyperparams)
     steps = integer("steps", steps, 1)
     sched = parse_schedule(schedule)
     check_schedule(sched, steps)
     specs = _problems(problem, name)
-    seed_lists, notes = honest_seeds(specs, seeds)
+    seed_lists, notes = plan(
+        specs,
+        seeds,
+        steps,
+        out,
+        max_store_bytes,
+        on_estimate,
+        lambda seed_list: grid_size(
+            optimizers, lrs, seed_list, hyperparams=fixed, schedules=[sched]
+        ),
+    )
     configs: list[RunConfig] = []
     for problem_name, kwargs in specs:
         configs += expand_grid(
@@ -313,6 +310,22 @@ def _split_grid(
     return lrs, axes
 
 
+def _schedules(
+    schedules: Sequence[ScheduleSpec] | str | None, steps: int
+) -> list[tuple[str | None, dict[str, Any]]]:
+    """A sweep's ``schedules`` (a list, or one spec), parsed and checked against ``steps``."""
+    if schedules is None or isinstance(schedules, str):  # one schedule, not its letters
+        schedules = [schedules]
+    try:
+        items: list[ScheduleSpec] = list(schedules) or [None]
+    except TypeError:
+        raise ValueError(f"schedules must be a list of schedule specs, got {schedules!r}") from None
+    scheds = [parse_schedule(s) for s in items]
+    for sched in scheds:
+        check_schedule(sched, steps)
+    return scheds
+
+
 def sweep(
     problem: ProblemSpec | Sequence[ProblemSpec],
     grid: Mapping[str, Mapping[str, Any]],
@@ -326,6 +339,8 @@ def sweep(
     batched: bool = True,
     eval_every: int | str | None = "auto",
     progress: ProgressFn | None = None,
+    max_store_bytes: float | None = MAX_STORE_BYTES,
+    on_estimate: Callable[[SizeEstimate], None] | None = None,
     **engine_kwargs: Any,
 ) -> Results:
     """The full grid optimizer x hyperparameters x schedule x seed.
@@ -333,22 +348,22 @@ def sweep(
     ``grid`` maps each optimizer to its axes: ``"lr"`` (a list or a range spec, required)
     and any other hyperparameter as one value or a list of values, e.g.
     ``{"adam": {"lr": "1e-4:1e-1:4", "beta2": [0.99, 0.999]}, "sgd": {"lr": [0.01, 0.1]}}``.
-    ``problem``, ``seeds``, ``out``, ``name``, ``keep`` and ``eval_every`` as in
-    :func:`compare`.
+    ``problem``, ``seeds``, ``out``, ``name``, ``keep``, ``eval_every`` and the size guard
+    (``max_store_bytes``, ``on_estimate``) as in :func:`compare`.
     """
     lrs, axes = _split_grid(grid)
-    if schedules is None or isinstance(schedules, str):  # one schedule, not its letters
-        schedules = [schedules]
-    try:
-        items = list(schedules) or [None]
-    except TypeError:
-        raise ValueError(f"schedules must be a list of schedule specs, got {schedules!r}") from None
     steps = integer("steps", steps, 1)
-    scheds = [parse_schedule(s) for s in items]
-    for sched in scheds:
-        check_schedule(sched, steps)
+    scheds = _schedules(schedules, steps)
     specs = _problems(problem, name)
-    seed_lists, notes = honest_seeds(specs, seeds)
+    seed_lists, notes = plan(
+        specs,
+        seeds,
+        steps,
+        out,
+        max_store_bytes,
+        on_estimate,
+        lambda seed_list: grid_size(list(grid), lrs, seed_list, hyperparams=axes, schedules=scheds),
+    )
     configs: list[RunConfig] = []
     for problem_name, kwargs in specs:
         for opt in grid:

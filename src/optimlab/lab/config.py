@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,24 +201,8 @@ def expand_grid(
     """
     steps = integer("steps", steps, 1)
     seed_list = parse_seeds(seeds)
-    if isinstance(optimizers, str):  # one name, not its letters
-        optimizers = [optimizers]
-    hyperparams = {_opt_key(k): v for k, v in (hyperparams or {}).items()}
-    if isinstance(lrs, Mapping):
-        lrs = {_opt_key(k) if k != "default" else k: v for k, v in lrs.items()}
     configs: list[RunConfig] = []
-    for opt in dict.fromkeys(optimizers):
-        opt_name = get_rule(opt).name
-        spec = _lr_spec_for(lrs, opt_name)
-        axes = {**hyperparams.get("*", {}), **hyperparams.get(opt_name, {})}
-        axes = {k: (list(v) if isinstance(v, list | tuple) else [v]) for k, v in axes.items()}
-        if "lr" in axes:
-            raise ValueError("hyperparams must not contain 'lr'; give learning rates as lrs")
-        for k, values in axes.items():
-            if not values:  # an empty axis would make an empty grid
-                raise ValueError(
-                    f"hyperparams for {opt_name}: {k} must list at least one value, got []"
-                )
+    for opt_name, spec, axes in _grid_axes(optimizers, lrs, hyperparams):
         names = sorted(axes)
         for lr in parse_lrs(spec):
             for combo in itertools.product(*(axes[n] for n in names)):
@@ -240,6 +224,49 @@ def expand_grid(
     if not configs:
         raise ValueError("optimizers must name at least one optimizer, got none")
     return list({c.run_id: c for c in configs}.values())
+
+
+def grid_size(
+    optimizers: Iterable[str],
+    lrs: LrSpec | Mapping[str, LrSpec],
+    seeds: int | str | Sequence[int],
+    *,
+    hyperparams: Mapping[str, Mapping[str, Any | Sequence[Any]]] | None = None,
+    schedules: Sequence[tuple[str | None, Mapping[str, Any]]] = ((None, {}),),
+) -> int:
+    """How many runs :func:`expand_grid` makes for one problem (at most: repeated
+    settings count once there), without making them, so a huge grid is refused at once."""
+    n_seeds, n_schedules = len(parse_seeds(seeds)), len(schedules)
+    return sum(
+        len(parse_lrs(spec)) * math.prod(len(v) for v in axes.values()) * n_schedules * n_seeds
+        for _, spec, axes in _grid_axes(optimizers, lrs, hyperparams)
+    )
+
+
+def _grid_axes(
+    optimizers: Iterable[str],
+    lrs: LrSpec | Mapping[str, LrSpec],
+    hyperparams: Mapping[str, Mapping[str, Any | Sequence[Any]]] | None,
+) -> Iterator[tuple[str, LrSpec, dict[str, list[Any]]]]:
+    """Per optimizer (registry name): its lr spec and its other axes as lists of values."""
+    if isinstance(optimizers, str):  # one name, not its letters
+        optimizers = [optimizers]
+    hyperparams = {_opt_key(k): v for k, v in (hyperparams or {}).items()}
+    if isinstance(lrs, Mapping):
+        lrs = {_opt_key(k) if k != "default" else k: v for k, v in lrs.items()}
+    for opt in dict.fromkeys(optimizers):
+        opt_name = get_rule(opt).name
+        spec = _lr_spec_for(lrs, opt_name)
+        given = {**hyperparams.get("*", {}), **hyperparams.get(opt_name, {})}
+        axes = {k: (list(v) if isinstance(v, list | tuple) else [v]) for k, v in given.items()}
+        if "lr" in axes:
+            raise ValueError("hyperparams must not contain 'lr'; give learning rates as lrs")
+        for k, values in axes.items():
+            if not values:  # an empty axis would make an empty grid
+                raise ValueError(
+                    f"hyperparams for {opt_name}: {k} must list at least one value, got []"
+                )
+        yield opt_name, spec, axes
 
 
 def _opt_key(name: str) -> str:

@@ -132,7 +132,7 @@ def render(
     from . import plots
 
     results = Results.load(folder)
-    with Store(folder, create=False) as store:
+    with Store(folder, create=False, readonly=True) as store:
         counts = store.counts()
         failed = store.runs(status=("failed",))
     parts = [

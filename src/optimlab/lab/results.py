@@ -10,7 +10,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, overload
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class Results:
         counts: RunCounts | None = None,
     ) -> Results:
         """Every run of ``folder`` (or just ``run_ids``) that has a final status."""
-        with Store(folder, create=False) as store:
+        with Store(folder, create=False, readonly=True) as store:
             rows = store.runs(run_ids, status=("finished", "diverged", "failed"))
             tails = _tail_losses(store)
         records = [analysis.flatten(r) for r in rows]
@@ -98,7 +98,7 @@ class Results:
 
     def curve(self, run_id: str) -> dict[str, np.ndarray]:
         """Per-step ``step, loss, lr, grad_norm, update_norm, time`` of one run."""
-        with Store(self.folder, create=False) as store:
+        with Store(self.folder, create=False, readonly=True) as store:
             return store.metrics(run_id)
 
     def curves(self) -> _CurveCache:
@@ -138,12 +138,25 @@ class Results:
             ]
         return full_text(tables, width, self.notes)
 
-    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
-        """One row per run (hyperparameters as ``hp_<name>`` columns); returns the text."""
+    @overload
+    def to_csv(self, path: None = None) -> str: ...
+    @overload
+    def to_csv(self, path: str | os.PathLike[str]) -> None: ...
+    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str | None:
+        """One row per run (hyperparameters as ``hp_<name>`` columns): the text, or with
+        ``path`` written there row by row (atomically; the folder must exist)."""
+        if path is None:
+            buf = io.StringIO()
+            self._write_csv(buf)
+            return buf.getvalue()
+        with atomic_writer(path) as fh:
+            self._write_csv(fh)
+        return None
+
+    def _write_csv(self, fh: TextIO) -> None:
         hp_names = sorted({k for r in self.records for k in r["hyperparams"]})
         eval_names = sorted({k for r in self.records for k in r if k.startswith("eval_")})
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
+        writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(
             [
                 *_CSV_FIELDS,
@@ -163,24 +176,45 @@ class Results:
                     json.dumps(r["problem_kwargs"], sort_keys=True),
                 ]
             )
-        text = buf.getvalue()
-        if path is not None:
-            _atomic_write(Path(path), text)
-        return text
 
+    @overload
+    def to_json(self, path: None = None, *, with_curves: bool = False) -> str: ...
+    @overload
+    def to_json(self, path: str | os.PathLike[str], *, with_curves: bool = False) -> None: ...
     def to_json(
         self, path: str | os.PathLike[str] | None = None, *, with_curves: bool = False
-    ) -> str:
-        """The records as a JSON list (``with_curves`` adds each run's per-step metrics)."""
-        recs = [dict(r) for r in self.records]
-        if with_curves:
-            with self.curves() as curves:
-                for r in recs:
-                    r["curve"] = {k: v.tolist() for k, v in curves(r["run_id"]).items()}
-        text = json.dumps(_json_safe(recs), indent=1, sort_keys=True)
-        if path is not None:
-            _atomic_write(Path(path), text)
-        return text
+    ) -> str | None:
+        """The records as a JSON list (``with_curves`` adds each run's per-step metrics):
+        the text, or with ``path`` written there run by run (atomically; the folder must
+        exist), reading one curve at a time, so memory does not grow with the runs."""
+        if path is None:
+            buf = io.StringIO()
+            self._write_json(buf, with_curves)
+            return buf.getvalue()
+        with atomic_writer(path) as fh:
+            self._write_json(fh, with_curves)
+        return None
+
+    def _write_json(self, fh: TextIO, with_curves: bool) -> None:
+        """The text ``json.dumps(records, indent=1, sort_keys=True)`` would give, written
+        one record at a time."""
+        if not self.records:
+            fh.write("[]")
+            return
+        with Store(self.folder, create=False, readonly=True) if with_curves else _no_store() as s:
+            fh.write("[\n")
+            for i, r in enumerate(self.records):
+                rec = dict(r)
+                if s is not None:
+                    rec["curve"] = {k: v.tolist() for k, v in s.metrics(r["run_id"]).items()}
+                text = json.dumps(_json_safe(rec), indent=1, sort_keys=True)
+                fh.write((",\n" if i else "") + " " + text.replace("\n", "\n "))
+            fh.write("\n]")
+
+
+@contextlib.contextmanager
+def _no_store() -> Iterator[None]:
+    yield None
 
 
 def _tail_losses(store: Store) -> dict[str, float]:
@@ -195,7 +229,7 @@ def _tail_losses(store: Store) -> dict[str, float]:
 
 class _CurveCache:
     def __init__(self, folder: Path) -> None:
-        self.store = Store(folder, create=False)
+        self.store = Store(folder, create=False, readonly=True)
         self.cache: dict[str, dict[str, np.ndarray]] = {}
         self.eval_cache: dict[str, list[tuple[int, dict[str, float]]]] = {}
 
@@ -229,12 +263,19 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """A text file that appears at ``path`` only when complete (written to a temporary
+    file in the same folder, fsynced, renamed); the folder must exist."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist"
+        )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -242,3 +283,8 @@ def _atomic_write(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):  # no temporary file left behind
             tmp.unlink()
         raise
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    with atomic_writer(path) as fh:
+        fh.write(text)

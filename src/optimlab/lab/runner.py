@@ -24,7 +24,7 @@ from typing import Any
 from ..core.checks import choice, integer, real
 from . import engine as default_engine
 from .config import RunConfig
-from .store import FINAL, Store
+from .store import FINAL, Store, StoreFault
 
 ENGINES = ("local", "ray")  # what ``execute(engine=...)`` and ``--engine`` accept by name
 ProgressFn = Callable[[int, int], None]  # (units done so far, total units); a unit = one run-step
@@ -151,7 +151,10 @@ def execute(
                 _run_batches(s, _batches(todo, max_batch))
                 _wait_for_others(s, stale_after, poll)
         except BaseException:
-            store.release()
+            # give claimed runs back; if even that fails (a full disk), the first error is
+            # the one to report, and the next run requeues them (their process is gone)
+            with contextlib.suppress(StoreFault):
+                store.release()
             raise
     return s.counts
 

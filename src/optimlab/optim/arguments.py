@@ -129,9 +129,13 @@ class Arguments:
             )
 
     def validate(self, group: Mapping[str, Any]) -> dict[str, Any]:
-        """Check a group's flags and hyperparameters; return the rule's validated kwargs."""
+        """Check a group's flags and hyperparameters; return the rule's validated kwargs.
+
+        As in torch.optim, a group has one value per hyperparameter: a number or a
+        1-element tensor, never an array or a larger tensor (which would apply another
+        value per coordinate, or fail in the middle of a step)."""
         self.check_flags(group)
-        return self.spec.rule.validate(**self.rule_kwargs(group))
+        return self.spec.rule.checked(self.rule_kwargs(group), arrays=False, tensors=True)
 
 
 def _reference_parameters(reference: str | None) -> list[inspect.Parameter] | None:

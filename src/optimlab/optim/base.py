@@ -334,5 +334,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         defaults = self._defaults_for(dict(group))
         arguments = self.group_arguments(group)
         rule = arguments.spec.rule
-        fields = self._paths_of(rule)[0].fields + evaluation.extra_fields(rule)
-        return state_dicts.GroupRule(rule.name, defaults, arguments.validate, fields)
+        plain = self._paths_of(rule).plain
+        fields = plain.fields + evaluation.extra_fields(rule)
+        return state_dicts.GroupRule(
+            rule.name, defaults, arguments.validate, fields, plain.required
+        )

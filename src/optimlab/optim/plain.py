@@ -100,6 +100,11 @@ class PlainPath:
         """The rule's state fields (``count`` first): the keys of each parameter's state."""
         return tuple(self.state_type._fields)
 
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The state fields without a default (``count`` first): a saved state needs them."""
+        return tuple(f for f in self.fields if f not in self.state_type._field_defaults)
+
     def init_state(self, p: torch.Tensor, state_dtype: torch.dtype | None) -> dict[str, Any]:
         """A new parameter's state, as a dict of the rule's state fields."""
         state = dict(self.rule.init(real(p).detach())._asdict())

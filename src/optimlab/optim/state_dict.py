@@ -27,6 +27,7 @@ class GroupRule:
     defaults: Mapping[str, Any]
     validate: Callable[[Mapping[str, Any]], Any]
     fields: tuple[str, ...]
+    required: tuple[str, ...]  # the fields a parameter's non-empty saved state must have
 
 
 def with_shapes(state_dict: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
@@ -84,8 +85,10 @@ def prepare_load(
     ``describe(group)`` gives the rule of a group (a group may name another registered
     optimizer, see ``routing``): a saved group must be stepped by the same rule, its
     defaults fill keys missing from saved groups (older state dicts), its ``validate``
-    checks the group and its ``fields`` are the state keys allowed. ``owner`` names the
-    optimizer class in errors. Raises before anything is changed.
+    checks the group, its ``fields`` are the state keys allowed and its ``required``
+    those a parameter's non-empty state must have. ``owner`` names the optimizer class in
+    errors. Raises before anything is changed: a torch.optim state dict (``step``,
+    ``exp_avg``, or SGD's lone ``momentum_buffer``) is refused here, not at ``step()``.
     """
     if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
         raise ValueError("an optimizer state dict needs the keys 'state' and 'param_groups'")
@@ -95,7 +98,7 @@ def prepare_load(
             f"loaded state dict has {len(saved_groups)} parameter groups, "
             f"this optimizer has {len(groups)}"
         )
-    new_groups, fields = [], {}
+    new_groups, fields, required = [], {}, {}
     for gi, (group, saved) in enumerate(zip(groups, saved_groups, strict=True)):
         _check_group(gi, group, saved)
         rule, saved_rule = describe(group), describe(dict(saved))
@@ -109,6 +112,7 @@ def prepare_load(
             new.setdefault(key, default)
         rule.validate(new)
         fields.update({id(p): rule.fields for p in group["params"]})
+        required.update({id(p): rule.required for p in group["params"]})
         new["params"] = group["params"]
         if "param_names" in group and "param_names" not in new:
             new["param_names"] = group["param_names"]
@@ -130,6 +134,12 @@ def prepare_load(
                 f"saved state of parameter {k} has {unknown[0]!r}, which "
                 f"{owner} does not keep (its state: {', '.join(fields[id(p)])}); "
                 "was it saved by another optimizer?"
+            )
+        missing = [f for f in required[id(p)] if value and f not in value]
+        if missing:
+            raise ValueError(
+                f"saved state of parameter {k} lacks {missing[0]!r}, which {owner} keeps "
+                f"(its state: {', '.join(fields[id(p)])}); was it saved by another optimizer?"
             )
         state[p] = {key: _copy_value(key, v, p) for key, v in value.items()}
     return new_groups, state

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class AdadeltaState(NamedTuple):
@@ -63,10 +63,10 @@ ADADELTA = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1.0, low=0.0, doc="scales the step (1.0: the paper's form)"),
+        Hyper("lr", 1.0, low=0.0, limit=LR_MAX, doc="scales the step (1.0: the paper's form)"),
         Hyper("rho", 0.9, 0.0, 1.0, doc="decay of both running averages"),
         Hyper("eps", 1e-6, 0.0, low_open=True, doc="added inside both square roots"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="L2 penalty added to the gradient"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="L2 penalty added to the gradient"),
     ),
     state_numel=n_slots(lambda hp: 2),
     summary="Per-coordinate steps from RMS(past updates) / RMS(gradients).",

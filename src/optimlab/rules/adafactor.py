@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
-from .base import Hyper, Rule, is_on
+from .base import LR_MAX, Hyper, Rule, is_on
 
 
 class AdafactorState(NamedTuple):
@@ -82,7 +82,9 @@ def update(
     This is torch.optim.Adafactor: ``alpha_t`` uses the parameter before weight decay, the
     decay is decoupled (``theta (1 - lr wd)``), there is no first moment, and the rows and
     columns are the last two axes (leading axes of a 3-D+ parameter are batch-like).
-    ``eps1=None`` means the machine epsilon of the parameter's dtype.
+    ``eps1=None`` means the machine epsilon of the parameter's dtype; ``eps1`` and
+    ``eps1**2`` are at least the dtype's smallest positive number, so an ``eps1`` that
+    would round to 0 (where torch gives NaN for a zero gradient) still gives finite steps.
 
     The leading ``batch_ndim`` axes hold settings: every reduction (row/column means, the
     RMS of the parameter and of the update) is taken per setting, and a ``(K, n)``
@@ -103,6 +105,13 @@ def update(
         eps1 = xp.finfo_eps(param)
     if scalars is None:
         scalars = per_step(state, lr=lr, beta2_decay=beta2_decay)
+    # eps1 and eps1**2 are floors of divisors: where they would round to 0 in the
+    # parameter's dtype (eps1 < ~1e-162 in float64, < ~1e-23 in float32), a zero gradient
+    # would give 0/0 = NaN. Floor them at the dtype's smallest positive number (tiny * eps,
+    # a subnormal), which changes nothing wherever they are representable.
+    smallest = xp.finfo_tiny(param) * xp.finfo_eps(param)
+    eps1_sq = _at_least(xp, eps1 * eps1, smallest)
+    eps1 = _at_least(xp, eps1, smallest)
     count = state.count + 1
     weight, rho = scalars["weight"], scalars["rho"]  # weight: 1 - beta2_t
     rms_param = _rms(xp, param, batch_ndim)
@@ -118,7 +127,7 @@ def update(
     else:
         var_estimate = (1 - weight) * state.variance + weight * g2
         new_state = AdafactorState(count, variance=var_estimate)
-    u = grad / xp.sqrt(xp.maximum(var_estimate, eps1 * eps1))
+    u = grad / xp.sqrt(xp.maximum(var_estimate, eps1_sq))
     clip = xp.maximum(_rms(xp, u, batch_ndim) / d, 1.0)
     delta = -(alpha / clip) * u
     if is_on(weight_decay):
@@ -128,6 +137,11 @@ def update(
 
 def _is_array(x: Any) -> bool:
     return getattr(x, "ndim", 0) > 0
+
+
+def _at_least(xp: Any, x: Any, low: float) -> Any:
+    """``max(x, low)`` for a number or an array of settings."""
+    return xp.maximum(x, low) if _is_array(x) else max(x, low)
 
 
 def state_numel(shape: tuple[int, ...], hp: Mapping[str, Any]) -> int:
@@ -143,7 +157,9 @@ ADAFACTOR = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-2, low=0.0, doc="caps the relative step size min(lr, 1/sqrt(t))"),
+        Hyper(
+            "lr", 1e-2, low=0.0, limit=LR_MAX, doc="caps the relative step size min(lr, 1/sqrt(t))"
+        ),
         Hyper("beta2_decay", -0.8, high=0.0, doc="c in 1 - beta2_t = t^c"),
         Hyper(
             "eps1",
@@ -155,7 +171,7 @@ ADAFACTOR = Rule(
         ),
         Hyper("eps2", 1e-3, 0.0, low_open=True, doc="floor of the parameter RMS in the step"),
         Hyper("d", 1.0, low=1.0, doc="clipping threshold of the update RMS"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="decoupled decay theta (1 - lr wd)"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="decoupled decay theta (1 - lr wd)"),
     ),
     state_numel=state_numel,
     summary="Factored second moment (sublinear memory) with a relative step size.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class AdagradState(NamedTuple):
@@ -71,9 +71,9 @@ ADAGRAD = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-2, low=0.0, doc="learning rate"),
+        Hyper("lr", 1e-2, low=0.0, limit=LR_MAX, doc="learning rate"),
         Hyper("lr_decay", 0.0, low=0.0, doc="lr / (1 + (t-1) lr_decay)"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="L2 penalty added to the gradient"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="L2 penalty added to the gradient"),
         Hyper("initial_accumulator_value", 0.0, low=0.0, doc="starting value of the sum"),
         Hyper("eps", 1e-10, 0.0, low_open=True, doc="added to the denominator, outside sqrt"),
     ),

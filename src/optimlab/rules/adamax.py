@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class AdamaxState(NamedTuple):
@@ -71,11 +71,11 @@ ADAMAX = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 2e-3, low=0.0, doc="learning rate"),
+        Hyper("lr", 2e-3, low=0.0, limit=LR_MAX, doc="learning rate"),
         Hyper("beta1", 0.9, 0.0, 1.0, high_open=True, doc="decay of the first moment"),
         Hyper("beta2", 0.999, 0.0, 1.0, high_open=True, doc="decay of the infinity norm"),
         Hyper("eps", 1e-8, 0.0, low_open=True, doc="added to |g| inside the max"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="L2 penalty added to the gradient"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="L2 penalty added to the gradient"),
     ),
     state_numel=n_slots(lambda hp: 2),
     summary="Adam with an infinity-norm scale: a running max of |g| instead of an RMS.",

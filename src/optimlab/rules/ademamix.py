@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
 from ._axes import is_array
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class AdEMAMixState(NamedTuple):
@@ -125,7 +125,7 @@ ADEMAMIX = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-3, low=0.0, doc="learning rate"),
+        Hyper("lr", 1e-3, low=0.0, limit=LR_MAX, doc="learning rate"),
         Hyper("beta1", 0.9, 0.0, 1.0, high_open=True, doc="decay of the fast momentum"),
         Hyper("beta2", 0.999, 0.0, 1.0, high_open=True, doc="decay of the second moment"),
         Hyper("beta3", 0.9999, 0.0, 1.0, high_open=True, doc="decay of the slow momentum"),
@@ -133,7 +133,7 @@ ADEMAMIX = Rule(
         Hyper("beta3_warmup", 0, low=0, kind="int", doc="steps to warm beta3 up (0: none)"),
         Hyper("alpha_warmup", 0, low=0, kind="int", doc="steps to warm alpha up (0: none)"),
         Hyper("eps", 1e-8, 0.0, low_open=True, doc="added to the denominator, outside sqrt"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="decoupled decay theta (1 - lr wd)"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="decoupled decay theta (1 - lr wd)"),
     ),
     state_numel=n_slots(lambda hp: 3),
     summary="Adam plus a slow (beta3 ~ 0.9999) momentum mixed in with weight alpha.",

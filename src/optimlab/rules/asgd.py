@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
 from ._axes import is_array
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class ASGDState(NamedTuple):
@@ -31,7 +31,9 @@ def per_step(
     return {
         "step_eta": lr if state.count == 0 else state.eta,
         "mu": mu,
-        "eta": lr / (1 + lambd * lr * t) ** alpha,
+        # lr * base**-alpha rather than lr / base**alpha: base >= 1, so this never
+        # overflows (a Python float power would raise where torch's tensor gives eta = 0)
+        "eta": lr * (1 + lambd * lr * t) ** -alpha,
     }
 
 
@@ -95,11 +97,11 @@ ASGD = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-2, low=0.0, doc="initial learning rate"),
+        Hyper("lr", 1e-2, low=0.0, limit=LR_MAX, doc="initial learning rate"),
         Hyper("lambd", 1e-4, low=0.0, doc="decay term: shrinks theta and the step size"),
         Hyper("alpha", 0.75, low=0.0, doc="power of the step-size decay"),
         Hyper("t0", 1e6, low=0.0, doc="step after which averaging starts"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="L2 penalty added to the gradient"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="L2 penalty added to the gradient"),
     ),
     state_numel=n_slots(lambda hp: 1),
     summary="SGD with a decaying step and a running average of the iterates to evaluate.",

@@ -22,6 +22,10 @@ Array = Any  # a NumPy array or a torch tensor
 State = NamedTuple
 
 INF = math.inf
+# The largest learning rate and weight decay a rule accepts: far beyond any useful value,
+# far below where one step overflows (near 1e308 in float64, 3e38 in float32). A bigger
+# value is a typo, and would silently give inf or NaN weights.
+LR_MAX = 1e6
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,10 @@ class Hyper:
     whole-number bounds), ``"bool"`` or ``"choice"`` (one of the strings in ``choices``).
     Bounds are closed unless ``low_open``/``high_open``. ``optional`` hyperparameters also
     accept ``None``, which the rule resolves itself (Adafactor's ``eps1=None`` is the
-    machine epsilon of the parameter's dtype). Checking is ``core.checks``, so messages
-    read ``lr must be a finite number >= 0, got nan``.
+    machine epsilon of the parameter's dtype). ``limit`` is an upper bound outside the
+    mathematical range, for values no one means that overflow a step (``lr <= LR_MAX``:
+    ``lr must be <= 1e+06, got 1e+308``). Checking is ``core.checks``, so messages read
+    ``lr must be a finite number >= 0, got nan``.
     """
 
     name: str
@@ -47,6 +53,7 @@ class Hyper:
     doc: str = ""
     optional: bool = False
     choices: tuple[str, ...] = ()
+    limit: float = INF  # beyond the range: larger values overflow a step (lr: LR_MAX)
 
     def __post_init__(self) -> None:
         checks.choice("kind", self.kind, ("float", "int", "bool", "choice"))
@@ -84,7 +91,7 @@ class Hyper:
             low = None if self.low == -INF else int(self.low)
             high = checks.INT_MAX if self.high == INF else int(self.high)
             return checks.integer(self.name, value, low, high, optional=self.optional)
-        return checks.real(
+        checked = checks.real(
             self.name,
             value,
             self.low,
@@ -95,6 +102,9 @@ class Hyper:
             arrays=arrays,
             tensors=tensors,
         )
+        if self.limit != INF and checked is not None:
+            checks.real(self.name, checked, high=self.limit, arrays=arrays, tensors=tensors)
+        return checked
 
 
 @dataclass(frozen=True)

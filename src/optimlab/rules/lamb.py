@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
 from ._axes import own_norm
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class LambState(NamedTuple):
@@ -85,11 +85,17 @@ LAMB = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-3, low=0.0, doc="learning rate"),
+        Hyper("lr", 1e-3, low=0.0, limit=LR_MAX, doc="learning rate"),
         Hyper("beta1", 0.9, 0.0, 1.0, high_open=True, doc="decay of the first moment"),
         Hyper("beta2", 0.999, 0.0, 1.0, high_open=True, doc="decay of the second moment"),
         Hyper("eps", 1e-6, 0.0, low_open=True, doc="added to the denominator, outside sqrt"),
-        Hyper("weight_decay", 0.01, low=0.0, doc="decoupled decay, inside the trust ratio"),
+        Hyper(
+            "weight_decay",
+            0.01,
+            low=0.0,
+            limit=LR_MAX,
+            doc="decoupled decay, inside the trust ratio",
+        ),
     ),
     state_numel=n_slots(lambda hp: 2),
     summary="Adam steps rescaled per tensor by the trust ratio ||theta|| / ||step||.",

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 from ..core.arrays import namespace
 from . import _axes
 from ._axes import check_batched
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class LionState(NamedTuple):
@@ -76,10 +76,16 @@ LION = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-4, low=0.0, doc="learning rate (the size of every coordinate's step)"),
+        Hyper(
+            "lr",
+            1e-4,
+            low=0.0,
+            limit=LR_MAX,
+            doc="learning rate (the size of every coordinate's step)",
+        ),
         Hyper("beta1", 0.9, 0.0, 1.0, high_open=True, doc="interpolation for the update sign"),
         Hyper("beta2", 0.99, 0.0, 1.0, high_open=True, doc="decay of the momentum"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="decoupled decay theta (1 - lr wd)"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="decoupled decay theta (1 - lr wd)"),
         Hyper("cautious", False, kind="bool", doc="mask steps against the gradient (C-Lion)"),
     ),
     state_numel=n_slots(lambda hp: 1),

@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
 from ._axes import own_norm
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class MARSState(NamedTuple):
@@ -97,11 +97,11 @@ MARS = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 3e-3, low=0.0, doc="learning rate"),
+        Hyper("lr", 3e-3, low=0.0, limit=LR_MAX, doc="learning rate"),
         Hyper("beta1", 0.95, 0.0, 1.0, high_open=True, doc="decay of the first moment"),
         Hyper("beta2", 0.99, 0.0, 1.0, high_open=True, doc="decay of the second moment"),
         Hyper("eps", 1e-8, 0.0, low_open=True, doc="added to the denominator, outside sqrt"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="decoupled decay theta (1 - lr wd)"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="decoupled decay theta (1 - lr wd)"),
         Hyper("gamma", 0.025, low=0.0, doc="strength of the gradient correction"),
     ),
     state_numel=n_slots(lambda hp: 3),

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
-from .base import Hyper, Rule, is_on
+from .base import LR_MAX, Hyper, Rule, is_on
 
 ADJUST_LR = ("original", "match_rms_adamw")
 
@@ -128,8 +128,8 @@ MUON = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-3, low=0.0, doc="learning rate (scaled by the matrix shape)"),
-        Hyper("weight_decay", 0.1, low=0.0, doc="decoupled decay theta (1 - lr wd)"),
+        Hyper("lr", 1e-3, low=0.0, limit=LR_MAX, doc="learning rate (scaled by the matrix shape)"),
+        Hyper("weight_decay", 0.1, low=0.0, limit=LR_MAX, doc="decoupled decay theta (1 - lr wd)"),
         Hyper("momentum", 0.95, 0.0, 1.0, high_open=True, doc="EMA rate of the momentum"),
         Hyper("nesterov", True, kind="bool", doc="orthogonalise the Nesterov look-ahead"),
         Hyper("ns_a", 3.4445, doc="Newton-Schulz coefficient a (of X)"),

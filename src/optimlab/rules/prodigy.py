@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
 from ._axes import is_array, own_sum
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class ProdigyState(NamedTuple):
@@ -178,7 +178,13 @@ PRODIGY = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1.0, low=0.0, doc="multiplies the estimated step size d (leave at 1)"),
+        Hyper(
+            "lr",
+            1.0,
+            low=0.0,
+            limit=LR_MAX,
+            doc="multiplies the estimated step size d (leave at 1)",
+        ),
         Hyper("beta1", 0.9, 0.0, 1.0, high_open=True, doc="decay of the first moment"),
         Hyper("beta2", 0.999, 0.0, 1.0, high_open=True, doc="decay of the second moment"),
         Hyper(
@@ -191,7 +197,7 @@ PRODIGY = Rule(
             doc="decay of the d statistics (None: sqrt(beta2))",
         ),
         Hyper("eps", 1e-8, 0.0, low_open=True, doc="added to the denominator (times d)"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="weight decay (decoupled or L2)"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="weight decay (decoupled or L2)"),
         Hyper("decouple", True, kind="bool", doc="AdamW-style decay (else L2 in the gradient)"),
         Hyper("use_bias_correction", False, kind="bool", doc="Adam's bias correction in dlr"),
         Hyper("safeguard_warmup", False, kind="bool", doc="leave lr out of the s sum"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class RAdamState(NamedTuple):
@@ -107,11 +107,11 @@ RADAM = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-3, low=0.0, doc="learning rate"),
+        Hyper("lr", 1e-3, low=0.0, limit=LR_MAX, doc="learning rate"),
         Hyper("beta1", 0.9, 0.0, 1.0, high_open=True, doc="decay of the first moment"),
         Hyper("beta2", 0.999, 0.0, 1.0, high_open=True, doc="decay of the second moment"),
         Hyper("eps", 1e-8, 0.0, low_open=True, doc="added to the denominator, outside sqrt"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="L2 penalty (decoupled if chosen)"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="L2 penalty (decoupled if chosen)"),
         Hyper("decoupled_weight_decay", False, kind="bool", doc="AdamW-style decay"),
     ),
     state_numel=n_slots(lambda hp: 2),

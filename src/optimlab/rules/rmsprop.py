@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class RMSpropState(NamedTuple):
@@ -81,10 +81,10 @@ RMSPROP = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-2, low=0.0, doc="learning rate"),
+        Hyper("lr", 1e-2, low=0.0, limit=LR_MAX, doc="learning rate"),
         Hyper("alpha", 0.99, 0.0, 1.0, doc="decay of the squared-gradient average"),
         Hyper("eps", 1e-8, 0.0, low_open=True, doc="added to the denominator, outside sqrt"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="L2 penalty added to the gradient"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="L2 penalty added to the gradient"),
         Hyper("momentum", 0.0, 0.0, 1.0, doc="momentum of the scaled step"),
         Hyper("centered", False, kind="bool", doc="subtract the squared mean gradient"),
     ),

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
 from ..core.checks import require, show
-from .base import INF, Hyper, Rule, n_slots
+from .base import INF, LR_MAX, Hyper, Rule, n_slots
 
 
 class RpropState(NamedTuple):
@@ -78,7 +78,7 @@ RPROP = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-2, low=0.0, doc="initial step size of every coordinate"),
+        Hyper("lr", 1e-2, low=0.0, limit=LR_MAX, doc="initial step size of every coordinate"),
         Hyper(
             "eta_minus", 0.5, 0.0, 1.0, low_open=True, high_open=True, doc="shrink on a sign change"
         ),

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
 from ._axes import is_array
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class ScheduleFreeSGDState(NamedTuple):
@@ -59,7 +59,13 @@ def averaging(
     step_lr = lr * (t / warmup_steps) if t <= warmup_steps else lr
     arrays = is_array(step_lr) or is_array(state.lr_max)
     lr_max = xp.maximum(step_lr, state.lr_max) if arrays else max(step_lr, state.lr_max)
-    weight = t**r * lr_max**weight_lr_power
+    try:
+        weight = t**r * lr_max**weight_lr_power
+    except OverflowError:  # Python floats raise where arrays give inf
+        raise ValueError(
+            f"r and weight_lr_power make the averaging weight t**r * lr_max**weight_lr_power "
+            f"overflow at step t={t}, got r={r!r}, weight_lr_power={weight_lr_power!r}"
+        ) from None
     weight_sum = state.weight_sum + weight
     if is_array(weight_sum):
         positive = weight_sum > 0
@@ -205,7 +211,7 @@ def eval_point(param: Any, state: Any) -> Any:
 
 def _common(doc_decay: str) -> tuple[Hyper, ...]:
     return (
-        Hyper("weight_decay", 0.0, low=0.0, doc=doc_decay),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc=doc_decay),
         Hyper("warmup_steps", 0, low=0, kind="int", doc="linear warmup of lr (0: none)"),
         Hyper("r", 0.0, low=0.0, doc="polynomial weighting t^r of the average"),
         Hyper("weight_lr_power", 2.0, low=0.0, doc="averaging weights lr_max^power"),
@@ -217,7 +223,7 @@ SGD_SCHEDULEFREE = Rule(
     init=init_sgd,
     update=update_sgd,
     hyperparams=(
-        Hyper("lr", 1.0, low=0.0, doc="learning rate of the base sequence z"),
+        Hyper("lr", 1.0, low=0.0, limit=LR_MAX, doc="learning rate of the base sequence z"),
         Hyper("momentum", 0.9, 0.0, 1.0, high_open=True, doc="y = (1-b) z + b x"),
         *_common("L2 penalty at y, added to the gradient"),
     ),
@@ -233,7 +239,7 @@ ADAMW_SCHEDULEFREE = Rule(
     init=init_adamw,
     update=update_adamw,
     hyperparams=(
-        Hyper("lr", 2.5e-3, low=0.0, doc="learning rate of the base sequence z"),
+        Hyper("lr", 2.5e-3, low=0.0, limit=LR_MAX, doc="learning rate of the base sequence z"),
         Hyper("beta1", 0.9, 0.0, 1.0, high_open=True, doc="y = (1-b1) z + b1 x"),
         Hyper("beta2", 0.999, 0.0, 1.0, high_open=True, doc="decay of the second moment"),
         Hyper("eps", 1e-8, 0.0, low_open=True, doc="added to the denominator, outside sqrt"),

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from ..core.arrays import namespace
 from ._axes import is_array
-from .base import Hyper, Rule, is_on, n_slots
+from .base import LR_MAX, Hyper, Rule, is_on, n_slots
 
 
 class SGDState(NamedTuple):
@@ -89,10 +89,10 @@ SGD = Rule(
     init=init,
     update=update,
     hyperparams=(
-        Hyper("lr", 1e-3, low=0.0, doc="learning rate"),
+        Hyper("lr", 1e-3, low=0.0, limit=LR_MAX, doc="learning rate"),
         Hyper("momentum", 0.0, 0.0, 1.0, doc="momentum factor mu"),
         Hyper("dampening", 0.0, 0.0, 1.0, doc="dampening tau of the gradient in the buffer"),
-        Hyper("weight_decay", 0.0, low=0.0, doc="L2 penalty added to the gradient"),
+        Hyper("weight_decay", 0.0, low=0.0, limit=LR_MAX, doc="L2 penalty added to the gradient"),
         Hyper("nesterov", False, kind="bool", doc="Nesterov's look-ahead momentum"),
         Hyper("ema", False, kind="bool", doc="EMA momentum b = mu b + (1-mu) g"),
     ),

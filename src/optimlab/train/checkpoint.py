@@ -359,6 +359,16 @@ def _read_manifest(path: Path) -> dict[str, Any]:
             f"{file}: format version {version!r} is newer than this optimlab reads "
             f"({FORMAT_VERSION}); upgrade optimlab"
         )
+    # the checksum proves the manifest whole, not true: a step edited with its checksum
+    # recomputed must still agree with the directory the checkpoint was written as
+    step, named = manifest.get("step"), _NAME.match(path.name)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointCorruptError(f"{file}: step must be an integer >= 0, got {step!r}")
+    if named and int(named.group(1)) != step:
+        raise CheckpointCorruptError(
+            f"{file}: says step {step}, but the checkpoint was written as {path.name} "
+            f"(the manifest was edited)"
+        )
     return manifest
 
 

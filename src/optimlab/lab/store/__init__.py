@@ -9,6 +9,12 @@ finished run is never overwritten and a kill leaves either the whole result or n
 left ``running`` by a dead process are requeued on start. Only tidy data is stored
 (numbers and JSON text); nothing is ever unpickled.
 
+Faults of the environment (a full disk, an I/O error, a read-only folder, a corrupted
+file, a lock held too long) raise one :class:`StoreFault` naming the file and what to do,
+and never lose a finished run; a file that is not an optimlab store raises
+:class:`StoreError` and is left byte-identical. ``Store(folder, readonly=True)`` reads
+without writing anything, also in a read-only folder.
+
 ``opening`` opens the file and checks its schema, ``lifecycle`` moves runs through their
 statuses and writes results, ``reading`` queries them.
 """
@@ -16,8 +22,16 @@ statuses and writes results, ``reading`` queries them.
 from __future__ import annotations
 
 from ..record import FINAL
+from .faults import StoreFault
 from .lifecycle import RunLifecycle
-from .opening import DB_NAME, METRIC_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, STATUSES, StoreError
+from .opening import (
+    DB_NAME,
+    METRIC_COLUMNS,
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    STATUSES,
+    StoreError,
+)
 from .reading import RunReading
 
 __all__ = [
@@ -29,9 +43,11 @@ __all__ = [
     "STATUSES",
     "Store",
     "StoreError",
+    "StoreFault",
 ]
 
 
 class Store(RunLifecycle, RunReading):
     """The SQLite store of a results folder (created if missing; ``create=False`` refuses
-    a folder without one). Use as a context manager, or call ``close()``."""
+    a folder without one; ``readonly=True`` only reads, and never writes anything). Use
+    as a context manager, or call ``close()``."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..config import CODE_VERSION, RunConfig
 from ..record import FINAL, Trace
+from .faults import guarded
 from .opening import _LIVE_OWNERS, METRIC_COLUMNS, StoreBase
 
 
@@ -48,6 +49,7 @@ def _num(x: Any) -> float | None:
 class RunLifecycle(StoreBase):
     """Adding, claiming, heartbeating, releasing, failing and finishing runs."""
 
+    @guarded
     def add(self, configs: Iterable[RunConfig]) -> dict[str, int]:
         """Insert runs as ``queued`` (idempotent); failed runs are queued again.
 
@@ -93,6 +95,7 @@ class RunLifecycle(StoreBase):
                     counts["pending"] += 1
         return counts
 
+    @guarded
     def requeue_stale(self, stale_after: float = 600.0) -> int:
         """Requeue ``running`` rows whose process is gone (same host) or silent too long."""
         now = time.time()
@@ -124,6 +127,7 @@ class RunLifecycle(StoreBase):
             )
         return len(stale)
 
+    @guarded
     def claim(self, run_ids: Sequence[str]) -> list[str]:
         """Atomically mark the queued ones of ``run_ids`` as running by this store's owner."""
         if not run_ids:
@@ -142,6 +146,7 @@ class RunLifecycle(StoreBase):
                     claimed.append(rid)
         return claimed
 
+    @guarded
     def heartbeat(self) -> None:
         """Tell other processes this owner's running rows are alive (best effort)."""
         with contextlib.suppress(sqlite3.OperationalError):  # busy: the next beat will do
@@ -150,6 +155,7 @@ class RunLifecycle(StoreBase):
                 (time.time(), self.owner),
             )
 
+    @guarded
     def release(self, run_ids: Sequence[str] | None = None) -> None:
         """Give this owner's running rows back to the queue (after an interruption)."""
         with self.transaction() as c:
@@ -166,6 +172,7 @@ class RunLifecycle(StoreBase):
                     [(self.owner, r) for r in run_ids],
                 )
 
+    @guarded
     def fail(self, run_ids: Sequence[str], error: str) -> None:
         with self.transaction() as c:
             c.executemany(
@@ -174,6 +181,7 @@ class RunLifecycle(StoreBase):
                 [(error[:2000], time.time(), self.owner, r) for r in run_ids],
             )
 
+    @guarded
     def finish(self, results: Mapping[str, Trace]) -> list[str]:
         """Write each run's trace (keyed by run id) in one transaction; only rows this owner
         still holds are written. Returns the run ids written."""

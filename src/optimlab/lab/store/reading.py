@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from .faults import guarded
 from .opening import METRIC_COLUMNS, RUN_COLUMNS, STATUSES, StoreBase
 
 
 class RunReading(StoreBase):
     """Queries over the runs of a store (nothing here writes)."""
 
+    @guarded
     def status_of(self, run_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for i in range(0, len(run_ids), 500):
@@ -27,10 +29,12 @@ class RunReading(StoreBase):
             )
         return out
 
+    @guarded
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
         return {s: 0 for s in STATUSES} | dict(rows)
 
+    @guarded
     def runs(
         self, run_ids: Sequence[str] | None = None, status: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
@@ -53,6 +57,7 @@ class RunReading(StoreBase):
             r["final_evals"] = json.loads(r["final_evals"]) if r["final_evals"] else {}
         return rows
 
+    @guarded
     def metrics(self, run_id: str) -> dict[str, np.ndarray]:
         """Per-step metrics of a run: ``step`` and each of ``METRIC_COLUMNS`` as arrays."""
         rows = self.conn.execute(
@@ -64,6 +69,7 @@ class RunReading(StoreBase):
         out.update({k: arr[:, i + 1] for i, k in enumerate(METRIC_COLUMNS)})
         return out
 
+    @guarded
     def evals(self, run_id: str) -> list[tuple[int, dict[str, float]]]:
         rows = self.conn.execute(
             "SELECT step, name, value FROM evals WHERE run_id = ? ORDER BY step, name", (run_id,)
@@ -73,11 +79,13 @@ class RunReading(StoreBase):
             out.setdefault(step, {})[name] = math.nan if value is None else value
         return sorted(out.items())
 
+    @guarded
     def trajectory(self, run_id: str) -> np.ndarray | None:
         rows = self.conn.execute(
             "SELECT x, y FROM trajectory WHERE run_id = ? ORDER BY step", (run_id,)
         ).fetchall()
         return np.array(rows, dtype=np.float64) if rows else None
 
+    @guarded
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
