@@ -32,7 +32,15 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["--problem", "rosenbrock", "--optimizer", "adam", "--lrs", "1e-3,1e-2,1e-1", "--seeds"]
+SMALL = [
+    "--problem",
+    "rosenbrock:start=random",
+    "--optimizer",
+    "adam",
+    "--lrs",
+    "1e-3,1e-2,1e-1",
+    "--seeds",
+]
 SMALL_RUN = ["compare", *SMALL, "2", "--steps", "50", "-q", "--no-report"]
 N_SMALL = 6
 # more than 2 MiB of results (each run stores 200 steps of metrics and its trajectory),
@@ -40,7 +48,7 @@ N_SMALL = 6
 BIG_SWEEP = [
     "sweep",
     "--problem",
-    "rosenbrock",
+    "rosenbrock:start=random",
     "--optimizer",
     "adam,momentum",
     "--lrs",
@@ -306,7 +314,7 @@ def test_unmerged_wal_in_a_read_only_folder_is_read_from_a_private_copy(
         "from optimlab.lab.api import compare\n"
         "from optimlab.lab.store import Store\n"
         "held = Store(sys.argv[1])  # so that compare's own close does not merge the WAL\n"
-        "compare('rosenbrock', ['adam'], [1e-3, 1e-2, 1e-1], 50, 2, out=sys.argv[1])\n"
+        "compare('rosenbrock:start=random', ['adam'], [1e-3, 1e-2, 1e-1], 50, 2, out=sys.argv[1])\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     subprocess.run([sys.executable, "-c", writer, str(out)], env=_env(), timeout=300)
