@@ -57,14 +57,14 @@ def assert_same_state(plain_opt, sharded_opt, plain, sharded) -> None:
                 assert b[key] == value, key
 
 
-def run_both(case: Case, mesh, steps: int = 3, foreach: bool | None = None):
+def run_both(case: Case, mesh, steps: int = 3, **flags: bool):
     """The same gradients for plain and DTensor copies of the same parameters; the first
     parameter has no gradient at step 1 (a layer frozen for a step)."""
     g = torch.Generator().manual_seed(0)
     shapes = shapes_for(case.name)
     plain = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=torch.float64)) for s in shapes]
     sharded = [torch.nn.Parameter(shard(p, mesh)) for p in plain]
-    kwargs = ours_kwargs(case) | ({} if foreach is None else {"foreach": foreach})
+    kwargs = ours_kwargs(case) | flags
     cls = CLASSES[case.name]
     plain_opt, sharded_opt = cls(plain, **kwargs), cls(sharded, **kwargs)
     for step in range(steps):
@@ -95,6 +95,26 @@ def test_group_wide_rules_refuse_dtensor_parameters(mesh, case: Case) -> None:
     sharded = [torch.nn.Parameter(shard(torch.ones(4, 2, dtype=torch.float64), mesh))]
     with pytest.raises(ValueError, match="prodigy sums over every parameter of its group"):
         CLASSES[case.name](sharded, **ours_kwargs(case))
+
+
+@pytest.mark.parametrize("name", ["adamw", "momentum", "lion", "lookahead"])
+def test_compiled_path_with_dtensors(mesh, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fused=True`` (the compiled path, its kernel run eagerly here: the same operations)
+    steps the local shards like plain tensors."""
+    from optimlab.optim import compiled
+
+    calls: list[int] = []
+
+    def counting(*args):
+        calls.append(1)
+        return compiled.apply_rule(*args)
+
+    monkeypatch.setattr(compiled, "kernel", lambda rule, maximize, flags: counting)
+    plain_opt, sharded_opt, plain, sharded = run_both(Case(name), mesh, fused=True)
+    assert calls  # the compiled path ran
+    for p, q in zip(plain, sharded, strict=True):
+        assert torch.equal(q.full_tensor(), p)
+    assert_same_state(plain_opt, sharded_opt, plain, sharded)
 
 
 @pytest.mark.parametrize("name", ["adamw", "lion", "adafactor"])
