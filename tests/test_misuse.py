@@ -68,6 +68,33 @@ def test_a_one_element_tensor_lr_works_as_in_torch() -> None:
     assert torch.equal(ours[0], theirs[0])
 
 
+def _as_tensors(value):
+    """Every float of a group value (a number or a tuple such as betas) as a 1-element
+    float64 tensor."""
+    if isinstance(value, tuple):
+        return tuple(_as_tensors(v) for v in value)
+    if isinstance(value, float):
+        return torch.tensor([value], dtype=torch.float64)
+    return value
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_hyperparameter_may_be_a_one_element_tensor(name: str) -> None:
+    """Each float of a group given as a 1-element tensor steps exactly as the float (the
+    fuzz test found schedule-free's weight_lr_power=tensor([0.]) failing mid-step)."""
+    runs = []
+    for tensors in (False, True):
+        params = _matrix_params()
+        opt = CLASSES[name](params)
+        if tensors:
+            group = opt.param_groups[0]
+            group.update({k: _as_tensors(v) for k, v in group.items() if k != "params"})
+        for _ in range(3):
+            opt.step()
+        runs.append(params[0].detach().clone())
+    assert torch.equal(runs[0], runs[1])
+
+
 def test_torch_betas_of_arrays_are_refused() -> None:
     with pytest.raises(ValueError, match=r"^beta1 must be a number, got an array of shape"):
         CLASSES["adam"](_matrix_params(), betas=(np.full(3, 0.9), 0.999))

@@ -94,24 +94,38 @@ def apply_rule(
 
 _KERNELS: dict[tuple, Callable[..., dict[str, torch.Tensor]]] = {}
 _BROKEN: list[str] = []  # why compiling failed in this process (then never tried again)
+_EAGER: set[tuple] = set()  # kernels that hit the recompile limit: eager from then on
+
+
+# A kernel is specialised per dtype, device, which slots exist (SGD's momentum buffer
+# from its first step on), the branch a float hyperparameter takes (momentum 0 or not)
+# and spans starting at offset 0 or 1: more than dynamo's default of 8 variants per
+# function where one process steps many settings. Raised to this (never lowered) when
+# the first kernel is made; past it, compiling fails and the steps run eagerly (said once).
+RECOMPILE_LIMIT = 64
 
 
 def _fresh_function(name: str) -> Callable[..., Any]:
-    """``apply_rule`` under its own code object: torch.compile caches (and limits the
-    recompiles of) each code object separately, so every kernel gets its own budget."""
-    code = apply_rule.__code__.replace(co_name=name)
+    """``apply_rule`` under its own code object and name: torch.compile caches (and limits
+    the recompiles of) each code object separately, and keeps what it learnt of a
+    function's inputs (which floats vary) by name, so every kernel gets its own budget and
+    its own history (shared, SGD's kernel made NAdam's specialise its step sizes and
+    recompile at every step)."""
+    code = apply_rule.__code__.replace(co_name=name, co_qualname=name)
     return types.FunctionType(code, apply_rule.__globals__, name)
 
 
 def kernel(rule: Rule, maximize: bool, flags: tuple) -> Callable[..., dict[str, torch.Tensor]]:
     """The compiled ``apply_rule`` for a rule, ``maximize`` and its flag values (every
     hyperparameter that is not a float), made once per process."""
-    key = (rule.name, id(rule), maximize, flags)
+    key = (rule.name, id(rule), maximize, flags)  # as in run()
     fn = _KERNELS.get(key)
     if fn is None:
         namespace(torch.empty(0))  # made here: the trace cannot build the rules' namespace
+        dynamo = torch._dynamo.config
+        dynamo.recompile_limit = max(dynamo.recompile_limit, RECOMPILE_LIMIT)
         compiled = torch.compile(
-            _fresh_function(f"step_{rule.name}"),
+            _fresh_function(f"step_{rule.name}_{len(_KERNELS)}"),
             dynamic=True,
             fullgraph=True,
             options={"emulate_precision_casts": True},
@@ -128,20 +142,29 @@ def available() -> bool:
 def run(
     rule: Rule, state_type: Any, blank: dict[str, Any], maximize: bool, args: tuple
 ) -> dict[str, torch.Tensor]:
-    """``apply_rule`` compiled, or eagerly once compiling has failed (said once)."""
+    """``apply_rule`` compiled, or eagerly once compiling has failed (said once). Packs of
+    0 or 1 elements run eagerly too: the compiler specialises those sizes, and with them
+    the float arguments, so it would recompile at every step (and they cost nothing). A
+    kernel that keeps recompiling (past ``RECOMPILE_LIMIT``) runs eagerly from then on,
+    said once for it; the others stay compiled."""
     g, p, slots, hp, scalars = args
-    if not _BROKEN:
-        flags = tuple(
-            (k, v) for k, v in sorted(hp.items()) if not isinstance(v, float | torch.Tensor)
-        )
+    flags = tuple((k, v) for k, v in sorted(hp.items()) if not isinstance(v, float | torch.Tensor))
+    key = (rule.name, id(rule), maximize, flags)
+    if not _BROKEN and key not in _EAGER and g.numel() > 1:
         try:
             fn = kernel(rule, maximize, flags)
             return fn(rule, state_type, blank, maximize, g, p, slots, hp, scalars)
         except Exception as exc:  # compiling failed: no compiler, unsupported device, ...
-            _BROKEN.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if type(exc).__name__ == "FailOnRecompileLimitHit":
+                _EAGER.add(key)
+                what = f"the compiled {rule.name} step recompiled {RECOMPILE_LIMIT} times"
+            else:
+                _BROKEN.append(why)
+                what = "compiling the optimizer step failed"
             warnings.warn(
-                f"optimlab: compiling the optimizer step failed ({_BROKEN[0]}); using the "
-                "eager multi-tensor path instead (the same results within rounding)",
+                f"optimlab: {what} ({why}); using the eager multi-tensor path instead "
+                "(the same results within rounding)",
                 RuntimeWarning,
                 stacklevel=5,
             )

@@ -198,7 +198,8 @@ class Rule:
     def checked(
         self, hp: Mapping[str, Any], *, arrays: bool = True, tensors: bool = True
     ) -> dict[str, Any]:
-        """:meth:`validate` for a mapping, with arrays or tensors refused when ``False``."""
+        """:meth:`validate` for a mapping, with arrays or tensors refused when ``False``.
+        Without ``arrays``, a tensor (then of one element) is taken as its float value."""
         unknown = sorted(set(hp) - set(self.names), key=str)
         if unknown:
             raise unknown_keyword(self.name, unknown[0], self.names, what="hyperparameter")
@@ -208,6 +209,8 @@ class Rule:
             else h.default
             for h in self.hyperparams
         }
+        if not arrays:
+            full = {k: float(v) if checks.is_tensor(v) else v for k, v in full.items()}
         shapes = {k: tuple(v.shape) for k, v in full.items() if getattr(v, "ndim", 0) > 0}
         try:
             np.broadcast_shapes(*shapes.values())
