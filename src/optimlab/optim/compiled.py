@@ -108,17 +108,21 @@ RECOMPILE_LIMIT = 64
 def _fresh_function(name: str) -> Callable[..., Any]:
     """``apply_rule`` under its own code object and name: torch.compile caches (and limits
     the recompiles of) each code object separately, and keeps what it learnt of a
-    function's inputs (which floats vary) by name, so every kernel gets its own budget and
-    its own history (shared, SGD's kernel made NAdam's specialise its step sizes and
-    recompile at every step)."""
+    function's inputs (which of them vary) by name, so every kernel gets its own budget
+    and its own history."""
     code = apply_rule.__code__.replace(co_name=name, co_qualname=name)
     return types.FunctionType(code, apply_rule.__globals__, name)
+
+
+def _key(rule: Rule, maximize: bool, flags: tuple) -> tuple:
+    """What a kernel is made for: the rule, ``maximize`` and the flag values."""
+    return (rule.name, id(rule), maximize, flags)
 
 
 def kernel(rule: Rule, maximize: bool, flags: tuple) -> Callable[..., dict[str, torch.Tensor]]:
     """The compiled ``apply_rule`` for a rule, ``maximize`` and its flag values (every
     hyperparameter that is not a float), made once per process."""
-    key = (rule.name, id(rule), maximize, flags)  # as in run()
+    key = _key(rule, maximize, flags)
     fn = _KERNELS.get(key)
     if fn is None:
         namespace(torch.empty(0))  # made here: the trace cannot build the rules' namespace
@@ -149,7 +153,7 @@ def run(
     said once for it; the others stay compiled."""
     g, p, slots, hp, scalars = args
     flags = tuple((k, v) for k, v in sorted(hp.items()) if not isinstance(v, float | torch.Tensor))
-    key = (rule.name, id(rule), maximize, flags)
+    key = _key(rule, maximize, flags)
     if not _BROKEN and key not in _EAGER and g.numel() > 1:
         try:
             fn = kernel(rule, maximize, flags)
