@@ -13,18 +13,14 @@ from .tidy import study_label
 
 
 def honest_seeds(
-    problems: list[tuple[str, dict[str, Any]]], seeds: int | str | Sequence[int]
+    problems: dict[str, Any], seeds: int | str | Sequence[int]
 ) -> tuple[dict[str, list[int]], list[str]]:
-    """Per problem the seeds worth running, and a note for each problem on which seeds
-    cannot change anything (there only the first seed runs)."""
-    from .. import problems as registry
-
+    """Per problem (by label) the seeds worth running, and a note for each problem on
+    which seeds cannot change anything (there only the first seed runs)."""
     seed_list = parse_seeds(seeds)
     out: dict[str, list[int]] = {}
     notes = []
-    for name, kwargs in problems:
-        label = study_label(name, kwargs)
-        problem = registry.get(name, **kwargs)
+    for label, problem in problems.items():
         changes = tuple(problem.seed_changes)
         out[label] = seed_list if changes or len(seed_list) == 1 else seed_list[:1]
         if not changes and len(seed_list) > 1:
@@ -41,20 +37,17 @@ def honest_seeds(
 
 
 def guard_size(
-    grids: Sequence[tuple[tuple[str, dict[str, Any]], int]],
+    grids: Sequence[tuple[Any, int]],
     steps: int,
     out: str | None,
     max_store_bytes: float | None,
     on_estimate: Callable[[SizeEstimate], None] | None,
 ) -> None:
-    """The size guard: ``grids`` pairs each problem spec with its number of runs. Above
+    """The size guard: ``grids`` pairs each problem with its number of runs. Above
     ``max_store_bytes`` (None: no limit) the grid is refused with :class:`StoreTooLarge`,
     before any run or store is made; else the estimate goes to ``on_estimate``."""
-    from .. import problems
-
     total = 0.0
-    for (name, kwargs), runs in grids:
-        p = problems.get(name, **kwargs)
+    for p, runs in grids:
         trajectory = p.kind == "function" and getattr(p, "dim", 0) == 2
         total += runs * run_bytes(steps, trajectory)
     estimate = SizeEstimate(sum(runs for _, runs in grids), total)
@@ -74,7 +67,10 @@ def plan(
 ) -> tuple[dict[str, list[int]], list[str]]:
     """The seeds worth running per problem and their notes (:func:`honest_seeds`), after
     the size guard passed on the grid: ``runs(seeds)`` counts one problem's runs."""
-    seed_lists, notes = honest_seeds(specs, seeds)
-    grids = [(spec, runs(seed_lists[study_label(*spec)])) for spec in specs]
+    from .. import problems as registry
+
+    built = {study_label(name, kwargs): registry.get(name, **kwargs) for name, kwargs in specs}
+    seed_lists, notes = honest_seeds(built, seeds)
+    grids = [(problem, runs(seed_lists[label])) for label, problem in built.items()]
     guard_size(grids, steps, out, max_store_bytes, on_estimate)
     return seed_lists, notes
