@@ -157,6 +157,7 @@ def run(
     if not _BROKEN and key not in _EAGER and g.numel() > 1:
         try:
             fn = kernel(rule, maximize, flags)
+            _forget_other_specialisations()
             return fn(rule, state_type, blank, maximize, g, p, slots, hp, scalars)
         except Exception as exc:  # compiling failed: no compiler, unsupported device, ...
             why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -173,6 +174,17 @@ def run(
                 stacklevel=5,
             )
     return apply_rule(rule, state_type, blank, maximize, g, p, slots, hp, scalars)
+
+
+def _forget_other_specialisations() -> None:
+    """Clear the float inputs dynamo decided to specialise in an earlier compile. It keeps
+    them process-wide by symbol name (``zf76``) and a successful compile does not clear
+    them (torch 2.13), so a later compile of another kernel specialised its own float of
+    that name on its value (NAdam's step size after SGD's kernel): a recompile at every
+    step. Within one compile, dynamo restarts and uses them before this runs again."""
+    state = getattr(torch._dynamo.symbolic_convert, "TensorifyState", None)
+    if state is not None and state.force_specializations:
+        state.clear()
 
 
 def _span(t: torch.Tensor, start: int, n: int) -> torch.Tensor:
