@@ -12,7 +12,7 @@ from . import summary, verdicts
 from .analysis import Study, setting_label
 from .metrics import metric_for
 from .tables import fmt
-from .text import best_columns, breakable, study_notes
+from .text import axis_cells, best_columns, breakable, study_notes
 
 
 def esc(x: Any) -> str:
@@ -177,17 +177,7 @@ def sensitivity_html(study: Study) -> str:
 def axes_html(study: Study, axes: dict[str, list[dict[str, Any]]]) -> str:
     parts = []
     for axis, rows in axes.items():
-        body = [
-            [
-                r["optimizer"],
-                r["value_text"],
-                fmt(r["median"], ".4g")
-                + ("" if r["seeds"] <= 1 else f"\n[{fmt(r['ci_lo'])}, {fmt(r['ci_hi'])}]"),
-                r["setting"],
-                r["tried"],
-            ]
-            for r in rows
-        ]
+        body = [axis_cells(r) for r in rows]
         header = ["optimizer", axis, f"best {study.metric.short}", "with", "settings tried"]
         parts.append(
             table(f"The best setting at each {axis} - {study.label}", header, body, left=2)

@@ -158,23 +158,22 @@ def summary_text(
     )
 
 
+def axis_cells(row: dict[str, Any]) -> list[str]:
+    """A swept axis's row: optimizer, value, best median (its interval stacked below),
+    the setting that gave it and the settings tried."""
+    best = fmt(row["median"], ".4g")
+    if row["seeds"] > 1:
+        best += f"\n{interval(row['ci_lo'], row['ci_hi'])}"
+    return [row["optimizer"], row["value_text"], best, row["setting"], str(row["tried"])]
+
+
 def axes_text(study: Study, width: int | None = None) -> str:
     """One table per swept axis: the best result at each of its values, per optimizer."""
     parts = []
     for axis, rows in summary.swept_axes(study).items():
         header = ["optimizer", axis, f"best {study.metric.short} {CI}", "with"]
         header += ["settings tried"]
-        body = [
-            [
-                r["optimizer"],
-                r["value_text"],
-                fmt(r["median"], ".4g")
-                + ("" if r["seeds"] <= 1 else f"\n{interval(r['ci_lo'], r['ci_hi'])}"),
-                r["setting"],
-                str(r["tried"]),
-            ]
-            for r in rows
-        ]
+        body = [axis_cells(r) for r in rows]
         title = f"{study.label}: the best setting at each {axis}, per optimizer"
         parts.append(paragraph(title, width, "  "))
         parts.append(render(header, body, width, [False, False, True, False, True]))
