@@ -17,6 +17,8 @@ State is a plain dict per parameter (the rule's state fields, ``count`` first), 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import compress, repeat
+from operator import attrgetter, is_not
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -230,19 +232,19 @@ class RuleOptimizer(torch.optim.Optimizer):
     def _work(self, gi: int, group: dict[str, Any]) -> GroupStep | None:
         """A group's step, checked; None when no parameter of it has a gradient."""
         hp = self._group_hyperparams(group)
-        active = []
-        for i, p in enumerate(group["params"]):
-            grad = p.grad
-            if grad is None:
-                continue
-            if grad.layout != torch.strided:  # COO, CSR, ...
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients "
-                    f"(parameter {self._label(group, gi, i)})"
-                )
-            active.append(p)
+        params = group["params"]
+        # C-level loops (map, compress): a group may hold thousands of tensors
+        grads = list(map(attrgetter("grad"), params))
+        has_grad = list(map(is_not, grads, repeat(None)))
+        active = list(params) if all(has_grad) else list(compress(params, has_grad))
         if not active:
             return None
+        if set(map(attrgetter("layout"), compress(grads, has_grad))) != {torch.strided}:
+            i = next(i for i, g in enumerate(grads) if g is not None and g.layout != torch.strided)
+            raise RuntimeError(
+                f"{type(self).__name__} does not support sparse gradients "
+                f"(parameter {self._label(group, gi, i)})"
+            )
         maximize = bool(group.get("maximize", False))
         return GroupStep(gi, active, group["params"], hp, maximize, group.get("state_dtype"))
 

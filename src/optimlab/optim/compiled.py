@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import operator
 import types
+from collections import deque
 import warnings
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import torch
@@ -187,6 +189,9 @@ def _forget_other_specialisations() -> None:
         state.clear()
 
 
+_DATA_PTR = torch.Tensor.data_ptr  # unbound: twice as fast as a methodcaller in map
+
+
 def _span(t: torch.Tensor, start: int, n: int) -> torch.Tensor:
     """``n`` elements of ``t``'s storage from ``t``'s own element ``start`` on (a run of
     adjacent tensors as one flat view)."""
@@ -210,7 +215,8 @@ class CompiledBucket(_Bucket):
         params = [real(p) for p in self.owners]
         self.grads_seen = [p.grad for p in self.owners]
         self.runs: list[tuple[int, int]] = []  # (first, last) items of in-place runs
-        self.run_ptrs: list[tuple[int, int]] = []  # (item, its data_ptr) in those runs
+        self.run_items: list[int] = []  # the items in those runs, and their data_ptrs
+        self.run_ptrs: list[int] = []
         runs, first = [], 0
         for i in range(1, len(params) + 1):
             if i == len(params) or not (
@@ -227,7 +233,8 @@ class CompiledBucket(_Bucket):
                 packs.append(_Pack(start, stop, items, (first, 0, stop - start)))
                 if last > first:
                     self.runs.append((first, last))
-                    self.run_ptrs += [(i, params[i].data_ptr()) for i in items]
+                    self.run_items += items
+                    self.run_ptrs += [params[i].data_ptr() for i in items]
             else:
                 small += range(first, last + 1)
         return packs + self._gather_packs(small)
@@ -266,20 +273,22 @@ class CompiledBucket(_Bucket):
                 ):
                     return False
             self.grads_seen = grads
-        owners = self.owners
-        if any(owners[i].data_ptr() != ptr for i, ptr in self.run_ptrs):
+        owners, mine = self.owners, self.states
+        if list(map(_DATA_PTR, map(owners.__getitem__, self.run_items))) != self.run_ptrs:
             return False
-        if not all(map(operator.is_, map(states.get, owners), self.states)):
+        if not all(map(operator.is_, map(states.get, owners), mine)):
             return False
-        base, n_keys = self.states[0], len(self.tensor_slots) + len(self.scalar_slots)
-        if any(len(s) != n_keys for s in self.states):
+        base, n_keys = mine[0], len(self.tensor_slots) + len(self.scalar_slots)
+        if set(map(len, mine)) != {n_keys}:
             return False
         for k in self.tensor_slots:
-            if not all(map(operator.is_, [s.get(k) for s in self.states], self.views[k])):
+            if not all(map(operator.is_, map(dict.get, mine, repeat(k)), self.views[k])):
                 return False
         for k in self.scalar_slots:
-            v, t = base.get(k), type(base.get(k))
-            if k not in base or any(s.get(k) != v or type(s.get(k)) is not t for s in self.states):
+            if k not in base:
+                return False
+            values = list(map(dict.get, mine, repeat(k)))
+            if set(map(type, values)) != {type(base[k])} or values.count(base[k]) != len(mine):
                 return False
         return True
 
@@ -313,8 +322,7 @@ class CompiledBucket(_Bucket):
                 torch._foreach_copy_([params[i] for i in pack.items], pack.p_views)
         new = {k: scalars[k] for k in blank if scalars is not None and k in scalars}
         new["count"] = first["count"] + 1
-        for state in self.states:
-            state.update(new)
+        deque(map(dict.update, self.states, repeat(new)), maxlen=0)  # each state, in C
 
 
 _PLACEHOLDERS: dict[int, dict[str, Any]] = {}

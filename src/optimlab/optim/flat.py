@@ -126,7 +126,7 @@ class FlatStorage:
         copied into the view, which becomes ``p.grad``; None stays None.
         """
         params = self.params
-        if not all(map(operator.eq, map(operator.methodcaller("data_ptr"), params), self.ptrs)):
+        if list(map(torch.Tensor.data_ptr, params)) != self.ptrs:
             self.build()
         grads = [p.grad for p in params]
         if all(map(operator.is_, grads, self.views)):

@@ -91,12 +91,17 @@ class ShardedStep:
 
     def step(self, path: Path, states: States, work: GroupStep, names: list[Any]) -> None:
         """One update of ``work.params``; ``names`` labels the group's parameters in errors."""
-        sharded = [p for p in work.params if is_dtensor(p)]
+        module = sys.modules.get("torch.distributed.tensor._api")
+        if module is None:  # no DTensor can exist: the common case costs no per-parameter check
+            path.step(states, work)
+            return
+        dtensor = module.DTensor
+        sharded = [p for p in work.params if isinstance(p, dtensor)]
         if not sharded:
             path.step(states, work)
             return
         label = _labeller(work, names)
-        plain = [p for p in work.params if not is_dtensor(p)]
+        plain = [p for p in work.params if not isinstance(p, dtensor)]
         if plain:
             path.step(states, dataclasses.replace(work, params=plain))
             # the local shards get a layout key of their own (~index is negative), so a
