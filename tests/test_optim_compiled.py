@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import torch
-from cases import Case
+from cases import CASES, Case
 from numerics import assert_close
 from test_optim_fast import FAST_CASES, _grad_schedule, _params, assert_same_state
 from torch_cases import one_thread, ours_kwargs
@@ -81,8 +81,7 @@ def test_compiled_path_plumbing_equals_plain_rule(case: Case, flat: bool) -> Non
     plain, opt_plain = run_schedule(case, foreach=False, maximize=maximize)
     fast, opt_fast = run_schedule(case, fused=True, flat=flat, maximize=maximize)
     chosen, paths = _choice(opt_fast)
-    reducing = not opt_fast.spec.rule.elementwise_with(case.full())  # cautious: plain path
-    assert chosen is (paths.plain if reducing else paths.compiled)
+    assert chosen is paths.compiled  # a reducing option (cautious): compiled per tensor
     for x, y in zip(fast, plain, strict=True):
         assert torch.equal(x, y)
     assert_same_state(opt_fast, opt_plain)
@@ -141,9 +140,11 @@ def test_default_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert path() == "multi"
     assert path(fused=True) == "compiled"
     assert path(foreach=True) == path(fused=False) == "multi"
-    assert path(foreach=False) == path(cautious=True) == path(fused=True, cautious=True) == "plain"
+    assert path(foreach=False) == path(cautious=True) == "plain"
+    assert path(foreach=True, cautious=True) == "plain"
+    assert path(fused=True, cautious=True) == "compiled"
     monkeypatch.setattr(compiled, "COMPILE_MIN_NUMEL", 300)
-    assert path() == "compiled" and path(foreach=True) == "multi"
+    assert path() == path(cautious=True) == "compiled" and path(foreach=True) == "multi"
     monkeypatch.setattr(compiled, "_BROKEN", ["no compiler"])
     assert path() == path(fused=True) == "multi"
 
@@ -196,6 +197,47 @@ def test_a_kernel_past_the_recompile_limit_runs_eagerly_alone(
     assert [key[0] for key in compiled._EAGER] == ["adamw"]
 
 
+# Rules that reduce over a tensor (not elementwise, not group-wide): compiled per tensor.
+REDUCING = ("adafactor", "muon", "lamb", "mars")
+REDUCING_CASES = [c for c in CASES if c.name in REDUCING]
+
+
+def reducing_schedule(case: Case, steps: int = 24, **flags: Any) -> tuple[list, Any]:
+    """Matrices (one of them non-contiguous), and for the rules that take them a zero-size,
+    a 1-D, a 3-D and a 0-d parameter; one gradient None at step 5, a "layer" frozen for
+    steps 8-13, zero gradients every 7th step."""
+    gen = torch.Generator().manual_seed(5)
+
+    def rnd(*shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=gen, dtype=torch.float64)
+
+    tensors = [rnd(6, 5), rnd(3, 7), rnd(4, 3).t()]
+    if case.name != "muon":  # Muon steps matrices only
+        tensors += [rnd(0, 3), rnd(9), rnd(2, 3, 4), rnd()]
+    params = [torch.nn.Parameter(t) for t in tensors]
+    opt = CLASSES[case.name](params, **ours_kwargs(case), **flags)
+    for step in range(steps):
+        for i, p in enumerate(params):
+            g = rnd(*p.shape) * (step % 7 != 3)
+            p.grad = None if (i == 1 and step == 5) or (i == 0 and 8 <= step < 14) else g
+        opt.step()
+    return params, opt
+
+
+@pytest.mark.usefixtures("eager_kernel")
+@pytest.mark.parametrize("case", REDUCING_CASES, ids=lambda c: c.id)
+def test_reducing_rules_compiled_per_tensor_plumbing_equals_plain_rule(case: Case) -> None:
+    maximize = case.label == "defaults"
+    plain, opt_plain = reducing_schedule(case, foreach=False, maximize=maximize)
+    fast, opt_fast = reducing_schedule(case, fused=True, maximize=maximize)
+    chosen, paths = _choice(opt_fast)
+    assert chosen is paths.compiled
+    for x, y in zip(fast, plain, strict=True):
+        assert torch.equal(x, y)
+    assert_same_state(opt_fast, opt_plain)
+    assert opt_fast.state[fast[0]]["count"] == 18 and opt_fast.state[fast[1]]["count"] == 23
+
+
 # ---------------------------------------------------------------- compiled for real (slow)
 
 
@@ -212,6 +254,18 @@ def test_compiled_equals_plain_rule(case: Case, flat: bool, small_spans: None) -
     # compiled, not the eager fallback
     assert compiled.available(), compiled._BROKEN
     assert not compiled._EAGER, compiled._EAGER
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", REDUCING_CASES, ids=lambda c: c.id)
+def test_reducing_rules_compiled_equal_plain_rule(case: Case) -> None:
+    maximize = case.label == "defaults"
+    plain, opt_plain = reducing_schedule(case, foreach=False, maximize=maximize)
+    fast, opt_fast = reducing_schedule(case, fused=True, maximize=maximize)
+    for i, (x, y) in enumerate(zip(fast, plain, strict=True)):
+        assert_close(x, y, what=f"param {i}")
+    assert_close_state(opt_fast, opt_plain)
+    assert compiled.available() and not compiled._EAGER, (compiled._BROKEN, compiled._EAGER)
 
 
 @pytest.mark.slow

@@ -259,13 +259,13 @@ class RuleOptimizer(torch.optim.Optimizer):
         if rule.group_wide:
             return paths.fast
         foreach, fused = group.get("foreach"), group.get("fused")
-        if not rule.elementwise_with(work.hyperparams) or foreach is False:
+        if foreach is False:
             return paths.plain
         if fused and compiled.available():
             return paths.compiled
         if foreach is None and fused is None and paths.compiled.worthwhile(work):
             return paths.compiled
-        return paths.fast
+        return paths.fast if rule.elementwise_with(work.hyperparams) else paths.plain
 
     def _group_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
         """The rule's validated hyperparameters for ``group`` (validation cached by value)."""

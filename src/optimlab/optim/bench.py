@@ -94,8 +94,11 @@ def _factory(bench: Bench, path: str) -> Callable[[list[torch.Tensor]], Any] | N
     """Builds the optimizer of ``path`` for ``bench``; None where the path does not apply."""
     if path in OURS:
         cls: Any = optimizer_class(bench.ours)
-        if not cls._arguments.spec.rule.elementwise and path not in ("optimlab plain", "optimlab"):
-            return None  # non-elementwise rules: the plain rule (and the default)
+        if not cls._arguments.spec.rule.elementwise and path in (
+            "optimlab multi-tensor",
+            "optimlab compiled+flat",
+        ):
+            return None  # rules that reduce over a tensor: stepped one tensor at a time
         return lambda params: cls(params, **bench.hp, **OURS[path])
     if bench.torch_class is None:  # Lion: one reference implementation
         return (lambda params: ForeachLion(params, **bench.hp)) if path == "torch foreach" else None

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import operator
 import types
-from collections import deque
 import warnings
+from collections import deque
 from collections.abc import Callable
 from itertools import repeat
 from typing import Any
@@ -49,7 +49,7 @@ import torch
 from ..core.arrays import namespace
 from ..rules.base import Rule
 from .multi_tensor import MultiTensorPath, _Bucket, _Pack
-from .plain import GroupStep, PlainPath, States, grad_of, real
+from .plain import GroupStep, PlainPath, States, grad_of, real, store
 
 # The default path compiles a group once its parameters have this many elements: below,
 # the compile (seconds) outweighs what it saves per step for a long time.
@@ -145,8 +145,13 @@ def available() -> bool:
     return not _BROKEN
 
 
+def flags_of(hp: dict[str, Any]) -> tuple:
+    """The hyperparameters a kernel is made for: every one that is not a float."""
+    return tuple((k, v) for k, v in sorted(hp.items()) if not isinstance(v, float | torch.Tensor))
+
+
 def run(
-    rule: Rule, state_type: Any, blank: dict[str, Any], maximize: bool, args: tuple
+    rule: Rule, state_type: Any, blank: dict[str, Any], maximize: bool, flags: tuple, args: tuple
 ) -> dict[str, torch.Tensor]:
     """``apply_rule`` compiled, or eagerly once compiling has failed (said once). Packs of
     0 or 1 elements run eagerly too: the compiler specialises those sizes, and with them
@@ -154,7 +159,6 @@ def run(
     kernel that keeps recompiling (past ``RECOMPILE_LIMIT``) runs eagerly from then on,
     said once for it; the others stay compiled."""
     g, p, slots, hp, scalars = args
-    flags = tuple((k, v) for k, v in sorted(hp.items()) if not isinstance(v, float | torch.Tensor))
     key = _key(rule, maximize, flags)
     if not _BROKEN and key not in _EAGER and g.numel() > 1:
         try:
@@ -166,6 +170,9 @@ def run(
             if type(exc).__name__ == "FailOnRecompileLimitHit":
                 _EAGER.add(key)
                 what = f"the compiled {rule.name} step recompiled {RECOMPILE_LIMIT} times"
+            elif isinstance(exc, torch._dynamo.exc.Unsupported):  # this rule cannot be traced
+                _EAGER.add(key)
+                what = f"the {rule.name} step cannot be compiled"
             else:
                 _BROKEN.append(why)
                 what = "compiling the optimizer step failed"
@@ -296,7 +303,7 @@ class CompiledBucket(_Bucket):
         """The compiled rule once per run or pack; the scalar slots updated in Python."""
         rule, hp, first = plain.rule, work.hyperparams, self.states[0]
         scalars = rule.per_step(plain.state_type(**first), **hp) if rule.per_step else None
-        fixed = _placeholders(plain)
+        fixed, flags = _placeholders(plain), flags_of(hp)
         blank = {k: fixed[k] for k in self.scalar_slots if first[k] is not None}
         empty = {k: None for k in self.scalar_slots if first[k] is None}
         flat_before = dict(self.flat)  # slots created during this step start as None
@@ -315,7 +322,8 @@ class CompiledBucket(_Bucket):
                 g, p = self.g_buf[:n], self.p_buf[:n]
             slots = {**empty, **{k: f[pack.start : pack.stop] for k, f in flat_before.items()}}
             args = (g, p, slots, hp, scalars)
-            for key, value in run(rule, plain.state_type, blank, work.maximize, args).items():
+            created = run(rule, plain.state_type, blank, work.maximize, flags, args)
+            for key, value in created.items():
                 dtype = value.dtype if work.state_dtype is None else work.state_dtype
                 self._slot(key, dtype)[pack.start : pack.stop].copy_(value)
             if pack.chunk is None:
@@ -348,6 +356,45 @@ class CompiledPath(MultiTensorPath):
     def __init__(self, plain: PlainPath) -> None:
         super().__init__(plain)
         self._sizes: dict[tuple[int, ...], int] = {}
+
+    def step(self, states: States, work: GroupStep) -> None:
+        """Elementwise rules: the multi-tensor path's buckets, stepped by the compiled rule
+        over flat buffers. Rules that reduce over a tensor: :meth:`step_tensors`."""
+        if self.plain.rule.elementwise_with(work.hyperparams):
+            super().step(states, work)
+        else:
+            self.step_tensors(states, work)
+
+    def step_tensors(self, states: States, work: GroupStep) -> None:
+        """Each parameter stepped by the rule compiled on its whole tensor: the path of the
+        rules that reduce over a tensor (Adafactor's row and column means, Muon's
+        Newton-Schulz iteration, the norms of LAMB and MARS, cautious masks). inductor
+        fuses the elementwise work around the reductions and matrix products. The scalar
+        slots are kept in Python as in :meth:`CompiledBucket.step`; the per-step scalars
+        are made once per distinct scalar state (once per step, unless counts differ)."""
+        plain, rule, hp = self.plain, self.plain.rule, work.hyperparams
+        fixed, flags = _placeholders(plain), flags_of(hp)
+        made: dict[tuple, dict[str, Any]] = {}
+        for p in work.params:
+            state = states[p]
+            if not state:
+                state.update(plain.init_state(p, work.state_dtype))
+            grad = grad_of(p)
+            slots = {k: v for k, v in state.items() if v is None or isinstance(v, torch.Tensor)}
+            blank = {k: fixed[k] for k in state if k not in slots}
+            scalars = None
+            if rule.per_step:
+                key = tuple(state[k] for k in blank)
+                if key not in made:
+                    made[key] = rule.per_step(plain.state_type(**state), **hp)
+                scalars = made[key]
+            args = (real(grad).detach(), real(p).detach(), slots, hp, scalars)
+            created = run(rule, plain.state_type, blank, work.maximize, flags, args)
+            if created:
+                store(state, created, avoid=(grad, p), dtype=work.state_dtype)
+            new = {k: scalars[k] for k in blank if scalars is not None and k in scalars}
+            new["count"] = state["count"] + 1
+            state.update(new)
 
     def worthwhile(self, work: GroupStep) -> bool:
         """Whether the default path should compile this group's step: compiling works

@@ -31,7 +31,9 @@ def init(param: Any, *, batch_ndim: int = 0) -> AdafactorState:
 
 def _mean(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
     """Mean over ``axes`` (kept); 0 for an empty parameter instead of NaN and a warning."""
-    n = math.prod(x.shape[a] for a in axes)
+    n = 1
+    for a in axes:  # a loop, not math.prod over a generator: torch.compile traces it
+        n *= x.shape[a]
     return xp.sum(x, axis=axes, keepdims=True) / max(n, 1)
 
 
@@ -136,7 +138,8 @@ def update(
 
 
 def _is_array(x: Any) -> bool:
-    return getattr(x, "ndim", 0) > 0
+    # a number first: torch.compile traces a float hyperparameter, not getattr on it
+    return not isinstance(x, int | float) and getattr(x, "ndim", 0) > 0
 
 
 def _at_least(xp: Any, x: Any, low: float) -> Any:
