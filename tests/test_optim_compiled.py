@@ -238,6 +238,29 @@ def test_reducing_rules_compiled_per_tensor_plumbing_equals_plain_rule(case: Cas
     assert opt_fast.state[fast[0]]["count"] == 18 and opt_fast.state[fast[1]]["count"] == 23
 
 
+def test_a_rule_that_cannot_be_traced_runs_eagerly_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dynamo refusing one rule (a graph break under fullgraph) sends that kernel to eager,
+    said once naming the rule; the results are the plain rule's and the others compile."""
+
+    def kernel(rule, maximize, flags):
+        if rule.name == "adafactor":
+            raise torch._dynamo.exc.Unsupported("Unsupported hasattr call")
+        return compiled.apply_rule
+
+    monkeypatch.setattr(compiled, "_BROKEN", [])
+    monkeypatch.setattr(compiled, "_EAGER", set())
+    monkeypatch.setattr(compiled, "kernel", kernel)
+    case = next(c for c in REDUCING_CASES if c.name == "adafactor")
+    plain, opt_plain = reducing_schedule(case, steps=6, foreach=False)
+    with pytest.warns(RuntimeWarning, match="the adafactor step cannot be compiled") as rec:
+        fast, opt_fast = reducing_schedule(case, steps=6, fused=True)
+    assert len(rec) == 1 and compiled.available()
+    assert [key[0] for key in compiled._EAGER] == ["adafactor"]
+    for x, y in zip(fast, plain, strict=True):
+        assert torch.equal(x, y)
+    assert_same_state(opt_fast, opt_plain)
+
+
 # ---------------------------------------------------------------- compiled for real (slow)
 
 
