@@ -27,14 +27,26 @@ from optimlab.lab.engine.grouping import plan
 from optimlab.lab.engine.loop import LoopOptions
 
 
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    """Fastest wall time of ``repeats`` calls, in milliseconds."""
-    times = []
+def best_of(repeats: int, fns: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """Fastest time of each row over ``repeats`` rounds in which the rows take turns (a
+    shared machine's load moves between rounds, and must move every row alike). Each
+    function returns its time in ms."""
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
+        for name, fn in fns.items():
+            best[name] = min(best[name], fn())
+    return best
+
+
+def timed(fn: Callable[[], object], scale: float = 1.0) -> Callable[[], float]:
+    """``fn`` as a row of :func:`best_of`: its wall time in ms, times ``scale``."""
+
+    def row() -> float:
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
+        return 1e3 * (time.perf_counter() - start) * scale
+
+    return row
 
 
 def torch_optim_loop(problem: problems.Problem, lrs: np.ndarray, steps: int, seed: int = 0) -> None:
@@ -48,11 +60,11 @@ def torch_optim_loop(problem: problems.Problem, lrs: np.ndarray, steps: int, see
             opt.step()
 
 
-def per_setting(repeats: int, subset: int, total: int, fn: Callable[[int], object]) -> float:
-    """Time of one-run-per-setting loops: best of ``repeats`` over ``subset`` settings,
-    scaled to ``total`` (the loop is linear in the number of settings; a small subset
-    repeated resists the noise of a shared machine better than one long run)."""
-    return best_of(repeats, lambda: fn(subset)) * total / subset
+def per_setting(subset: int, total: int, fn: Callable[[int], object]) -> Callable[[], float]:
+    """A one-run-per-setting loop as a row: ``subset`` settings timed, scaled to ``total``
+    (the loop is linear in the number of settings; a small subset repeated resists the
+    noise of a shared machine better than one long run)."""
+    return timed(lambda: fn(subset), total / subset)
 
 
 def report(title: str, rows: dict[str, float], baseline: str) -> None:
@@ -68,18 +80,21 @@ def rosenbrock(steps: int, k: int, repeats: int, subset: int) -> None:
     settings = [Setting("adam", {"lr": float(lr)}) for lr in lrs]
     (group,) = plan(settings, steps)
     sub = min(subset, k)
-    rows = {
-        f"torch.optim.Adam, one run per lr ({k} runs)": per_setting(
-            repeats, sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps)
-        ),
-        "engine, one setting at a time (NumPy)": per_setting(
-            repeats, sub, k, lambda n: run(p, settings[:n], steps, batched=False)
-        ),
-        "engine batched, NumPy": best_of(repeats, lambda: run(p, settings, steps)),
-        "engine batched loop on torch tensors": best_of(
-            repeats, lambda: run_functions(p, group, steps, LoopOptions(), array="torch")
-        ),
-    }
+    rows = best_of(
+        repeats,
+        {
+            f"torch.optim.Adam, one run per lr ({k} runs)": per_setting(
+                sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps)
+            ),
+            "engine, one setting at a time (NumPy)": per_setting(
+                sub, k, lambda n: run(p, settings[:n], steps, batched=False)
+            ),
+            "engine batched, NumPy": timed(lambda: run(p, settings, steps)),
+            "engine batched loop on torch tensors": timed(
+                lambda: run_functions(p, group, steps, LoopOptions(), array="torch")
+            ),
+        },
+    )
     report(
         f"Adam x {k} learning rates on Rosenbrock, {steps} steps",
         rows,
@@ -93,17 +108,18 @@ def mlp(steps: int, k: int, repeats: int, subset: int) -> None:
     settings = [Setting("adam", {"lr": float(lr)}) for lr in lrs]
     run(p, settings[:2], 2)  # warm up vmap
     sub = min(subset, k)
-    rows = {
-        f"torch.optim.Adam, {k} sequential runs": per_setting(
-            repeats, sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps)
-        ),
-        "engine, one setting at a time": per_setting(
-            repeats, sub, k, lambda n: run(p, settings[:n], steps, batched=False)
-        ),
-        "engine batched (vmap over stacked params)": best_of(
-            repeats, lambda: run(p, settings, steps)
-        ),
-    }
+    rows = best_of(
+        repeats,
+        {
+            f"torch.optim.Adam, {k} sequential runs": per_setting(
+                sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps)
+            ),
+            "engine, one setting at a time": per_setting(
+                sub, k, lambda n: run(p, settings[:n], steps, batched=False)
+            ),
+            "engine batched (vmap over stacked params)": timed(lambda: run(p, settings, steps)),
+        },
+    )
     report(
         f"Adam x {k} learning rates on the MLP (20-64-5, batch 128), {steps} steps",
         rows,
@@ -115,7 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the steps")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--repeats", type=int, default=3, help="best of N")
+    parser.add_argument("--repeats", type=int, default=5, help="best of N rounds")
     parser.add_argument(
         "--subset",
         type=int,
@@ -129,8 +145,8 @@ def main() -> None:
     scale = 10 if args.quick else 1
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}")
     print(
-        f"one-run-per-setting rows: best of {args.repeats} over {args.subset} settings, "
-        "scaled to all of them"
+        f"rows take turns, best of {args.repeats} rounds; one-run-per-setting rows: "
+        f"{args.subset} settings, scaled to all of them"
     )
     if "rosenbrock" in args.problems.split(","):
         rosenbrock(1000 // scale, 64, args.repeats, args.subset)

@@ -250,11 +250,11 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     def _path(self, group: dict[str, Any], work: GroupStep, paths: RulePaths) -> Path:
         """The group-wide path for a group-wide rule (Prodigy); else the plain rule with
-        ``foreach=False`` or where the rule is not elementwise with these hyperparameters
-        (Adam with ``cautious``); the compiled rule with ``fused=True``, and by default
-        (both None) for a group large enough to repay the compile
-        (``compiled.COMPILE_MIN_NUMEL``); else the multi-tensor path. Where compiling
-        fails, the multi-tensor path."""
+        ``foreach=False``; the compiled rule with ``fused=True``, and by default (both
+        None) for a group large enough to repay the compile
+        (``compiled.COMPILE_MIN_NUMEL``); else the multi-tensor path, or the plain rule
+        where the rule is not elementwise with these hyperparameters (Adafactor, Adam
+        with ``cautious``). Where compiling fails, the path it would take otherwise."""
         rule = paths.plain.rule
         if rule.group_wide:
             return paths.fast

@@ -1,4 +1,5 @@
-"""The compiled path: an elementwise rule compiled into one pass over flat buffers.
+"""The compiled path: an elementwise rule compiled into one pass over flat buffers; any
+other rule compiled on each whole tensor (``CompiledPath.step_tensors``).
 
 The rule itself is compiled (``torch.compile``, inductor), together with the in-place
 writes of the step: ``param += delta`` and each new state slot copied over the old. Per

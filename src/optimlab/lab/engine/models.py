@@ -75,12 +75,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.asarray(t.detach().double().cpu().numpy())
 
 
-def _sum_sq(tensors: Any) -> torch.Tensor:
-    """Per row, the sum of squares of every tensor's entries (in float64)."""
-    total = torch.zeros((), dtype=torch.float64)
-    for t in tensors:
-        total = total + torch.linalg.vector_norm(t.flatten(1), dim=1, dtype=torch.float64) ** 2
-    return total
+def _norm(tensors: Any) -> torch.Tensor:
+    """Per row, the 2-norm of every tensor's entries together (accumulated in float64):
+    one norm of their concatenation, two ops for any number of tensors."""
+    rows = torch.cat([t.flatten(1) for t in tensors], dim=1)
+    return torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)
 
 
 def _trainable(problem: Any, model: torch.nn.Module) -> list[str]:
@@ -201,7 +200,7 @@ class StackedModels:
         else:
             grads, loss = self.value_grad(self.params, self._batch())
         self.grads = grads
-        return _np(loss), _np(_sum_sq(grads.values()).sqrt())
+        return _np(loss), _np(_norm(grads.values()))
 
     def update(self, lr: np.ndarray) -> np.ndarray:
         """One update of every stacked tensor. The learning rates and the rule's per-step
@@ -210,18 +209,12 @@ class StackedModels:
         arrays and the same scalar slots (all step together), and a sweep's tensors are
         small enough that these few tiny ops would otherwise cost as much as the update."""
         self.first_metrics = None
-        usq = torch.zeros((), dtype=torch.float64)
         lr_all = torch.as_tensor(lr, dtype=torch.float64)
         with torch.no_grad():
             deltas = self.stepper.deltas(self.params, self.grads, lr_all)
             for n in self.names:
-                delta = deltas[n]
-                self.params[n] = self.params[n] + delta
-                usq = (
-                    usq
-                    + torch.linalg.vector_norm(delta.flatten(1), dim=1, dtype=torch.float64) ** 2
-                )
-        return _np(usq.sqrt())
+                self.params[n] = self.params[n] + deltas[n]
+            return _np(_norm(deltas[n] for n in self.names))
 
     def evaluate(self) -> Mapping[str, np.ndarray] | None:
         if self.first_metrics is not None:
