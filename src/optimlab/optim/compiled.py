@@ -1,5 +1,6 @@
-"""The compiled path: an elementwise rule compiled into one pass over flat buffers; any
-other rule compiled on each whole tensor (``CompiledPath.step_tensors``).
+"""The compiled path: an elementwise rule compiled into one pass over flat buffers; a rule
+that reduces over a tensor (Adafactor's row and column means, Muon's Newton-Schulz
+iteration, the norms of LAMB and MARS, cautious masks) compiled on each whole tensor.
 
 The rule itself is compiled (``torch.compile``, inductor), together with the in-place
 writes of the step: ``param += delta`` and each new state slot copied over the old. Per
@@ -304,7 +305,7 @@ class CompiledBucket(_Bucket):
         """The compiled rule once per run or pack; the scalar slots updated in Python."""
         rule, hp, first = plain.rule, work.hyperparams, self.states[0]
         scalars = rule.per_step(plain.state_type(**first), **hp) if rule.per_step else None
-        fixed, flags = _placeholders(plain), flags_of(hp)
+        fixed, flags = plain.fresh_scalars, flags_of(hp)
         blank = {k: fixed[k] for k in self.scalar_slots if first[k] is not None}
         empty = {k: None for k in self.scalar_slots if first[k] is None}
         flat_before = dict(self.flat)  # slots created during this step start as None
@@ -334,19 +335,6 @@ class CompiledBucket(_Bucket):
         deque(map(dict.update, self.states, repeat(new)), maxlen=0)  # each state, in C
 
 
-_PLACEHOLDERS: dict[int, dict[str, Any]] = {}
-
-
-def _placeholders(plain: PlainPath) -> dict[str, Any]:
-    """A fresh state's scalar slots (count 0, NAdam's mu_product 1, ...): what the kernel
-    sees in place of the real ones, so that it never depends on their values."""
-    key = id(plain.rule)
-    if key not in _PLACEHOLDERS:
-        fresh = plain.rule.init(torch.zeros((1, 1)))._asdict()
-        _PLACEHOLDERS[key] = {k: v for k, v in fresh.items() if not isinstance(v, torch.Tensor)}
-    return _PLACEHOLDERS[key]
-
-
 class CompiledPath(MultiTensorPath):
     """The compiled path of one optimizer: the multi-tensor path's plans (buckets, flat
     state), stepped by the compiled rule. ``step`` has the plain path's contract and its
@@ -359,22 +347,18 @@ class CompiledPath(MultiTensorPath):
         self._sizes: dict[tuple[int, ...], int] = {}
 
     def step(self, states: States, work: GroupStep) -> None:
-        """Elementwise rules: the multi-tensor path's buckets, stepped by the compiled rule
-        over flat buffers. Rules that reduce over a tensor: :meth:`step_tensors`."""
+        """Elementwise rules: the buckets over flat buffers; others: :meth:`step_tensors`."""
         if self.plain.rule.elementwise_with(work.hyperparams):
             super().step(states, work)
         else:
             self.step_tensors(states, work)
 
     def step_tensors(self, states: States, work: GroupStep) -> None:
-        """Each parameter stepped by the rule compiled on its whole tensor: the path of the
-        rules that reduce over a tensor (Adafactor's row and column means, Muon's
-        Newton-Schulz iteration, the norms of LAMB and MARS, cautious masks). inductor
-        fuses the elementwise work around the reductions and matrix products. The scalar
-        slots are kept in Python as in :meth:`CompiledBucket.step`; the per-step scalars
-        are made once per distinct scalar state (once per step, unless counts differ)."""
+        """Each parameter stepped by the rule compiled on its whole tensor (inductor fuses
+        the elementwise work around the reductions); scalar slots as in
+        :meth:`CompiledBucket.step`, per-step scalars made once per distinct count."""
         plain, rule, hp = self.plain, self.plain.rule, work.hyperparams
-        fixed, flags = _placeholders(plain), flags_of(hp)
+        fixed, flags = plain.fresh_scalars, flags_of(hp)
         made: dict[tuple, dict[str, Any]] = {}
         for p in work.params:
             state = states[p]

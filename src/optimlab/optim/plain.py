@@ -92,8 +92,14 @@ class PlainPath:
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
+        fresh = rule.init(torch.zeros((1, 1)))
         # the rule's state NamedTuple, to rebuild it from the per-parameter dicts
-        self.state_type: Any = type(rule.init(torch.zeros((1, 1))))
+        self.state_type: Any = type(fresh)
+        # a fresh state's scalar slots (count 0, NAdam's mu_product 1, ...): what the
+        # compiled kernel sees in place of the real ones, so it never depends on them
+        self.fresh_scalars = {
+            k: v for k, v in fresh._asdict().items() if not isinstance(v, torch.Tensor)
+        }
 
     @property
     def fields(self) -> tuple[str, ...]:
