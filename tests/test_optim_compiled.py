@@ -167,6 +167,20 @@ def test_failed_compile_warns_once_and_steps_eagerly(monkeypatch: pytest.MonkeyP
     assert_same_state(opt_fast, opt_plain)
 
 
+def fail_one_kernel(monkeypatch: pytest.MonkeyPatch, name: str, exc: Exception) -> None:
+    """Every kernel runs eagerly (``apply_rule``) but ``name``'s, which raises ``exc``;
+    compiling has not failed yet in this process."""
+
+    def kernel(rule, maximize, flags):
+        if rule.name == name:
+            raise exc
+        return compiled.apply_rule
+
+    monkeypatch.setattr(compiled, "_BROKEN", [])
+    monkeypatch.setattr(compiled, "_EAGER", set())
+    monkeypatch.setattr(compiled, "kernel", kernel)
+
+
 def test_a_kernel_past_the_recompile_limit_runs_eagerly_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -176,14 +190,7 @@ def test_a_kernel_past_the_recompile_limit_runs_eagerly_alone(
     class FailOnRecompileLimitHit(Exception):  # dynamo's exception, by name
         pass
 
-    def kernel(rule, maximize, flags):
-        if rule.name == "adamw":
-            raise FailOnRecompileLimitHit("Hard failure due to fullgraph=True")
-        return compiled.apply_rule
-
-    monkeypatch.setattr(compiled, "_BROKEN", [])
-    monkeypatch.setattr(compiled, "_EAGER", set())
-    monkeypatch.setattr(compiled, "kernel", kernel)
+    fail_one_kernel(monkeypatch, "adamw", FailOnRecompileLimitHit("Hard failure (fullgraph)"))
     case = next(c for c in FAST_CASES if c.name == "adamw")
     plain, _ = run_schedule(case, steps=6, foreach=False)
     with pytest.warns(RuntimeWarning, match="the compiled adamw step recompiled 64 times") as rec:
@@ -240,16 +247,9 @@ def test_reducing_rules_compiled_per_tensor_plumbing_equals_plain_rule(case: Cas
 
 def test_a_rule_that_cannot_be_traced_runs_eagerly_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """dynamo refusing one rule (a graph break under fullgraph) sends that kernel to eager,
-    said once naming the rule; the results are the plain rule's and the others compile."""
+    said once naming the rule; the results are the plain rule's, and compiling stays on."""
 
-    def kernel(rule, maximize, flags):
-        if rule.name == "adafactor":
-            raise torch._dynamo.exc.Unsupported("Unsupported hasattr call")
-        return compiled.apply_rule
-
-    monkeypatch.setattr(compiled, "_BROKEN", [])
-    monkeypatch.setattr(compiled, "_EAGER", set())
-    monkeypatch.setattr(compiled, "kernel", kernel)
+    fail_one_kernel(monkeypatch, "adafactor", torch._dynamo.exc.Unsupported("hasattr call"))
     case = next(c for c in REDUCING_CASES if c.name == "adafactor")
     plain, opt_plain = reducing_schedule(case, steps=6, foreach=False)
     with pytest.warns(RuntimeWarning, match="the adafactor step cannot be compiled") as rec:
