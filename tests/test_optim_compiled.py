@@ -20,7 +20,7 @@ import pytest
 import torch
 from cases import CASES, Case
 from numerics import assert_close
-from test_optim_fast import FAST_CASES, _grad_schedule, _params, assert_same_state
+from test_optim_fast import FAST_CASES, assert_same_state, run_schedule
 from torch_cases import one_thread, ours_kwargs
 
 from optimlab.optim import CLASSES, compiled, multi_tensor
@@ -42,19 +42,6 @@ def small_spans(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compiled, "DIRECT_NUMEL", 16)
     monkeypatch.setattr(compiled, "GATHER_NUMEL", 8)
     monkeypatch.setattr(multi_tensor, "PACK_NUMEL", 8)
-
-
-def run_schedule(case: Case, steps: int = 30, **flags: Any) -> tuple[list, torch.optim.Optimizer]:
-    """test_optim_fast's schedule: zero-size, None grad, a layer frozen for 10 steps,
-    complex, non-contiguous and 0-d parameters, zero gradients every 7th step."""
-    params = _params()
-    opt = CLASSES[case.name](params, **ours_kwargs(case), **flags)
-    gen = torch.Generator().manual_seed(4)
-    for step in range(steps):
-        for p, g in zip(params, _grad_schedule(params, step, gen), strict=True):
-            p.grad = g
-        opt.step()
-    return params, opt
 
 
 def assert_close_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer, rtol=None) -> None:

@@ -11,6 +11,7 @@ tensor over several packs) happen.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 import torch
@@ -59,15 +60,12 @@ def _grad_schedule(params: list[torch.Tensor], step: int, gen: torch.Generator) 
     return grads
 
 
-def _run(
-    case: Case,
-    foreach: bool | None,
-    steps: int,
-    maximize: bool = False,
-    dtype: torch.dtype = torch.float64,
-) -> tuple[list, torch.optim.Optimizer]:
-    params = _params(dtype)
-    opt = CLASSES[case.name](params, **ours_kwargs(case), foreach=foreach, maximize=maximize)
+def run_schedule(case: Case, steps: int = 30, **flags: Any) -> tuple[list, torch.optim.Optimizer]:
+    """``case`` stepped ``steps`` times with ``flags`` on the schedule above: zero-size,
+    None grad, a layer frozen for 10 steps, complex, non-contiguous and 0-d parameters,
+    zero gradients every 7th step."""
+    params = _params()
+    opt = CLASSES[case.name](params, **ours_kwargs(case), **flags)
     gen = torch.Generator().manual_seed(4)
     for step in range(steps):
         for p, g in zip(params, _grad_schedule(params, step, gen), strict=True):
@@ -96,8 +94,8 @@ def test_fast_path_equals_plain_rule(
 ) -> None:
     monkeypatch.setattr(multi_tensor, "PACK_NUMEL", pack)
     maximize = case.label == "defaults"
-    plain, opt_plain = _run(case, False, 30, maximize)
-    fast, opt_fast = _run(case, None, 30, maximize)
+    plain, opt_plain = run_schedule(case, foreach=False, maximize=maximize)
+    fast, opt_fast = run_schedule(case, maximize=maximize)
     for x, y in zip(fast, plain, strict=True):
         assert torch.equal(x, y)
     assert_same_state(opt_fast, opt_plain)
