@@ -32,7 +32,7 @@ from .compiled import CompiledPath
 from .flat import FlatStorage
 from .group_wide import GroupWidePath
 from .multi_tensor import MultiTensorPath
-from .plain import GroupStep, PlainPath
+from .plain import GroupStep, PlainPath, param_label
 from .sharded import ShardedStep, is_dtensor
 
 Path = PlainPath | MultiTensorPath | CompiledPath | GroupWidePath
@@ -243,7 +243,7 @@ class RuleOptimizer(torch.optim.Optimizer):
             i = next(i for i, g in enumerate(grads) if g is not None and g.layout != torch.strided)
             raise RuntimeError(
                 f"{type(self).__name__} does not support sparse gradients "
-                f"(parameter {self._label(group, gi, i)})"
+                f"(parameter {param_label(group.get('param_names'), gi, i)})"
             )
         maximize = bool(group.get("maximize", False))
         return GroupStep(gi, active, group["params"], hp, maximize, group.get("state_dtype"))
@@ -297,11 +297,6 @@ class RuleOptimizer(torch.optim.Optimizer):
             super().zero_grad(set_to_none)
         else:
             self._flat.zero_grad(p for g in self.param_groups for p in g["params"])
-
-    @staticmethod
-    def _label(group: dict[str, Any], gi: int, i: int) -> str:
-        names = group.get("param_names")
-        return repr(names[i]) if names else f"{i} of group {gi}"
 
     # -- state --------------------------------------------------------------------------
 

@@ -33,10 +33,7 @@ from typing import Any
 
 import torch
 
-
-def _label(group: dict[str, Any], gi: int, i: int) -> str:
-    names = group.get("param_names")
-    return repr(names[i]) if names else f"{i} of group {gi}"
+from .plain import param_label
 
 
 def _extent(p: torch.Tensor) -> tuple[int, int, int]:
@@ -66,7 +63,7 @@ def _check(groups: list[dict[str, Any]]) -> list[torch.Tensor]:
         if not group.get("flat"):
             continue
         for i, p in enumerate(group["params"]):
-            label = _label(group, gi, i)
+            label = param_label(group.get("param_names"), gi, i)
             if type(p.data) is not torch.Tensor:
                 raise ValueError(
                     f"flat=True needs parameters that are plain tensors; parameter {label} "

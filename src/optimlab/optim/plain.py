@@ -18,7 +18,7 @@ every state slot exactly as this one does (tests/test_optim_fast.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,13 @@ class GroupStep:
     hyperparams: dict[str, Any]
     maximize: bool
     state_dtype: torch.dtype | None
+
+
+def param_label(names: Sequence[Any] | None, group_index: int, i: int) -> str:
+    """How messages name parameter ``i`` of a group: its name (``param_names``), else its
+    place."""
+    name = names[i] if names and i < len(names) else None
+    return repr(name) if name is not None else f"{i} of group {group_index}"
 
 
 def real(t: torch.Tensor) -> torch.Tensor:

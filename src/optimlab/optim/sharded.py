@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import torch
 
-from .plain import GroupStep, PlainPath, States
+from .plain import GroupStep, PlainPath, States, param_label
 
 if TYPE_CHECKING:
     from torch.distributed.tensor import DTensor
@@ -187,9 +187,7 @@ def _labeller(work: GroupStep, names: list[Any]) -> Any:
     position = {id(p): i for i, p in enumerate(work.group_params)}
 
     def label(p: Any) -> str:
-        i = position[id(p)]
-        name = names[i] if i < len(names) else None
-        return repr(name) if name is not None else f"{i} of group {work.index}"
+        return param_label(names, work.index, position[id(p)])
 
     return label
 
