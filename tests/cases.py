@@ -431,7 +431,9 @@ INVALID: tuple[Invalid, ...] = tuple(
 # --------------------------------------------------------------------------- torch names
 
 # option: the only value torch has
-_TORCH_LACKS = {"ema": False, "bias_correction": True, "cautious": False}
+# options torch's classes lack, with the value that computes what torch does (Muon's
+# ns_dtype: None is the full-precision reference of torch_reference("muon"))
+_TORCH_LACKS = {"ema": False, "bias_correction": True, "cautious": False, "ns_dtype": None}
 
 
 def torch_kwargs(name: str, hp: dict[str, Any]) -> dict[str, Any] | None:
@@ -750,7 +752,7 @@ def _asgd_average(p, grads, **hp):
 
 
 def _orthogonalise(b, a_, b_, c_, steps, eps):
-    """Jordan's quintic Newton-Schulz iteration on one matrix, in float64."""
+    """Jordan's quintic Newton-Schulz iteration on one matrix, in its own dtype."""
     x = b.T if b.shape[0] > b.shape[1] else b
     x = x / max(np.linalg.norm(x), eps)
     for _ in range(steps):
@@ -760,9 +762,22 @@ def _orthogonalise(b, a_, b_, c_, steps, eps):
 
 
 def _muon(
-    p, grads, lr, weight_decay, momentum, nesterov, ns_a, ns_b, ns_c, eps, ns_steps, adjust_lr_fn
+    p,
+    grads,
+    lr,
+    weight_decay,
+    momentum,
+    nesterov,
+    ns_a,
+    ns_b,
+    ns_c,
+    eps,
+    ns_steps,
+    adjust_lr_fn,
+    ns_dtype,
 ):
-    """torch.optim.Muon (its docstring's algorithm, with the EMA momentum of its code)."""
+    """torch.optim.Muon (its docstring's algorithm, with the EMA momentum of its code);
+    the orthogonalisation in ``ns_dtype`` where one is given (NumPy: float32 only)."""
     rows, cols = p.shape
     if adjust_lr_fn == "match_rms_adamw":
         scale = 0.2 * math.sqrt(max(rows, cols))
@@ -772,7 +787,7 @@ def _muon(
     for g in grads:
         buf = momentum * buf + (1 - momentum) * g
         b = (1 - momentum) * g + momentum * buf if nesterov else buf
-        o = _orthogonalise(b, ns_a, ns_b, ns_c, ns_steps, eps)
+        o = _orthogonalise(b.astype(ns_dtype or p.dtype), ns_a, ns_b, ns_c, ns_steps, eps)
         p = p * (1 - lr * weight_decay) - lr * scale * o
         out.append(p)
     return out

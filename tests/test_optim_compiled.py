@@ -279,6 +279,24 @@ def test_reducing_rules_compiled_equal_plain_rule(case: Case) -> None:
 
 
 @pytest.mark.slow
+def test_muon_bfloat16_iteration_compiled_equals_plain_rule() -> None:
+    """Muon with ``ns_dtype="bfloat16"`` compiled: inductor fuses the bfloat16 iteration's
+    elementwise work with other roundings than eager, so the two agree to bfloat16's
+    resolution (2^-8; 5e-2 leaves room for five iterations), not to float32's; the
+    parameters and the momentum stay float32."""
+    case = Case("muon", {"lr": 0.02, "ns_dtype": "bfloat16"}, "bf16")
+    runs = [
+        reducing_schedule(case, steps=8, **flags) for flags in ({"foreach": False}, {"fused": True})
+    ]
+    (plain, opt_plain), (fast, opt_fast) = runs
+    for i, (x, y) in enumerate(zip(fast, plain, strict=True)):
+        assert x.dtype == torch.float64
+        assert_close(x, y, rtol=5e-2, what=f"param {i}")
+    assert_close_state(opt_fast, opt_plain, rtol=5e-2)
+    assert compiled.available() and not compiled._EAGER, (compiled._BROKEN, compiled._EAGER)
+
+
+@pytest.mark.slow
 def test_no_kernel_inherits_another_kernels_specialisations(small_spans: None) -> None:
     """dynamo keeps floats it had to specialise by symbol name across compiles; without
     clearing them, NAdam compiled after SGD with dampening specialised its step size and

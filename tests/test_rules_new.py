@@ -8,6 +8,9 @@
   weight decay at y, polynomial and lr-power weights), 500 steps, in training mode (y)
   and after ``eval()`` (x, the rule's ``eval_point``); ASGD's ``eval_point`` against
   torch's averaged iterate.
+- Muon's ``ns_dtype``: bfloat16 against torch.optim.Muon as shipped (one step and 30),
+  float32 against the reference loop, to the bounds of those precisions; NumPy refuses
+  bfloat16 with a clear error.
 - Muon's shape contract (matrices only, a clear error naming the shape; a (K, m, n)
   parameter is K matrices) and the NumPy optimizer's properties on matrices (the generic
   NumPy tests mix shapes Muon refuses).
@@ -111,6 +114,96 @@ def test_muon_against_torch_as_shipped_is_bfloat16_close() -> None:
     torch_steps = [(w - p) for w, p in zip(want, params, strict=True)]
     err = _max_rel(steps, torch_steps)
     assert 1e-5 < err < 5e-2, err  # bfloat16 differs, but only at its own precision
+
+
+# --------------------------------------------------------------------------- Muon's ns_dtype
+BF16_BOUND = 5e-2  # bfloat16 keeps 8 bits (2^-8 = 3.9e-3); five iterations amplify it
+
+
+def test_muon_ns_dtype_bfloat16_is_torchs_precision() -> None:
+    """``ns_dtype="bfloat16"`` computes what torch.optim.Muon ships. One step from the same
+    state agrees with torch's to bfloat16's resolution and differs from the float64 rule by
+    about that much, no less (so the iteration really ran in bfloat16); the step, the
+    parameter and the momentum stay in the parameter's dtype."""
+    shapes = [(6, 4), (3, 8), (16, 16)]
+    params64, grads64 = _tensors(43, shapes, steps=1)
+    params = [p.float() for p in params64]
+    grads = [[g.float() for g in step] for step in grads64]
+    rule = get_rule("muon")
+    low, low_states = _rule_on_tensors(
+        "muon", rule.validate(lr=0.02, ns_dtype="bfloat16"), params, grads
+    )
+    full, _ = _rule_on_tensors("muon", rule.validate(lr=0.02), params64, grads64)
+    shipped, _ = _torch_class_run(torch.optim.Muon, {"lr": 0.02}, params, grads)
+    steps = [(q - p).double() for q, p in zip(low, params, strict=True)]
+    full_steps = [q - p for q, p in zip(full, params64, strict=True)]
+    torch_steps = [(q - p).double() for q, p in zip(shipped, params, strict=True)]
+    assert _max_rel(steps, torch_steps) < BF16_BOUND
+    assert 1e-5 < _max_rel(steps, full_steps) < BF16_BOUND
+    assert all(q.dtype == torch.float32 for q in low)
+    assert all(s.momentum_buffer.dtype == torch.float32 for s in low_states)
+
+
+def test_muon_ns_dtype_bfloat16_class_follows_torch_over_many_steps() -> None:
+    """The optimizer class with ``ns_dtype="bfloat16"`` (plain and default paths) against
+    torch.optim.Muon as shipped, 30 steps on float32 matrices, wide and tall: the
+    trajectories stay within bfloat16's resolution of each other."""
+    Muon = optimlab.optim.optimizer_class("muon")
+    for foreach in (False, None):
+        for shape in ((40, 60), (60, 40)):
+            gen = torch.Generator().manual_seed(44)
+            start = torch.randn(shape, generator=gen)
+            ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+            opt = Muon([ours], lr=0.02, ns_dtype="bfloat16", foreach=foreach)
+            ref = torch.optim.Muon([theirs], lr=0.02)
+            for _ in range(30):
+                g = torch.randn(shape, generator=gen)
+                ours.grad, theirs.grad = g.clone(), g.clone()
+                opt.step()
+                ref.step()
+            moved = (theirs - start).detach()
+            err = ((ours - theirs).detach().norm() / moved.norm()).item()
+            assert err < BF16_BOUND, (foreach, shape, err)
+            assert ours.dtype == torch.float32
+            assert opt.state[ours]["momentum_buffer"].dtype == torch.float32
+
+
+def test_muon_ns_dtype_float32_numpy_torch_and_reference_agree() -> None:
+    """``ns_dtype="float32"`` on float64 matrices: the NumPy rule, the rule on torch tensors
+    and the reference loop (tests/cases.py) agree to the float32 bound, the precision the
+    iteration ran in, and differ from the float64 rule by more than float64's bound."""
+    from cases import reference_run
+    from numerics import RTOL_FLOAT32
+
+    rule = get_rule("muon")
+    hp = rule.validate(lr=0.02, ns_dtype="float32")
+    rng = np.random.default_rng(45)
+    param, grads = rng.standard_normal((5, 7)), list(rng.standard_normal((20, 5, 7)))
+    state, p = rule.init(param), param
+    for g in grads:
+        delta, state = rule.update(g, state, p, **hp)
+        p = p + delta
+    assert p.dtype == np.float64
+    want = reference_run("muon", dict(hp), param, grads)[-1]
+    assert_close(p, want, rtol=RTOL_FLOAT32, what="numpy vs reference")
+    got, _ = _rule_on_tensors(
+        "muon", hp, [torch.from_numpy(param)], [[torch.from_numpy(g)] for g in grads]
+    )
+    assert_close(got[0], want, rtol=RTOL_FLOAT32, what="torch vs reference")
+    full = reference_run("muon", dict(rule.validate(lr=0.02)), param, grads)[-1]
+    assert np.abs(p - full).max() > 1e-13 * np.abs(full).max()  # it ran in float32
+
+
+def test_muon_ns_dtype_bfloat16_is_refused_on_numpy() -> None:
+    """NumPy has no bfloat16: the NumPy optimizer refuses the first step with a
+    ValueError that names the option and the choices that work, and keeps its state."""
+    opt = optimlab.numpy_optimizer("muon", ns_dtype="bfloat16")
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=r"ns_dtype='bfloat16' needs torch tensors.*float32"):
+        opt.update(np.ones((3, 4)), np.ones((3, 4)))
+    after = opt.state_dict()
+    assert before.keys() == after.keys() and after["step"] == 0
+    assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
 # --------------------------------------------------------------------------- schedule-free

@@ -3,9 +3,10 @@
 Rules use arithmetic operators for everything they can and this namespace for the rest:
 ``xp = namespace(grad)`` then ``xp.sqrt(v)``, ``xp.where(c, a, b)``, ``xp.sum(x, axis, keepdims)``,
 ``xp.finfo_eps(x)`` (machine epsilon of ``x``'s dtype, a Python float), ``xp.finfo_tiny(x)``
-(its smallest positive normal number), ``xp.matmul(a, b)``
-and ``xp.matrix_transpose(x)`` (both over the last two axes, leading axes batched),
-``xp.log(x)``, ``xp.copy(x)``.
+(its smallest positive normal number), ``xp.matmul(a, b)``, ``xp.matmul_add(c, a, b, beta,
+alpha)`` (``beta c + alpha a b``; torch does it in one ``addmm`` where it can)
+and ``xp.matrix_transpose(x)`` (all over the last two axes, leading axes batched),
+``xp.log(x)``, ``xp.copy(x)``, ``xp.astype(x, "float32")`` (a dtype named by a string).
 Only the handful of functions rules need live here; torch is never imported by this module.
 """
 
@@ -40,9 +41,11 @@ def _numpy_namespace() -> SimpleNamespace:
         finfo_eps=lambda x: float(np.finfo(x.dtype).eps),
         finfo_tiny=lambda x: float(np.finfo(x.dtype).tiny),
         matmul=np.matmul,
+        matmul_add=lambda c, a, b, beta, alpha: beta * c + alpha * np.matmul(a, b),
         matrix_transpose=lambda x: np.swapaxes(x, -1, -2),
         log=np.log,
         copy=np.copy,
+        astype=lambda x, dtype: np.asarray(x).astype(dtype, copy=False),
     )
 
 
@@ -62,6 +65,15 @@ def _torch_namespace() -> SimpleNamespace:
             return fn(torch.as_tensor(a), torch.as_tensor(b))
 
         return op
+
+    def _matmul_add(c, a, b, beta, alpha):
+        # one addmm/baddbmm where the scales are Python numbers (not a sweep's tensors)
+        if isinstance(beta, int | float) and isinstance(alpha, int | float):
+            if a.ndim == b.ndim == c.ndim == 2:
+                return torch.addmm(c, a, b, beta=beta, alpha=alpha)
+            if a.ndim == b.ndim == c.ndim == 3:
+                return torch.baddbmm(c, a, b, beta=beta, alpha=alpha)
+        return beta * c + alpha * torch.matmul(a, b)
 
     def _where(cond, a, b):
         return torch.where(cond, a, b)
@@ -91,9 +103,11 @@ def _torch_namespace() -> SimpleNamespace:
         finfo_eps=lambda x: float(torch.finfo(x.dtype).eps),
         finfo_tiny=lambda x: float(torch.finfo(x.dtype).tiny),
         matmul=torch.matmul,
+        matmul_add=_matmul_add,
         matrix_transpose=lambda x: x.transpose(-2, -1),
         log=torch.log,
         copy=torch.clone,
+        astype=lambda x, dtype: x.to(getattr(torch, dtype)),
     )
 
 

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -49,6 +49,7 @@ class Bench:
     hp: dict[str, Any]
     bytes_per_element: int  # p, g read and p written, plus each state slot read and written
     matrices: bool = False  # tensors are square-ish matrices (Adafactor factors, Muon needs)
+    ours_hp: dict[str, Any] = field(default_factory=dict)  # ours only, to compute what torch does
 
 
 BENCHES: dict[str, Bench] = {
@@ -56,7 +57,10 @@ BENCHES: dict[str, Bench] = {
     "sgd_momentum": Bench("sgd", "SGD", {"lr": 1e-3, "momentum": 0.9}, 20),
     "lion": Bench("lion", None, {"lr": 1e-4, "weight_decay": 1e-2}, 20),
     "adafactor": Bench("adafactor", "Adafactor", {"lr": 1e-2}, 12, matrices=True),
-    "muon": Bench("muon", "Muon", {"lr": 1e-3}, 20, matrices=True),
+    # torch.optim.Muon runs Newton-Schulz in bfloat16: ours does the same here
+    "muon": Bench(
+        "muon", "Muon", {"lr": 1e-3}, 20, matrices=True, ours_hp={"ns_dtype": "bfloat16"}
+    ),
 }
 TORCH_PATHS = ("torch for-loop", "torch foreach", "torch fused")
 OURS: dict[str, dict[str, Any]] = {
@@ -99,7 +103,7 @@ def _factory(bench: Bench, path: str) -> Callable[[list[torch.Tensor]], Any] | N
             "optimlab compiled+flat",
         ):
             return None  # rules that reduce over a tensor: stepped one tensor at a time
-        return lambda params: cls(params, **bench.hp, **OURS[path])
+        return lambda params: cls(params, **bench.hp, **bench.ours_hp, **OURS[path])
     if bench.torch_class is None:  # Lion: one reference implementation
         return (lambda params: ForeachLion(params, **bench.hp)) if path == "torch foreach" else None
     torch_cls = getattr(torch.optim, bench.torch_class)
