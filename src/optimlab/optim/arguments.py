@@ -85,11 +85,12 @@ class Arguments:
         for arg in self.args:
             value = group.get(arg.name, arg.default)
             if arg.is_group:
-                what = "a pair" if len(arg.targets) == 2 else f"a tuple of {len(arg.targets)}"
-                checks.require(
-                    isinstance(value, tuple | list) and len(value) == len(arg.targets),
-                    f"{arg.name} must be {what} ({', '.join(arg.targets)}), got {value!r}",
-                )
+                if not (isinstance(value, tuple | list) and len(value) == len(arg.targets)):
+                    n = len(arg.targets)
+                    what = "a pair" if n == 2 else f"a tuple of {n}"
+                    raise ValueError(
+                        f"{arg.name} must be {what} ({', '.join(arg.targets)}), got {value!r}"
+                    )
                 out.update(zip(arg.targets, value, strict=True))
             else:
                 out[arg.targets[0]] = value

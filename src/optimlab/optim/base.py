@@ -270,12 +270,11 @@ class RuleOptimizer(torch.optim.Optimizer):
     def _group_hyperparams(self, group: dict[str, Any]) -> dict[str, Any]:
         """The rule's validated hyperparameters for ``group`` (validation cached by value)."""
         arguments = self.group_arguments(group)
-        raw = arguments.rule_kwargs(group)
-        flags = tuple(group.get(f) for f in arguments.flags)
-        values = (arguments.spec.name, *raw.values(), *flags)
+        values = (*arguments.rule_kwargs(group).values(), *map(group.get, arguments.flags))
         key: tuple | None = None
-        if not any(isinstance(v, torch.Tensor) for v in values):  # tensors can change in place
-            key = tuple((type(v), v) for v in values)
+        # tensors can change in place; types tell 1 from 1.0 and True
+        if not any(map(isinstance, values, repeat(torch.Tensor))):
+            key = (arguments.spec.name, values, tuple(map(type, values)))
             try:
                 hash(key)
             except TypeError:  # an array or list value: validate every time
