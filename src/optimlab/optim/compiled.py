@@ -147,21 +147,9 @@ def available() -> bool:
     return not _BROKEN
 
 
-_FLAGS: dict[int, tuple[dict[str, Any], tuple]] = {}  # id(hp) -> (hp, its flags)
-
-
 def flags_of(hp: dict[str, Any]) -> tuple:
-    """The hyperparameters a kernel is made for: every one that is not a float. Kept per
-    hyperparameter dict (the optimizer reuses the validated dict while the group's values
-    stay the same), which the entry holds so that its id is not reused."""
-    entry = _FLAGS.get(id(hp))
-    if entry is not None and entry[0] is hp:
-        return entry[1]
-    flags = tuple((k, v) for k, v in sorted(hp.items()) if not isinstance(v, float | torch.Tensor))
-    if len(_FLAGS) >= 256:
-        _FLAGS.clear()
-    _FLAGS[id(hp)] = (hp, flags)
-    return flags
+    """The hyperparameters a kernel is made for: every one that is not a float."""
+    return tuple((k, v) for k, v in sorted(hp.items()) if not isinstance(v, float | torch.Tensor))
 
 
 def run(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core import checks
-from .model_base import TorchProblem, classification_metrics, torch_module
+from .model_base import TorchProblem, classification_metrics, cross_entropy, torch_module
 
 
 class Logistic(TorchProblem):
@@ -101,7 +101,7 @@ class MLP(TorchProblem):
 
     def loss_fn(self, model: Any, batch: Any) -> Any:
         x, y = batch
-        return torch_module().nn.functional.cross_entropy(model(x), y)
+        return cross_entropy(model(x), y)
 
     def metrics_fn(self, model: Any, batch: Any) -> dict[str, Any]:
         return classification_metrics(model(batch[0]), batch[1])
@@ -233,7 +233,7 @@ class Shapes(TorchProblem):
 
     def loss_fn(self, model: Any, batch: Any) -> Any:
         x, y = batch
-        return torch_module().nn.functional.cross_entropy(model(x), y)
+        return cross_entropy(model(x), y)
 
     def metrics_fn(self, model: Any, batch: Any) -> dict[str, Any]:
         return classification_metrics(model(batch[0]), batch[1])

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..core import checks
 from ..train.task import TorchTask
-from .model_base import TorchProblem, torch_module
+from .model_base import TorchProblem, cross_entropy, torch_module
 
 # newline, the printable ASCII characters, then one symbol for everything else
 VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))
@@ -198,9 +198,7 @@ class Transformer(TorchProblem):
     def loss_fn(self, model: Any, batch: Any) -> Any:
         tokens, targets = batch
         logits = model(tokens)
-        return torch_module().nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
-        )
+        return cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
     def metrics_fn(self, model: Any, batch: Any) -> dict[str, Any]:
         loss = self.loss_fn(model, batch)

@@ -77,8 +77,12 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 def _norm(tensors: Any) -> torch.Tensor:
     """Per row, the 2-norm of every tensor's entries together (accumulated in float64):
-    one norm of their concatenation, two ops for any number of tensors."""
-    rows = torch.cat([t.flatten(1) for t in tensors], dim=1)
+    one norm of a flat ``(K, N)`` tensor, or of the tensors' concatenation."""
+    rows = (
+        tensors
+        if isinstance(tensors, torch.Tensor)
+        else torch.cat([t.flatten(1) for t in tensors], dim=1)
+    )
     return torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)
 
 
@@ -141,6 +145,13 @@ class StackedModels:
         self.params = {n: torch.stack([m[n].detach() for m in models]) for n in self.names}
         # which rule steps which parameter (routing, group-wide rules), and its states
         self.stepper = Stepper(units(group, template.model, self.names), self.params, True)
+        # One rule over every parameter as one vector: the parameters live in one (K, N)
+        # tensor (self.flat; self.params are its views) and the gradient comes as one, so
+        # a step has no gather, scatter or per-tensor add.
+        self.flat: torch.Tensor | None = None
+        if self.stepper.whole is not None:
+            self.flat = self.stepper.flat(self.params)
+            self.params = self.stepper.split(self.flat, self.params)
         self.value_grad = self._value_grad(template)
         self.metrics = self._metrics(template)
         self.first_metrics: Mapping[str, np.ndarray] | None = None
@@ -148,19 +159,21 @@ class StackedModels:
         buffers = [b._version for b in template.model.buffers()]
         try:  # the first metrics and gradients also probe whether vmap can run this model
             self.first_metrics = self.evaluate()
-            self.first_grads = self.value_grad(self.params, self._batch())
+            self.first_grads = self.value_grad(self._stored(), self._batch())
         except Exception as exc:
             raise VmapUnsupported(str(exc)) from exc
         if buffers != [b._version for b in template.model.buffers()]:
             # one buffer for every row: each setting needs its own (batch norm's statistics)
             raise VmapUnsupported("the model updates its buffers in forward")
-        self.grads: dict[str, torch.Tensor] = {}
+        self.grads: Any = {}  # by name, or one flat tensor with self.flat
 
     def _value_grad(self, template: Any) -> Callable[..., Any]:
         """Per-row gradients and losses: the K losses from one vmapped forward, their
         gradients from one ordinary backward of their sum (row k's loss depends on row k's
         parameters only, so the gradient of the sum is each row's own gradient). Cheaper
-        than ``vmap(grad(...))``, which batches every op of the backward again."""
+        than ``vmap(grad(...))``, which batches every op of the backward again. With
+        ``self.flat`` it takes and returns flat tensors: the parameters are views of the
+        one leaf, and the backward of the split gathers their gradients in one op."""
         call = _Call(template.model, template.loss)
 
         def loss_fn(p: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
@@ -176,7 +189,14 @@ class StackedModels:
                 grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
             return dict(zip(leaves, grads, strict=True)), losses.detach()
 
-        return value_grad
+        def flat_value_grad(flat: torch.Tensor, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            leaf = flat.detach().requires_grad_()
+            with torch.enable_grad():
+                losses = losses_of(self.stepper.split(leaf, self.params), batch)
+                (grad,) = torch.autograd.grad(losses.sum(), [leaf])
+            return grad, losses.detach()
+
+        return value_grad if self.flat is None else flat_value_grad
 
     def _metrics(self, task: Any) -> Callable[[dict[str, torch.Tensor]], Any] | None:
         if task.metrics is None or task.val_batch is None:
@@ -198,9 +218,13 @@ class StackedModels:
         if self.first_grads is not None:
             (grads, loss), self.first_grads = self.first_grads, None
         else:
-            grads, loss = self.value_grad(self.params, self._batch())
+            grads, loss = self.value_grad(self._stored(), self._batch())
         self.grads = grads
-        return _np(loss), _np(_norm(grads.values()))
+        return _np(loss), _np(_norm(grads if self.flat is not None else grads.values()))
+
+    def _stored(self) -> Any:
+        """The parameters as stored: one flat tensor, or stacked tensors by name."""
+        return self.params if self.flat is None else self.flat
 
     def update(self, lr: np.ndarray) -> np.ndarray:
         """One update of every stacked tensor. The learning rates and the rule's per-step
@@ -211,6 +235,11 @@ class StackedModels:
         self.first_metrics = None
         lr_all = torch.as_tensor(lr, dtype=torch.float64)
         with torch.no_grad():
+            if self.flat is not None:
+                delta = self.stepper.delta(self.flat, self.grads, lr_all)
+                self.flat = self.flat + delta
+                self.params = self.stepper.split(self.flat, self.params)
+                return _np(_norm(delta))
             deltas = self.stepper.deltas(self.params, self.grads, lr_all)
             for n in self.names:
                 self.params[n] = self.params[n] + deltas[n]
@@ -228,7 +257,11 @@ class StackedModels:
     def keep(self, rows: np.ndarray) -> None:
         index = torch.as_tensor(rows, device=self.params[self.names[0]].device)
         size = len(self.which)
-        self.params, self.grads = take((self.params, self.grads), index, size)
+        if self.flat is not None:
+            self.flat, self.grads = take((self.flat, self.grads), index, size)
+            self.params = self.stepper.split(self.flat, self.params)
+        else:
+            self.params, self.grads = take((self.params, self.grads), index, size)
         self.stepper.keep(index, size)
         self.which = self.which[rows]
 

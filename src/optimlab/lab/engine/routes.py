@@ -130,15 +130,37 @@ class Stepper:
         return torch.cat([tensors[n].flatten(lead) for n in unit.names], dim=lead)
 
     def _scatter(self, unit: Unit, flat: torch.Tensor, like: Mapping[str, torch.Tensor]):
-        """``flat`` cut back into the unit's parameters (shaped like ``like``'s)."""
+        """``flat`` cut back into the unit's parameters, views shaped like ``like``'s
+        (batched: each with ``flat``'s number of rows)."""
         if not unit.flat:
             return {unit.names[0]: flat}
         lead = 1 if self.batched else 0
         sizes = [like[n][0].numel() if self.batched else like[n].numel() for n in unit.names]
         pieces = flat.split(sizes, dim=lead)
         return {
-            n: piece.reshape(like[n].shape) for n, piece in zip(unit.names, pieces, strict=True)
+            n: piece.reshape(flat.shape[:lead] + like[n].shape[lead:])
+            for n, piece in zip(unit.names, pieces, strict=True)
         }
+
+    @property
+    def whole(self) -> Unit | None:
+        """The unit, where one flat unit steps every parameter: its owner may then keep
+        the parameters as one flat tensor (:meth:`flat`, :meth:`split`, :meth:`delta`)."""
+        return self.units[0] if len(self.units) == 1 and self.units[0].flat else None
+
+    def flat(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The whole unit's parameters as one flat tensor (``(K, N)`` batched)."""
+        assert self.whole is not None
+        return self._gather(self.whole, tensors)
+
+    def split(self, flat: torch.Tensor, like: Mapping[str, torch.Tensor]) -> dict:
+        """``flat`` (the whole unit's) as views shaped like ``like``'s tensors."""
+        assert self.whole is not None
+        return self._scatter(self.whole, flat, like)
+
+    def delta(self, p: torch.Tensor, g: torch.Tensor, lr: Any) -> torch.Tensor:
+        """The whole unit's update of flat parameters ``p`` with flat gradients ``g``."""
+        return self._delta(0, p, g, lr, {})
 
     def deltas(
         self, params: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor], lr: Any
@@ -150,23 +172,30 @@ class Stepper:
         per_kind: dict[tuple, tuple[Any, dict[str, Any]]] = {}
         for i, u in enumerate(self.units):
             p, g = self._gather(u, params), self._gather(u, grads)
-            kind = (u.rule.name, id(u.floats), p.ndim, p.dtype, p.device)
-            if kind not in per_kind:
-                lr_u = lr
-                if self.batched:
-                    lr_u = lr.to(device=p.device, dtype=p.dtype).reshape(
-                        (len(lr),) + (1,) * (p.ndim - 1)
-                    )
-                kw = {**self.hp[i], **u.flags, **self.extra[i]}
-                step = u.rule.per_step
-                scalars = {} if step is None else {"scalars": step(self.state[i], lr=lr_u, **kw)}
-                per_kind[kind] = lr_u, scalars
-            lr_u, scalars = per_kind[kind]
-            delta, self.state[i] = u.rule.update(
-                g, self.state[i], p, lr=lr_u, **self.hp[i], **u.flags, **self.extra[i], **scalars
-            )
-            out.update(self._scatter(u, delta, params))
+            out.update(self._scatter(u, self._delta(i, p, g, lr, per_kind), params))
         return out
+
+    def _delta(
+        self, i: int, p: torch.Tensor, g: torch.Tensor, lr: Any, per_kind: dict
+    ) -> torch.Tensor:
+        """Unit ``i``'s update; its learning rate and scalars are kept in ``per_kind``."""
+        u = self.units[i]
+        kind = (u.rule.name, id(u.floats), p.ndim, p.dtype, p.device)
+        if kind not in per_kind:
+            lr_u = lr
+            if self.batched:
+                lr_u = lr.to(device=p.device, dtype=p.dtype).reshape(
+                    (len(lr),) + (1,) * (p.ndim - 1)
+                )
+            kw = {**self.hp[i], **u.flags, **self.extra[i]}
+            step = u.rule.per_step
+            scalars = {} if step is None else {"scalars": step(self.state[i], lr=lr_u, **kw)}
+            per_kind[kind] = lr_u, scalars
+        lr_u, scalars = per_kind[kind]
+        delta, self.state[i] = u.rule.update(
+            g, self.state[i], p, lr=lr_u, **self.hp[i], **u.flags, **self.extra[i], **scalars
+        )
+        return delta
 
     @property
     def moves_evaluation(self) -> bool:
