@@ -51,7 +51,8 @@ import torch
 from ..core.arrays import namespace
 from ..rules.base import Rule
 from .multi_tensor import MultiTensorPath, _Bucket, _Pack
-from .plain import GroupStep, PlainPath, States, grad_of, real, store
+from .plain import GroupStep, PlainPath, States, grad_of, real
+from .stacked import apply_rule, step_tensors
 
 # The default path compiles a group once its parameters have this many elements: below,
 # the compile (seconds) outweighs what it saves per step for a long time.
@@ -63,37 +64,6 @@ COMPILE_MIN_NUMEL = 1 << 20
 # memory traffic of a large gather is a fraction of the step.
 DIRECT_NUMEL = 1 << 16
 GATHER_NUMEL = 1 << 22
-
-
-def apply_rule(
-    rule: Rule,
-    state_type: Any,
-    blank: dict[str, Any],
-    maximize: bool,
-    g: torch.Tensor,
-    p: torch.Tensor,
-    slots: dict[str, torch.Tensor | None],
-    hp: dict[str, Any],
-    scalars: dict[str, Any] | None,
-) -> dict[str, torch.Tensor]:
-    """One update of a flat span, in place: ``p += delta`` and each state slot in
-    ``slots`` overwritten by its new value. ``blank`` holds placeholders for the scalar
-    slots (the rule reads none of them when given its ``scalars``). Returns the slots the
-    rule created (those passed as None), for the caller to store."""
-    if maximize:
-        g = -g
-    extra = {} if scalars is None else {"scalars": scalars}
-    delta, new = rule.update(g, state_type(**blank, **slots), p, **hp, **extra)
-    p.add_(delta)
-    created = {}
-    for key, old in slots.items():
-        value = getattr(new, key)
-        if old is None:
-            if isinstance(value, torch.Tensor):
-                created[key] = value
-        elif value is not old:
-            old.copy_(value)
-    return created
 
 
 _KERNELS: dict[tuple, Callable[..., dict[str, torch.Tensor]]] = {}
@@ -354,32 +324,13 @@ class CompiledPath(MultiTensorPath):
             self.step_tensors(states, work)
 
     def step_tensors(self, states: States, work: GroupStep) -> None:
-        """Each parameter stepped by the rule compiled on its whole tensor (inductor fuses
-        the elementwise work around the reductions); scalar slots as in
-        :meth:`CompiledBucket.step`, per-step scalars made once per distinct count."""
-        plain, rule, hp = self.plain, self.plain.rule, work.hyperparams
-        fixed, flags = plain.fresh_scalars, flags_of(hp)
-        made: dict[tuple, dict[str, Any]] = {}
-        for p in work.params:
-            state = states[p]
-            if not state:
-                state.update(plain.init_state(p, work.state_dtype))
-            grad = grad_of(p)
-            slots = {k: v for k, v in state.items() if v is None or isinstance(v, torch.Tensor)}
-            blank = {k: fixed[k] for k in state if k not in slots}
-            scalars = None
-            if rule.per_step:
-                key = tuple(state[k] for k in blank)
-                if key not in made:
-                    made[key] = rule.per_step(plain.state_type(**state), **hp)
-                scalars = made[key]
-            args = (real(grad).detach(), real(p).detach(), slots, hp, scalars)
-            created = run(rule, plain.state_type, blank, work.maximize, flags, args)
-            if created:
-                store(state, created, avoid=(grad, p), dtype=work.state_dtype)
-            new = {k: scalars[k] for k in blank if scalars is not None and k in scalars}
-            new["count"] = state["count"] + 1
-            state.update(new)
+        """The rule compiled on each parameter or stack of small same-shape parameters
+        (``stacked.py``; inductor fuses the elementwise work around the reductions)."""
+
+        def apply(rule: Rule, state_type: Any, blank: dict, maximize: bool, args: tuple) -> dict:
+            return run(rule, state_type, blank, maximize, flags_of(args[3]), args)
+
+        step_tensors(self.plain, states, work, apply)
 
     def worthwhile(self, work: GroupStep) -> bool:
         """Whether the default path should compile this group's step: compiling works
