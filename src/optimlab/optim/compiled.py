@@ -1,6 +1,7 @@
 """The compiled path: an elementwise rule compiled into one pass over flat buffers; a rule
 that reduces over a tensor (Adafactor's row and column means, Muon's Newton-Schulz
-iteration, the norms of LAMB and MARS, cautious masks) compiled on each whole tensor.
+iteration, the norms of LAMB and MARS, cautious masks) compiled on each whole tensor or
+stack of small same-shape matrices (``stacked.py``).
 
 The rule itself is compiled (``torch.compile``, inductor), together with the in-place
 writes of the step: ``param += delta`` and each new state slot copied over the old. Per
