@@ -102,7 +102,7 @@ def _factory(bench: Bench, path: str) -> Callable[[list[torch.Tensor]], Any] | N
             "optimlab multi-tensor",
             "optimlab compiled+flat",
         ):
-            return None  # rules that reduce over a tensor: stepped one tensor at a time
+            return None  # reducing rules: these rows would repeat plain's and compiled's
         return lambda params: cls(params, **bench.hp, **bench.ours_hp, **OURS[path])
     if bench.torch_class is None:  # Lion: one reference implementation
         return (lambda params: ForeachLion(params, **bench.hp)) if path == "torch foreach" else None
