@@ -131,9 +131,26 @@ def test_default_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert path(foreach=True, cautious=True) == "plain"
     assert path(fused=True, cautious=True) == "compiled"
     monkeypatch.setattr(compiled, "COMPILE_MIN_NUMEL", 300)
+    monkeypatch.setattr(compiled, "COMPILE_MIN_NUMEL_REDUCING", 300)
     assert path() == path(cautious=True) == "compiled" and path(foreach=True) == "multi"
     monkeypatch.setattr(compiled, "_BROKEN", ["no compiler"])
     assert path() == path(fused=True) == "multi"
+
+
+def test_default_path_of_a_reducing_rule() -> None:
+    """A rule that is not elementwise (Adafactor) compiles from COMPILE_MIN_NUMEL_REDUCING
+    elements by default (its alternative is the plain rule); below, the plain rule."""
+
+    def path(numel: int) -> str:
+        params = [torch.nn.Parameter(torch.zeros(numel // 64, 64)) for _ in range(2)]
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        chosen, paths = _choice(CLASSES["adafactor"](params))
+        return "compiled" if chosen is paths.compiled else "plain" if chosen is paths.plain else "?"
+
+    assert compiled.COMPILE_MIN_NUMEL_REDUCING < compiled.COMPILE_MIN_NUMEL
+    assert path(compiled.COMPILE_MIN_NUMEL_REDUCING // 2) == "compiled"  # 2 tensors: the limit
+    assert path(compiled.COMPILE_MIN_NUMEL_REDUCING // 2 - 64) == "plain"
 
 
 def test_failed_compile_warns_once_and_steps_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -252,7 +252,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         """The group-wide path for a group-wide rule (Prodigy); else the plain rule with
         ``foreach=False``; the compiled rule with ``fused=True``, and by default (both
         None) for a group large enough to repay the compile
-        (``compiled.COMPILE_MIN_NUMEL``); else the multi-tensor path, or the plain rule
+        (``compiled.COMPILE_MIN_NUMEL``, or ``COMPILE_MIN_NUMEL_REDUCING`` for a rule that
+        is not elementwise); else the multi-tensor path, or the plain rule
         where the rule is not elementwise with these hyperparameters (Adafactor, Adam
         with ``cautious``). Where compiling fails, the path it would take otherwise."""
         rule = paths.plain.rule
