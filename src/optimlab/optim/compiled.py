@@ -53,7 +53,7 @@ from ..core.arrays import namespace
 from ..rules.base import Rule
 from .multi_tensor import MultiTensorPath, _Bucket, _Pack
 from .plain import GroupStep, PlainPath, States, grad_of, real
-from .stacked import apply_rule, step_tensors
+from .stacked import apply_rule, scalar_slots_after, step_tensors
 
 # The default path compiles a group once its parameters have this many elements: below,
 # the compile (seconds) outweighs what it saves per step for a long time. A rule that
@@ -305,8 +305,7 @@ class CompiledBucket(_Bucket):
                 self._slot(key, dtype)[pack.start : pack.stop].copy_(value)
             if pack.chunk is None:
                 torch._foreach_copy_([params[i] for i in pack.items], pack.p_views)
-        new = {k: scalars[k] for k in blank if scalars is not None and k in scalars}
-        new["count"] = first["count"] + 1
+        new = scalar_slots_after(blank, scalars, first["count"])
         deque(map(dict.update, self.states, repeat(new)), maxlen=0)  # each state, in C
 
 

@@ -78,6 +78,16 @@ def apply_rule(
     return created
 
 
+def scalar_slots_after(
+    blank: dict[str, Any], scalars: dict[str, Any] | None, count: int
+) -> dict[str, Any]:
+    """The scalar slots after a step from ``count``: ``count + 1`` and this step's values
+    of the same names (``Rule.per_step``: NAdam's ``mu_product``)."""
+    new = {k: scalars[k] for k in blank if scalars is not None and k in scalars}
+    new["count"] = count + 1
+    return new
+
+
 def _kind(p: torch.Tensor, state: dict[str, Any]) -> tuple | None:
     """What a parameter must share with others to be stacked with them; None: stepped
     alone (large, empty, or not a matrix: inductor in torch 2.13 fails to compile
@@ -129,7 +139,8 @@ def step_tensors(plain: PlainPath, states: States, work: GroupStep, apply: Apply
             scalars = made[key]
         grads = [grad_of(p) for p in members]
         params = [real(p).detach() for p in members]
-        if len(members) == 1:
+        alone = len(members) == 1
+        if alone:
             slots = {k: first[k] for k in tensors}
             args = (real(grads[0]).detach(), params[0], slots, hp, scalars)
         else:
@@ -140,16 +151,16 @@ def step_tensors(plain: PlainPath, states: States, work: GroupStep, apply: Apply
             grad = torch.stack([real(g).detach() for g in grads])
             args = (grad, stacked, slots, {**hp, "batch_ndim": 1}, scalars)
         created = apply(rule, plain.state_type, blank, work.maximize, args)
-        if len(members) > 1:  # the stack's new values back into each parameter and slot
-            torch._foreach_copy_(params, list(args[1].unbind(0)))
+        if not alone:  # the stack's new values back into each parameter and slot
+            torch._foreach_copy_(params, list(stacked.unbind(0)))
             for k, value in slots.items():
                 if value is not None:
                     torch._foreach_copy_([s[k] for s in kept], list(value.unbind(0)))
+        # a stack's members share their count (their kind), so they share the new scalars
+        new = scalar_slots_after(blank, scalars, first["count"])
+        shared = () if alone else tuple(created.values())  # rows of these are copied out
         for i, (state, g, p) in enumerate(zip(kept, grads, members, strict=True)):
             if created:
-                rows = created if len(members) == 1 else {k: v[i] for k, v in created.items()}
-                stack = () if len(members) == 1 else tuple(created.values())
-                store(state, rows, avoid=(g, p, *stack), dtype=work.state_dtype)
-            new = {k: scalars[k] for k in blank if scalars is not None and k in scalars}
-            new["count"] = state["count"] + 1
+                rows = created if alone else {k: v[i] for k, v in created.items()}
+                store(state, rows, avoid=(g, p, *shared), dtype=work.state_dtype)
             state.update(new)
