@@ -3,8 +3,8 @@ and an elementwise rule's parameters kept in one flat tensor.
 
 Every case of every rule with per-step scalars (flags such as ``bias_correction=False``
 and ``amsgrad`` included) runs two settings batched and one at a time on a float64 MLP:
-the traces agree within the numerics tolerance. The flat storage is bitwise the storage
-by name.
+the traces agree within the numerics tolerance. The flat storage agrees with the storage
+by name within the same tolerance.
 """
 
 from __future__ import annotations
@@ -60,12 +60,14 @@ def test_an_elementwise_rule_keeps_the_stacked_parameters_in_one_tensor() -> Non
     assert muon.flat is None
 
 
-def test_one_flat_tensor_equals_stacked_tensors_by_name_bitwise(
+def test_one_flat_tensor_equals_stacked_tensors_by_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The flat storage runs the same operations on the same values as per-name storage
-    (the gradient's concatenation happens in the backward of the split instead of after
-    it), so the traces are bitwise equal, also after a diverging row leaves the batch."""
+    """The flat storage does the per-name storage's arithmetic (the gradient's
+    concatenation happens in the backward of the split instead of after it), but hands
+    the matrix products views with other strides and alignment, which BLAS may round
+    differently on another CPU: the traces agree within the numerics tolerance, also
+    after a diverging row leaves the batch."""
     settings = [Setting("adam", {"lr": lr}) for lr in (1e-3, 3e-2, 1e6)]
     flat = run(_mlp(), settings, 30)
     monkeypatch.setattr(Stepper, "whole", property(lambda self: None))
@@ -74,5 +76,10 @@ def test_one_flat_tensor_equals_stacked_tensors_by_name_bitwise(
     assert "diverged" in {t.status for t in flat}  # a row left the batch mid-run
     for a, b in zip(flat, by_name, strict=True):
         for field in ("loss", "grad_norm", "update_norm"):
-            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
-        assert str(a.evals) == str(b.evals)
+            assert_close(getattr(a, field), getattr(b, field), what=field)
+        assert [(step, sorted(m)) for step, m in a.evals] == [
+            (step, sorted(m)) for step, m in b.evals
+        ]
+        for (step, ma), (_, mb) in zip(a.evals, b.evals, strict=True):
+            for name in ma:
+                assert_close(ma[name], mb[name], what=f"{name} at step {step}")
