@@ -253,9 +253,9 @@ class RuleOptimizer(torch.optim.Optimizer):
         ``foreach=False``; the compiled rule with ``fused=True``, and by default (both
         None) for a group large enough to repay the compile
         (``compiled.COMPILE_MIN_NUMEL``, or ``COMPILE_MIN_NUMEL_REDUCING`` for a rule that
-        is not elementwise); else the multi-tensor path, or the plain rule
-        where the rule is not elementwise with these hyperparameters (Adafactor, Adam
-        with ``cautious``). Where compiling fails, the path it would take otherwise."""
+        is not elementwise); else the multi-tensor path, or the plain rule where the rule
+        is not elementwise with these hyperparameters (Adafactor, Adam with ``cautious``).
+        Where compiling fails, the path it would take otherwise."""
         rule = paths.plain.rule
         if rule.group_wide:
             return paths.fast
