@@ -6,6 +6,11 @@
 2. 32 settings of Adam on the MLP problem (20-64-5, batch 128), 300 steps:
    the engine with ``vmap`` over stacked parameters vs 32 sequential ``torch.optim.Adam``
    runs on the same task.
+3. 8 settings of AdamW on the transformer problem (2 layers, width 64, 8 windows of 64
+   characters), 30 steps: the same rows, and since this model is compute-bound, the
+   rate each row reaches in GFLOP/s (the training FLOPs of a step, counted by torch's
+   ``FlopCounterMode``) against the bound of its matrix products: the largest one, the
+   MLP's ``(K, 512, 64) x (K, 64, 256)``, as one ``bmm`` timed in the same run.
 
     python benchmarks/sweep_speed.py            # full size
     python benchmarks/sweep_speed.py --quick    # a tenth of the steps
@@ -19,12 +24,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from optimlab import problems
 from optimlab.lab.engine import Setting, run
 from optimlab.lab.engine.functions import run_functions
 from optimlab.lab.engine.grouping import plan
 from optimlab.lab.engine.loop import LoopOptions
+from optimlab.lab.engine.models import StackedModels
 
 
 def best_of(repeats: int, fns: dict[str, Callable[[], float]]) -> dict[str, float]:
@@ -49,11 +56,17 @@ def timed(fn: Callable[[], object], scale: float = 1.0) -> Callable[[], float]:
     return row
 
 
-def torch_optim_loop(problem: problems.Problem, lrs: np.ndarray, steps: int, seed: int = 0) -> None:
-    """One ``torch.optim.Adam`` run per learning rate on the problem's torch task."""
+def torch_optim_loop(
+    problem: problems.Problem,
+    lrs: np.ndarray,
+    steps: int,
+    seed: int = 0,
+    optimizer: type[torch.optim.Optimizer] = torch.optim.Adam,
+) -> None:
+    """One ``optimizer`` run per learning rate on the problem's torch task."""
     for lr in lrs:
         task = problem.torch_task(seed)
-        opt = torch.optim.Adam(task.model.parameters(), lr=float(lr))
+        opt = optimizer(task.model.parameters(), lr=float(lr))
         for _ in range(steps):
             opt.zero_grad()
             task.loss(task.model, next(task.batches)).backward()
@@ -67,11 +80,14 @@ def per_setting(subset: int, total: int, fn: Callable[[int], object]) -> Callabl
     return timed(lambda: fn(subset), total / subset)
 
 
-def report(title: str, rows: dict[str, float], baseline: str) -> None:
+def report(title: str, rows: dict[str, float], baseline: str, mflop: float | None = None) -> None:
+    """Each row's ms and its speed-up over ``baseline``; with ``mflop`` (the row's work,
+    the same for every row) also the GFLOP/s it reached."""
     print(f"\n{title}")
     base = rows[baseline]
     for name, ms in rows.items():
-        print(f"  {name:<44} {ms:10.1f} ms   {base / ms:7.1f}x vs {baseline}")
+        rate = "" if mflop is None else f" {mflop / ms:7.1f} GFLOP/s"
+        print(f"  {name:<44} {ms:10.1f} ms   {base / ms:7.1f}x vs {baseline}{rate}")
 
 
 def rosenbrock(steps: int, k: int, repeats: int, subset: int) -> None:
@@ -127,6 +143,69 @@ def mlp(steps: int, k: int, repeats: int, subset: int) -> None:
     )
 
 
+def training_mflop(problem: problems.Problem) -> float:
+    """MFLOP of one training step of one setting: the forward and backward of a batch
+    (the optimizer's elementwise update is a rounding error beside it)."""
+    task = problem.torch_task(0)
+    with FlopCounterMode(display=False) as counter:
+        task.loss(task.model, next(task.batches)).backward()
+    return counter.get_total_flops() / 1e6
+
+
+def transformer(steps: int, k: int, repeats: int, subset: int) -> None:
+    p = problems.get("transformer")
+    lrs = np.logspace(-4, -2, k)
+    settings = [Setting("adamw", {"lr": float(lr)}) for lr in lrs]
+    run(p, settings[:2], 2)  # warm up vmap
+    sub = min(subset, k)
+    rows = best_of(
+        repeats,
+        {
+            f"torch.optim.AdamW, {k} sequential runs": per_setting(
+                sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps, optimizer=torch.optim.AdamW)
+            ),
+            "engine, one setting at a time": per_setting(
+                sub, k, lambda n: run(p, settings[:n], steps, batched=False)
+            ),
+            "engine batched (vmap over stacked params)": timed(lambda: run(p, settings, steps)),
+        },
+    )
+    mflop = training_mflop(p)
+    report(
+        f"AdamW x {k} learning rates on the transformer (2 layers, width 64, batch 8 x 64), "
+        f"{steps} steps; a step: {mflop:.0f} MFLOP per setting",
+        rows,
+        f"torch.optim.AdamW, {k} sequential runs",
+        mflop * k * steps,
+    )
+    # the batched forward and backward alone (a whole run also builds the models and
+    # evaluates the held-out windows), and the bound of the model's matrix products
+    (group,) = plan(settings, steps)
+    stacked = StackedModels(p, group)
+    stacked.gradients()  # the first is the constructor's probe, already computed
+
+    def gradients() -> None:
+        for _ in range(steps):
+            stacked.gradients()
+
+    tokens, width = p.batch_size * p.context, p.width
+    a, b = torch.randn(k, tokens, width), torch.randn(k, width, 4 * width)
+    out = torch.empty(k, tokens, 4 * width)
+
+    def products() -> None:
+        for _ in range(100):
+            torch.bmm(a, b, out=out)
+
+    grads, product = timed(gradients, 1 / steps), timed(products, 1 / 100)
+    best = best_of(repeats, {"gradients": grads, "bmm": product})
+    bound = 2 * k * tokens * width * 4 * width / 1e6 / best["bmm"]
+    print(
+        f"  batched forward and backward alone: {best['gradients']:.1f} ms per step, "
+        f"{mflop * k / best['gradients']:.1f} GFLOP/s; the bound, one bmm "
+        f"({k}, {tokens}, {width}) x ({k}, {width}, {4 * width}): {bound:.1f} GFLOP/s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the steps")
@@ -138,7 +217,11 @@ def main() -> None:
         default=8,
         help="one-run-per-setting loops: time this many settings, scale up",
     )
-    parser.add_argument("--problems", default="rosenbrock,mlp", help="which of rosenbrock, mlp")
+    parser.add_argument(
+        "--problems",
+        default="rosenbrock,mlp,transformer",
+        help="which of rosenbrock, mlp, transformer",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,6 +235,8 @@ def main() -> None:
         rosenbrock(1000 // scale, 64, args.repeats, args.subset)
     if "mlp" in args.problems.split(","):
         mlp(300 // scale, 32, args.repeats, args.subset)
+    if "transformer" in args.problems.split(","):
+        transformer(max(30 // scale, 1), 8, args.repeats, args.subset)
 
 
 if __name__ == "__main__":
