@@ -173,7 +173,7 @@ def transformer(steps: int, k: int, repeats: int, subset: int) -> None:
     mflop = training_mflop(p)
     report(
         f"AdamW x {k} learning rates on the transformer (2 layers, width 64, batch 8 x 64), "
-        f"{steps} steps; a step: {mflop:.0f} MFLOP per setting",
+        f"{steps} steps; a step: {mflop:.1f} MFLOP per setting",
         rows,
         f"torch.optim.AdamW, {k} sequential runs",
         mflop * k * steps,

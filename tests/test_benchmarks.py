@@ -1,0 +1,48 @@
+"""The sweep benchmark runs as a script at its smallest size and prints every row. Its
+times are never asserted (a shared machine's load moves them); what it counts is: the
+transformer's FLOPs per step, which torch's FlopCounterMode counts, against the matrix
+products of the model written out by hand. (`benchmarks/step_speed.py` shares its code
+with ``optimlab bench``, tested in test_optim_bench.py.)"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SWEEP = Path(__file__).resolve().parent.parent / "benchmarks" / "sweep_speed.py"
+
+
+def transformer_mflop(
+    layers: int = 2, width: int = 64, heads: int = 4, context: int = 64, batch: int = 8
+) -> float:
+    """Forward FLOPs of the transformer's matrix products (2 per multiply-add), times 3:
+    the backward computes a gradient for both operands of every product (the tokens'
+    embedding needs the gradient of the first block's input), twice the forward."""
+    tokens, head = batch * context, width // heads
+    per_layer = 2 * tokens * width * (3 * width + width + 4 * width + 4 * width)
+    per_layer += 2 * (2 * batch * heads * context * context * head)  # QK^T and weights V
+    forward = layers * per_layer + 2 * tokens * width * 97  # the head, over 97 symbols
+    return 3 * forward / 1e6
+
+
+@pytest.mark.slow
+def test_sweep_speed_runs_every_row_and_counts_the_transformer_flops() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SWEEP), "--quick", "--repeats", "1", "--subset", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    rows = re.findall(r"^  (.+?)\s+([\d.]+) ms\s+([\d.]+)x vs ", out, re.M)
+    assert len(rows) == 4 + 3 + 3, out  # Rosenbrock, the MLP, the transformer
+    assert all(float(ms) > 0 and float(ratio) > 0 for _, ms, ratio in rows)
+    counted = float(re.search(r"a step: ([\d.]+) MFLOP per setting", out)[1])
+    assert counted == round(transformer_mflop(), 1)  # 371.4
+    rates = re.findall(r"([\d.]+) GFLOP/s", out)
+    assert len(rates) == 3 + 2 and all(float(r) > 0 for r in rates)
