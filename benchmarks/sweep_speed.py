@@ -56,6 +56,11 @@ def timed(fn: Callable[[], object], scale: float = 1.0) -> Callable[[], float]:
     return row
 
 
+def lr_settings(rule: str, lrs: np.ndarray) -> list[Setting]:
+    """One setting of ``rule`` per learning rate."""
+    return [Setting(rule, {"lr": float(lr)}) for lr in lrs]
+
+
 def torch_optim_loop(
     problem: problems.Problem,
     lrs: np.ndarray,
@@ -93,7 +98,7 @@ def report(title: str, rows: dict[str, float], baseline: str, mflop: float | Non
 def rosenbrock(steps: int, k: int, repeats: int, subset: int) -> None:
     p = problems.get("rosenbrock")
     lrs = np.logspace(-4, 0, k)
-    settings = [Setting("adam", {"lr": float(lr)}) for lr in lrs]
+    settings = lr_settings("adam", lrs)
     (group,) = plan(settings, steps)
     sub = min(subset, k)
     rows = best_of(
@@ -118,17 +123,27 @@ def rosenbrock(steps: int, k: int, repeats: int, subset: int) -> None:
     )
 
 
-def mlp(steps: int, k: int, repeats: int, subset: int) -> None:
-    p = problems.get("mlp", features=20, hidden=64, classes=5, batch_size=128)
-    lrs = np.logspace(-4, -1, k)
-    settings = [Setting("adam", {"lr": float(lr)}) for lr in lrs]
+def torch_rows(
+    p: problems.Problem,
+    lrs: np.ndarray,
+    rule: str,
+    optimizer: type[torch.optim.Optimizer],
+    steps: int,
+    repeats: int,
+    subset: int,
+) -> tuple[dict[str, float], str]:
+    """The rows of a torch problem and the name of its baseline: ``optimizer`` run once
+    per learning rate, the engine one setting at a time, and the engine batched."""
+    k = len(lrs)
+    settings = lr_settings(rule, lrs)
     run(p, settings[:2], 2)  # warm up vmap
     sub = min(subset, k)
+    baseline = f"torch.optim.{optimizer.__name__}, {k} sequential runs"
     rows = best_of(
         repeats,
         {
-            f"torch.optim.Adam, {k} sequential runs": per_setting(
-                sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps)
+            baseline: per_setting(
+                sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps, optimizer=optimizer)
             ),
             "engine, one setting at a time": per_setting(
                 sub, k, lambda n: run(p, settings[:n], steps, batched=False)
@@ -136,10 +151,15 @@ def mlp(steps: int, k: int, repeats: int, subset: int) -> None:
             "engine batched (vmap over stacked params)": timed(lambda: run(p, settings, steps)),
         },
     )
+    return rows, baseline
+
+
+def mlp(steps: int, k: int, repeats: int, subset: int) -> None:
+    p = problems.get("mlp", features=20, hidden=64, classes=5, batch_size=128)
+    lrs = np.logspace(-4, -1, k)
+    rows, baseline = torch_rows(p, lrs, "adam", torch.optim.Adam, steps, repeats, subset)
     report(
-        f"Adam x {k} learning rates on the MLP (20-64-5, batch 128), {steps} steps",
-        rows,
-        f"torch.optim.Adam, {k} sequential runs",
+        f"Adam x {k} learning rates on the MLP (20-64-5, batch 128), {steps} steps", rows, baseline
     )
 
 
@@ -155,32 +175,18 @@ def training_mflop(problem: problems.Problem) -> float:
 def transformer(steps: int, k: int, repeats: int, subset: int) -> None:
     p = problems.get("transformer")
     lrs = np.logspace(-4, -2, k)
-    settings = [Setting("adamw", {"lr": float(lr)}) for lr in lrs]
-    run(p, settings[:2], 2)  # warm up vmap
-    sub = min(subset, k)
-    rows = best_of(
-        repeats,
-        {
-            f"torch.optim.AdamW, {k} sequential runs": per_setting(
-                sub, k, lambda n: torch_optim_loop(p, lrs[:n], steps, optimizer=torch.optim.AdamW)
-            ),
-            "engine, one setting at a time": per_setting(
-                sub, k, lambda n: run(p, settings[:n], steps, batched=False)
-            ),
-            "engine batched (vmap over stacked params)": timed(lambda: run(p, settings, steps)),
-        },
-    )
+    rows, baseline = torch_rows(p, lrs, "adamw", torch.optim.AdamW, steps, repeats, subset)
     mflop = training_mflop(p)
     report(
         f"AdamW x {k} learning rates on the transformer (2 layers, width 64, batch 8 x 64), "
         f"{steps} steps; a step: {mflop:.1f} MFLOP per setting",
         rows,
-        f"torch.optim.AdamW, {k} sequential runs",
+        baseline,
         mflop * k * steps,
     )
     # the batched forward and backward alone (a whole run also builds the models and
     # evaluates the held-out windows), and the bound of the model's matrix products
-    (group,) = plan(settings, steps)
+    (group,) = plan(lr_settings("adamw", lrs), steps)
     stacked = StackedModels(p, group)
     stacked.gradients()  # the first is the constructor's probe, already computed
 
