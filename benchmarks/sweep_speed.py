@@ -10,7 +10,8 @@
    characters), 30 steps: the same rows, and since this model is compute-bound, the
    rate each row reaches in GFLOP/s (the training FLOPs of a step, counted by torch's
    ``FlopCounterMode``) against the bound of its matrix products: the largest one, the
-   MLP's ``(K, 512, 64) x (K, 64, 256)``, as one ``bmm`` timed in the same run.
+   blocks' feed-forward ``(K, 512, 64) x (K, 64, 256)``, as one ``bmm`` timed in the
+   same run.
 
     python benchmarks/sweep_speed.py            # full size
     python benchmarks/sweep_speed.py --quick    # a tenth of the steps
@@ -178,8 +179,9 @@ def transformer(steps: int, k: int, repeats: int, subset: int) -> None:
     rows, baseline = torch_rows(p, lrs, "adamw", torch.optim.AdamW, steps, repeats, subset)
     mflop = training_mflop(p)
     report(
-        f"AdamW x {k} learning rates on the transformer (2 layers, width 64, batch 8 x 64), "
-        f"{steps} steps; a step: {mflop:.1f} MFLOP per setting",
+        f"AdamW x {k} learning rates on the transformer ({p.layers} layers, width {p.width}, "
+        f"batch {p.batch_size} x {p.context}), {steps} steps; "
+        f"a step: {mflop:.1f} MFLOP per setting",
         rows,
         baseline,
         mflop * k * steps,
