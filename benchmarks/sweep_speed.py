@@ -176,7 +176,8 @@ def training_mflop(problem: problems.Problem) -> float:
 def transformer(steps: int, k: int, repeats: int, subset: int) -> None:
     p = problems.get("transformer")
     lrs = np.logspace(-4, -2, k)
-    rows, baseline = torch_rows(p, lrs, "adamw", torch.optim.AdamW, steps, repeats, subset)
+    rule = "adamw"  # the rows' and the forward-and-backward timing's settings alike
+    rows, baseline = torch_rows(p, lrs, rule, torch.optim.AdamW, steps, repeats, subset)
     mflop = training_mflop(p)
     report(
         f"AdamW x {k} learning rates on the transformer ({p.layers} layers, width {p.width}, "
@@ -188,7 +189,7 @@ def transformer(steps: int, k: int, repeats: int, subset: int) -> None:
     )
     # the batched forward and backward alone (a whole run also builds the models and
     # evaluates the held-out windows), and the bound of the model's matrix products
-    (group,) = plan(lr_settings("adamw", lrs), steps)
+    (group,) = plan(lr_settings(rule, lrs), steps)
     stacked = StackedModels(p, group)
     stacked.gradients()  # the first is the constructor's probe, already computed
 
