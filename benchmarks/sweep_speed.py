@@ -215,6 +215,14 @@ def transformer(steps: int, k: int, repeats: int, subset: int) -> None:
     )
 
 
+# each sweep: its function, full-size steps, number of settings
+SWEEPS: dict[str, tuple[Callable[[int, int, int, int], None], int, int]] = {
+    "rosenbrock": (rosenbrock, 1000, 64),
+    "mlp": (mlp, 300, 32),
+    "transformer": (transformer, 30, 8),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the steps")
@@ -228,10 +236,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--problems",
-        default="rosenbrock,mlp,transformer",
-        help="which of rosenbrock, mlp, transformer",
+        default=",".join(SWEEPS),
+        help=f"comma-separated, of {', '.join(SWEEPS)}",
     )
     args = parser.parse_args()
+    chosen = args.problems.split(",")
+    unknown = [name for name in chosen if name not in SWEEPS]
+    if unknown:
+        parser.error(f"unknown problem {unknown[0]!r} (known: {', '.join(SWEEPS)})")
     if args.threads:
         torch.set_num_threads(args.threads)
     scale = 10 if args.quick else 1
@@ -240,12 +252,9 @@ def main() -> None:
         f"rows take turns, best of {args.repeats} rounds; one-run-per-setting rows: "
         f"{args.subset} settings, scaled to all of them"
     )
-    if "rosenbrock" in args.problems.split(","):
-        rosenbrock(1000 // scale, 64, args.repeats, args.subset)
-    if "mlp" in args.problems.split(","):
-        mlp(300 // scale, 32, args.repeats, args.subset)
-    if "transformer" in args.problems.split(","):
-        transformer(max(30 // scale, 1), 8, args.repeats, args.subset)
+    for name, (sweep, steps, k) in SWEEPS.items():
+        if name in chosen:
+            sweep(max(steps // scale, 1), k, args.repeats, args.subset)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The sweep benchmark runs as a script at its smallest size and prints every row. Its
-times are never asserted (a shared machine's load moves them); what it counts is: the
-transformer's FLOPs per step, which torch's FlopCounterMode counts, against the matrix
-products of the model written out by hand. (`benchmarks/step_speed.py` shares its code
-with ``optimlab bench``, tested in test_optim_bench.py.)"""
+"""The sweep benchmark runs as a script at its smallest size and prints every row, and
+refuses an unknown problem before it runs anything. Its times are never asserted (a
+shared machine's load moves them); what it counts is: the transformer's FLOPs per step,
+which torch's FlopCounterMode counts, against the matrix products of the model written
+out by hand. (`benchmarks/step_speed.py` shares its code with ``optimlab bench``, tested
+in test_optim_bench.py.)"""
 
 from __future__ import annotations
 
@@ -46,3 +47,16 @@ def test_sweep_speed_runs_every_row_and_counts_the_transformer_flops() -> None:
     assert counted == round(transformer_mflop(), 1)  # 371.4
     rates = re.findall(r"([\d.]+) GFLOP/s", out)
     assert len(rates) == 3 + 2 and all(float(r) > 0 for r in rates)
+
+
+def test_sweep_speed_refuses_an_unknown_problem() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SWEEP), "--problems", "mlp,bogus"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines()[-1].endswith(
+        "error: unknown problem 'bogus' (known: rosenbrock, mlp, transformer)"
+    )
