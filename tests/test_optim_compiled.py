@@ -107,6 +107,70 @@ def test_flat_bucket_is_one_span_and_small_tensors_are_packed(monkeypatch) -> No
         assert calls == want
 
 
+EDITS = ("none", "state_slot", "grad_by_hand", "moved", "params_appended", "grad_none")
+
+
+def _edit_and_train(edit: str, **flags: Any) -> tuple[list[torch.Tensor], Any, list[Any]]:
+    """AdamW for 8 steps on a small MLP, gradients accumulating in place
+    (``zero_grad(set_to_none=False)``), with ``edit`` made before the 5th step: a state
+    slot replaced, a gradient set by hand, a parameter moved (``p.data = ...``), two
+    parameters appended to the group in place (one without a gradient), a gradient set to
+    None. Returns the parameters, the optimizer and each step's ``GroupStep.unchanged``."""
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    extra = [torch.nn.Parameter(torch.randn(5)), torch.nn.Parameter(torch.randn(7))]
+    opt = CLASSES["adamw"](m.parameters(), lr=0.01, weight_decay=0.1, **flags)
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.randn(32, 6, generator=gen), torch.randn(32, 3, generator=gen)
+    w = m[0].weight
+    tokens = []
+    for step in range(8):
+        opt.zero_grad(set_to_none=False)
+        torch.nn.functional.mse_loss(m(x), y).backward()
+        if step == 4:
+            if edit == "state_slot":
+                opt.state[w]["m"] = torch.full_like(w, 0.5)
+            elif edit == "grad_by_hand":
+                w.grad = torch.linspace(-1.0, 1.0, w.numel()).view_as(w)
+            elif edit == "moved":
+                w.data = w.data.clone()
+            elif edit == "params_appended":
+                opt.param_groups[0]["params"].extend(extra)
+                extra[0].grad = torch.ones(5)
+            elif edit == "grad_none":
+                m[2].bias.grad = None
+        if opt._flat is not None:
+            opt._flat.prepare()
+            work = opt._work(0, opt.param_groups[0])
+            tokens.append(work.unchanged if work is not None else None)
+        opt.step()
+    return [*m.parameters(), *extra], opt, tokens
+
+
+@pytest.mark.usefixtures("eager_kernel", "small_spans")
+@pytest.mark.parametrize("edit", EDITS)
+def test_flat_steps_under_one_token_still_see_every_edit(edit: str) -> None:
+    """Flat storage with gradients in place: while nothing changes, each step carries the
+    same token (``GroupStep.unchanged``) and the compiled path skips re-checking gradients
+    and places; every edit between steps is still seen (results equal the plain rule
+    bitwise, parameters and state)."""
+    fast, opt_fast, tokens = _edit_and_train(edit, fused=True, flat=True)
+    plain, opt_plain, _ = _edit_and_train(edit, foreach=False)
+    assert len(fast) == len(plain) == 6
+    for x, y in zip(fast, plain, strict=True):
+        assert torch.equal(x, y)
+    assert_same_state(opt_fast, opt_plain)
+    if edit == "params_appended":  # the one with a gradient stepped from then on
+        assert (opt_fast.state[fast[4]]["count"], opt_fast.state[fast[5]]) == (4, {})
+    assert tokens[1] is not None and tokens[1:4] == [tokens[1]] * 3  # steady: one token
+    if edit in ("grad_by_hand", "moved"):  # a gradient adopted, or the buffers rebuilt
+        assert None not in tokens[4:] and tokens[4] != tokens[3]
+    elif edit in ("params_appended", "grad_none"):  # not all in the buffers, or no grad
+        assert tokens[4] is None
+    else:
+        assert tokens[4] == tokens[3]
+
+
 def test_default_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     """Small groups: multi-tensor; large ones (>= COMPILE_MIN_NUMEL): compiled; fused=True
     compiled; foreach=True or fused=False multi-tensor; foreach=False or a reducing

@@ -233,6 +233,14 @@ class RuleOptimizer(torch.optim.Optimizer):
         """A group's step, checked; None when no parameter of it has a gradient."""
         hp = self._group_hyperparams(group)
         params = group["params"]
+        maximize = bool(group.get("maximize", False))
+        flat = self._flat
+        if flat is not None and flat.clean:  # every gradient already checked: the flat views
+            work = GroupStep(
+                gi, list(params), params, hp, maximize, group.get("state_dtype"), flat.token
+            )
+            if flat.covers(gi, work.ids):
+                return work
         # C-level loops (map, compress): a group may hold thousands of tensors
         grads = list(map(attrgetter("grad"), params))
         has_grad = list(map(is_not, grads, repeat(None)))
@@ -245,7 +253,6 @@ class RuleOptimizer(torch.optim.Optimizer):
                 f"{type(self).__name__} does not support sparse gradients "
                 f"(parameter {param_label(group.get('param_names'), gi, i)})"
             )
-        maximize = bool(group.get("maximize", False))
         return GroupStep(gi, active, group["params"], hp, maximize, group.get("state_dtype"))
 
     def _path(self, group: dict[str, Any], work: GroupStep, paths: RulePaths) -> Path:

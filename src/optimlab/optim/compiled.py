@@ -198,6 +198,7 @@ class CompiledBucket(_Bucket):
         grads = [real(grad_of(p)) for p in self.owners]
         params = [real(p) for p in self.owners]
         self.grads_seen = [p.grad for p in self.owners]
+        self.unchanged: int | None = None  # the token the checks above were made under
         self.runs: list[tuple[int, int]] = []  # (first, last) items of in-place runs
         self.run_items: list[int] = []  # the items in those runs, and their data_ptrs
         self.run_ptrs: list[int] = []
@@ -243,23 +244,29 @@ class CompiledBucket(_Bucket):
             packs.append(_Pack(self.offsets[current[0]], self.offsets[current[-1] + 1], current))
         return packs
 
-    def valid(self, states: States) -> bool:
+    def valid(self, states: States, unchanged: int | None) -> bool:
         """``_Bucket.valid``'s checks, vectorised: a step over thousands of parameters
-        must not spend milliseconds in Python checking that nothing changed."""
-        grads = [p.grad for p in self.owners]
-        if not all(map(operator.is_, grads, self.grads_seen)):
-            if any(g is None or g.dtype != self.grad_dtype or not g.is_contiguous() for g in grads):
-                return False
-            for a, b in self.runs:
-                if not all(
-                    _adjacent(real(grad_of(self.owners[i - 1])), real(grad_of(self.owners[i])))
-                    for i in range(a + 1, b + 1)
+        must not spend milliseconds in Python checking that nothing changed. The gradients
+        and the places of the in-place runs are not checked again under the
+        ``unchanged`` token (``GroupStep.unchanged``) they were last found valid under."""
+        owners, mine = self.owners, self.states
+        if unchanged is None or unchanged != self.unchanged:
+            self.unchanged = None
+            grads = [p.grad for p in owners]
+            if not all(map(operator.is_, grads, self.grads_seen)):
+                if any(
+                    g is None or g.dtype != self.grad_dtype or not g.is_contiguous() for g in grads
                 ):
                     return False
-            self.grads_seen = grads
-        owners, mine = self.owners, self.states
-        if list(map(_DATA_PTR, map(owners.__getitem__, self.run_items))) != self.run_ptrs:
-            return False
+                for a, b in self.runs:
+                    if not all(
+                        _adjacent(real(grad_of(owners[i - 1])), real(grad_of(owners[i])))
+                        for i in range(a + 1, b + 1)
+                    ):
+                        return False
+                self.grads_seen = grads
+            if list(map(_DATA_PTR, map(owners.__getitem__, self.run_items))) != self.run_ptrs:
+                return False
         if not all(map(operator.is_, map(states.get, owners), mine)):
             return False
         base, n_keys = mine[0], len(self.tensor_slots) + len(self.scalar_slots)
@@ -274,6 +281,7 @@ class CompiledBucket(_Bucket):
             values = list(map(dict.get, mine, repeat(k)))
             if set(map(type, values)) != {type(base[k])} or values.count(base[k]) != len(mine):
                 return False
+        self.unchanged = unchanged
         return True
 
     def step(self, plain: PlainPath, work: GroupStep) -> None:
@@ -342,7 +350,7 @@ class CompiledPath(MultiTensorPath):
         (``COMPILE_MIN_NUMEL_REDUCING`` for a rule that is not elementwise)."""
         if _BROKEN:
             return False
-        ids = tuple(map(id, work.params))
+        ids = work.ids
         size = self._sizes.get(ids)
         if size is None:
             self._sizes.clear()

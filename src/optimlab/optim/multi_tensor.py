@@ -157,8 +157,9 @@ class _Bucket:
             flush()
         return packs
 
-    def valid(self, states: States) -> bool:
-        """Whether the plan still describes these parameters' gradients and state."""
+    def valid(self, states: States, unchanged: int | None) -> bool:
+        """Whether the plan still describes these parameters' gradients and state
+        (``unchanged``: ``GroupStep.unchanged``, which this eager check does not need)."""
         first = self.states[0]
         scalars = [(k, first[k], type(first[k])) for k in self.scalar_slots]
         n_keys = len(self.tensor_slots) + len(scalars)
@@ -255,8 +256,8 @@ class MultiTensorPath:
         plan = self.plans.get(work.index)
         if (
             plan is None
-            or plan.ids != tuple(map(id, work.params))
-            or not all(b.valid(states) for b in plan.buckets)
+            or plan.ids != work.ids
+            or not all(b.valid(states, work.unchanged) for b in plan.buckets)
         ):
             plan = self.plans[work.index] = self._build(states, work)
         for p in plan.plain:
@@ -286,4 +287,4 @@ class MultiTensorPath:
                     if isinstance(v, torch.Tensor) and v._base is not None:
                         state[k] = v.clone()
         buckets = [self.bucket_type(owners, kept) for owners, kept in groups.values()]
-        return _Plan(tuple(map(id, work.params)), buckets, plain)
+        return _Plan(work.ids, buckets, plain)

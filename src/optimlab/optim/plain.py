@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -36,6 +37,12 @@ class GroupStep:
     ``index`` is the group's position (a path may keep a layout per group); ``params``
     the group's parameters that have a gradient, ``group_params`` all of them;
     ``hyperparams`` the rule's validated keyword arguments.
+
+    ``unchanged`` is a token for what the optimizer has checked this step: two steps that
+    carry the same token have every parameter of ``params`` at the same place in memory
+    and the same gradient objects (flat storage checks both before each step,
+    ``flat.FlatStorage.token``). A path may then skip re-checking them; ``None`` (the
+    default, and for any other ``params``) promises nothing.
     """
 
     index: int
@@ -44,6 +51,12 @@ class GroupStep:
     hyperparams: dict[str, Any]
     maximize: bool
     state_dtype: torch.dtype | None
+    unchanged: int | None = None
+
+    @cached_property
+    def ids(self) -> tuple[int, ...]:
+        """The ``id`` of each parameter of ``params`` (computed once per step)."""
+        return tuple(map(id, self.params))
 
 
 def param_label(names: Sequence[Any] | None, group_index: int, i: int) -> str:

@@ -96,14 +96,15 @@ class ShardedStep:
             path.step(states, work)
             return
         dtensor = module.DTensor
-        sharded = [p for p in work.params if isinstance(p, dtensor)]
-        if not sharded:
+        # the types first (a C-level loop): a group may hold thousands of tensors
+        if not any(issubclass(t, dtensor) for t in set(map(type, work.params))):
             path.step(states, work)
             return
+        sharded = [p for p in work.params if isinstance(p, dtensor)]
         label = _labeller(work, names)
         plain = [p for p in work.params if not isinstance(p, dtensor)]
         if plain:
-            path.step(states, dataclasses.replace(work, params=plain))
+            path.step(states, dataclasses.replace(work, params=plain, unchanged=None))
             # the local shards get a layout key of their own (~index is negative), so a
             # path that keeps a layout per group does not rebuild it twice a step
             work = dataclasses.replace(work, index=~work.index)
@@ -135,6 +136,7 @@ class ShardedStep:
             work,
             params=[v.param for v in views],
             group_params=[v.param for v in views + idle_views],
+            unchanged=None,  # the local aliases: nothing checked of them
         )
         try:
             path.step(local_states, local_work)
@@ -173,7 +175,9 @@ class ShardedStep:
         full.grad = _gathered_grad(p, name)
         state = states[p]
         full_state = {k: _whole(v) for k, v in state.items()}
-        self.plain.step_param(full_state, full, dataclasses.replace(work, params=[full]))
+        self.plain.step_param(
+            full_state, full, dataclasses.replace(work, params=[full], unchanged=None)
+        )
         p.to_local().copy_(_shard(full, p).to_local())
         state.clear()
         for key, value in full_state.items():
