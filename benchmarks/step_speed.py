@@ -37,19 +37,21 @@ def main() -> None:
     parser.add_argument("--no-compile-times", action="store_true", help="skip cold/warm runs")
     args = parser.parse_args()
     paths = args.paths.split(",")
-    for sizes, optimizers in (
-        (args.sizes, args.optimizers),
-        (args.matrix_sizes, args.matrix_optimizers),
-    ):
-        if optimizers:
-            bench.main(
-                sizes,
-                args.repeats,
-                optimizers.split(","),
-                paths,
-                args.threads,
-                int(args.copy_numel),
-            )
+    tables = [
+        (sizes, optimizers.split(","))
+        for sizes, optimizers in (
+            (args.sizes, args.optimizers),
+            (args.matrix_sizes, args.matrix_optimizers),
+        )
+        if optimizers
+    ]
+    try:  # every table's arguments checked before the first is measured
+        for sizes, optimizers in tables:
+            bench.check_arguments(sizes, optimizers, paths, args.repeats)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for sizes, optimizers in tables:
+        bench.main(sizes, args.repeats, optimizers, paths, args.threads, int(args.copy_numel))
     if not args.no_compile_times:
         times = bench.compile_times()
         print(

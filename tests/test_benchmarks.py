@@ -1,9 +1,9 @@
-"""The sweep benchmark runs as a script at its smallest size and prints every row, and
-refuses an unknown problem before it runs anything. Its times are never asserted (a
-shared machine's load moves them); what it counts is: the transformer's FLOPs per step,
-which torch's FlopCounterMode counts, against the matrix products of the model written
-out by hand. (`benchmarks/step_speed.py` shares its code with ``optimlab bench``, tested
-in test_optim_bench.py.)"""
+"""The sweep benchmark runs as a script at its smallest size and prints every row; both
+benchmark scripts refuse a bad argument in one line before they measure anything. Times
+are never asserted (a shared machine's load moves them); what the sweep counts is: the
+transformer's FLOPs per step, which torch's FlopCounterMode counts, against the matrix
+products of the model written out by hand. (`benchmarks/step_speed.py` shares its code
+with ``optimlab bench``, tested in test_optim_bench.py.)"""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 SWEEP = Path(__file__).resolve().parent.parent / "benchmarks" / "sweep_speed.py"
+STEP = SWEEP.with_name("step_speed.py")
 
 
 def transformer_mflop(
@@ -60,3 +61,19 @@ def test_sweep_speed_refuses_an_unknown_problem() -> None:
     assert proc.stderr.splitlines()[-1].endswith(
         "error: unknown problem 'bogus' (known: rosenbrock, mlp, transformer)"
     )
+
+
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--optimizers", "adamw,sgd"], "unknown 'sgd'; optimizers: adamw, sgd_momentum, "),
+        (["--matrix-sizes", "1e6y16"], "bad size '1e6y16': expected NUMELxTENSORS"),
+        (["--repeats", "0"], "repeats must be an integer >= 1, got 0"),
+    ],
+)
+def test_step_speed_refuses_a_bad_argument(args: list[str], error: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(STEP), *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and proc.stdout == ""  # nothing measured, no traceback
+    assert f"step_speed.py: error: {error}" in proc.stderr.splitlines()[-1]

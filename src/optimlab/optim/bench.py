@@ -301,6 +301,19 @@ def parse_layouts(text: str) -> list[Layout]:
     return layouts
 
 
+def check_arguments(
+    sizes: str, optimizers: Sequence[str], paths: Sequence[str], repeats: int
+) -> tuple[list[Layout], int]:
+    """The layouts and repeats of a measurement; ``ValueError`` naming a bad argument."""
+    layouts = parse_layouts(sizes)
+    unknown = [o for o in optimizers if o not in BENCHES] + [p for p in paths if p not in PATHS]
+    if unknown:
+        raise ValueError(
+            f"unknown {unknown[0]!r}; optimizers: {', '.join(BENCHES)}; paths: {', '.join(PATHS)}"
+        )
+    return layouts, checks.integer("repeats", repeats, 1)
+
+
 def main(
     sizes: str,
     repeats: int,
@@ -311,13 +324,7 @@ def main(
     echo: Callable[[str], None] = print,
 ) -> list[Row]:
     """Measure, printing the table as rows arrive; used by the script and the CLI."""
-    layouts = parse_layouts(sizes)
-    unknown = [o for o in optimizers if o not in BENCHES] + [p for p in paths if p not in PATHS]
-    if unknown:
-        raise ValueError(
-            f"unknown {unknown[0]!r}; optimizers: {', '.join(BENCHES)}; paths: {', '.join(PATHS)}"
-        )
-    repeats = checks.integer("repeats", repeats, 1)
+    layouts, repeats = check_arguments(sizes, optimizers, paths, repeats)
     if threads is not None:
         torch.set_num_threads(threads)
     bandwidth = copy_bandwidth(copy_numel)
