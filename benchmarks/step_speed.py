@@ -11,8 +11,8 @@ multi-tensor path, the compiled rule, the compiled rule over flat storage and th
 Columns: ms per step (fastest of ``--repeats`` rounds in which the paths take turns), the
 first step's latency (the compile, the first time a rule is compiled in this process), the
 ratios to torch's foreach and fused paths, the achieved GB/s (bytes an ideal fp32 step
-moves) and the time over the floor (those bytes at the GB/s of a large tensor copy
-measured in the same run). Then the compile of a fresh process, with a cold and a warm
+moves) and the time over the floor (those bytes at the GB/s of a large in-place
+``a.add_(b)`` measured in the same run). Then the compile of a fresh process, with a cold and a warm
 inductor disk cache. Numbers are printed, never asserted.
 """
 
@@ -33,7 +33,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (fastest kept)")
     parser.add_argument("--paths", default=",".join(bench.PATHS))
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--copy-numel", type=float, default=2.5e7, help="elements of the copy")
+    parser.add_argument(
+        "--bandwidth-numel", type=float, default=2.5e7, help="elements of the in-place pass"
+    )
     parser.add_argument("--no-compile-times", action="store_true", help="skip cold/warm runs")
     args = parser.parse_args()
     paths = args.paths.split(",")
@@ -51,7 +53,7 @@ def main() -> None:
     except ValueError as exc:
         parser.error(str(exc))
     for sizes, optimizers in tables:
-        bench.main(sizes, args.repeats, optimizers, paths, args.threads, int(args.copy_numel))
+        bench.main(sizes, args.repeats, optimizers, paths, args.threads, int(args.bandwidth_numel))
     if not args.no_compile_times:
         times = bench.compile_times()
         print(

@@ -82,7 +82,7 @@ def test_cli_bench(capsys: pytest.CaptureFixture[str]) -> None:
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "copy bandwidth" in out and "sgd_momentum" in out and "optimlab" in out
+    assert "in-place bandwidth" in out and "sgd_momentum" in out and "optimlab" in out
 
 
 @pytest.mark.parametrize(

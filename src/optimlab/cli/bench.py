@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths = bench.PATHS if args.paths is None else [p.strip() for p in args.paths.split(",")]
     optimizers = [o.strip() for o in args.optimizers.split(",")]
-    # measurements: the copy bandwidth first (the header line), then one per table row
+    # measurements: the in-place bandwidth first (the header line), then one per table row
     total = 1 + len(optimizers) * len(args.sizes.split(",")) * len(paths)
     with progress_bar(not args.quiet, "bench", unit="measurements") as bar:
         done = [0]
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             optimizers,
             paths,
             args.threads,
-            copy_numel=25_000_000,
+            bandwidth_numel=25_000_000,
             echo=echo,
         )
     return 0
