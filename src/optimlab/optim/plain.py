@@ -41,8 +41,9 @@ class GroupStep:
     ``unchanged`` is a token for what the optimizer has checked this step: two steps that
     carry the same token have every parameter of ``params`` at the same place in memory
     and the same gradient objects (flat storage checks both before each step,
-    ``flat.FlatStorage.token``). A path may then skip re-checking them; ``None`` (the
-    default, and for any other ``params``) promises nothing.
+    ``flat.FlatStorage.token``). A path may then skip re-checking them. Only flat storage
+    issues tokens, so a group that carries one holds plain tensors (no ``DTensor``).
+    ``None`` (the default, and for any other ``params``) promises nothing.
     """
 
     index: int

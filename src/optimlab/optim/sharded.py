@@ -92,15 +92,16 @@ class ShardedStep:
     def step(self, path: Path, states: States, work: GroupStep, names: list[Any]) -> None:
         """One update of ``work.params``; ``names`` labels the group's parameters in errors."""
         module = sys.modules.get("torch.distributed.tensor._api")
-        if module is None:  # no DTensor can exist: the common case costs no per-parameter check
+        # no DTensor can exist, or the group is in flat storage (which refuses them): the
+        # common cases cost no per-parameter check
+        if module is None or work.unchanged is not None:
             path.step(states, work)
             return
         dtensor = module.DTensor
-        # the types first (a C-level loop): a group may hold thousands of tensors
-        if not any(issubclass(t, dtensor) for t in set(map(type, work.params))):
+        sharded = [p for p in work.params if isinstance(p, dtensor)]
+        if not sharded:
             path.step(states, work)
             return
-        sharded = [p for p in work.params if isinstance(p, dtensor)]
         label = _labeller(work, names)
         plain = [p for p in work.params if not isinstance(p, dtensor)]
         if plain:
