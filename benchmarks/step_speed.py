@@ -12,8 +12,8 @@ Columns: ms per step (fastest of ``--repeats`` rounds in which the paths take tu
 first step's latency (the compile, the first time a rule is compiled in this process), the
 ratios to torch's foreach and fused paths, the achieved GB/s (bytes an ideal fp32 step
 moves) and the time over the floor (those bytes at the GB/s of a large in-place
-``a.add_(b)`` measured in the same run). Then the compile of a fresh process, with a cold and a warm
-inductor disk cache. Numbers are printed, never asserted.
+``a.add_(b)`` measured in the same run). Then the compile of a fresh process, with a cold
+and a warm inductor disk cache. Numbers are printed, never asserted.
 """
 
 from __future__ import annotations
