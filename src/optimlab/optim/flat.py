@@ -151,11 +151,20 @@ class FlatStorage:
             return
         self.token = next(_TOKENS)  # gradients replaced since the last step, or missing
         targets, sources, owners = [], [], []
+        settled = True  # whether every gradient is its view once these are adopted
         for p, g, view in zip(params, grads, self.views, strict=True):
-            if g is None or g is view:
+            if g is view:
                 continue
-            if g.shape != view.shape or g.dtype != view.dtype or g.layout != torch.strided:
-                continue  # left as is: the step checks it (a sparse gradient is refused)
+            # None stays None; a gradient that does not fit its view is left as is, for the
+            # step to check (a sparse gradient is refused)
+            if (
+                g is None
+                or g.shape != view.shape
+                or g.dtype != view.dtype
+                or g.layout != torch.strided
+            ):
+                settled = False
+                continue
             targets.append(view)
             sources.append(g.detach() if g.device == view.device else g.detach().to(view.device))
             owners.append(p)
@@ -164,9 +173,7 @@ class FlatStorage:
                 torch._foreach_copy_(targets, sources)
             for p, view in zip(owners, targets, strict=True):
                 p.grad = view
-            self.clean = all(
-                map(operator.is_, map(operator.attrgetter("grad"), params), self.views)
-            )
+        self.clean = settled
 
     def zero_grad(self, others: Iterable[torch.Tensor]) -> None:
         """``zero_grad(set_to_none=False)``: each gradient buffer zeroed in one pass; the
