@@ -1,5 +1,5 @@
-"""The sweep benchmark runs as a script at its smallest size and prints every row; both
-benchmark scripts refuse a bad argument in one line before they measure anything. Times
+"""The sweep and kernel benchmarks run as scripts at their smallest sizes and print every
+row; the benchmark scripts refuse a bad argument in one line before they measure anything. Times
 are never asserted (a shared machine's load moves them); what the sweep counts is: the
 transformer's FLOPs per step, which torch's FlopCounterMode counts, against the matrix
 products of the model written out by hand. (`benchmarks/step_speed.py` shares its code
@@ -16,6 +16,7 @@ import pytest
 
 SWEEP = Path(__file__).resolve().parent.parent / "benchmarks" / "sweep_speed.py"
 STEP = SWEEP.with_name("step_speed.py")
+KERNEL = SWEEP.with_name("kernel_speed.py")
 
 
 def transformer_mflop(
@@ -77,3 +78,36 @@ def test_step_speed_refuses_a_bad_argument(args: list[str], error: str) -> None:
     )
     assert proc.returncode == 2 and proc.stdout == ""  # nothing measured, no traceback
     assert f"step_speed.py: error: {error}" in proc.stderr.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_kernel_speed_prints_every_row_against_torchs() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(KERNEL), "--numel", "1e4", "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = re.findall(r"^  (.+?)\s+([\d.]+) ms\s+([\d.]+)x torch's$", proc.stdout, re.M)
+    names = [name for name, _, _ in rows]
+    assert len(rows) == 2 * 5 and len(set(names)) == 5, proc.stdout
+    assert all(float(ms) > 0 for _, ms, _ in rows)
+    # each torch row is the baseline of its kind
+    assert [float(r) for n, _, r in rows if n.startswith("torch fused")] == [1.0] * 4
+
+
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--optimizers", "lion"], "unknown optimizer 'lion'; choose from adamw, sgd_momentum"),
+        (["--numel", "1.5"], "--numel must be a whole number from 1 to 1e9, got 1.5"),
+        (["--rounds", "0"], "--rounds must be at least 1, got 0"),
+    ],
+)
+def test_kernel_speed_refuses_a_bad_argument(args: list[str], error: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(KERNEL), *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert f"kernel_speed.py: error: {error}" in proc.stderr.splitlines()[-1]
