@@ -8,8 +8,9 @@ rounds and each row's median is printed with its ratio to torch's fused row of i
 
 - ``step()`` of torch's fused optimizer and of ours (``fused=True``, the compiled path):
   what a user sees, Python included;
-- the kernels alone: ``torch._fused_adamw_`` / ``torch._fused_sgd_`` called directly, and
-  ours as a step calls it (``compiled.run`` with the arguments captured from a step);
+- the kernels alone, each on its optimizer's own tensors: ``torch._fused_adamw_`` /
+  ``torch._fused_sgd_`` called directly, and ours as a step calls it (``compiled.run``
+  with the arguments captured from a step);
 - ours with every hyperparameter and per-step value a compile-time constant (compiled
   again with dynamo's ``specialize_float``). The real kernel takes them as 0-d tensors, so
   a schedule never recompiles; inductor reads them from memory in every vector
@@ -66,18 +67,21 @@ def constant_kernel(call: tuple) -> Callable[[], Any]:
     return lambda: fn(rule, state_type, blank, maximize, *args)
 
 
-def torch_kernel(name: str, hp: dict[str, Any], numel: int) -> Callable[[], Any]:
-    """torch's fused CPU kernel for ``name``, on fresh tensors, called directly."""
-    p, g, m = torch.randn(numel), torch.randn(numel), torch.zeros(numel)
+def torch_kernel(name: str, hp: dict[str, Any], optimizer: torch.optim.Optimizer) -> Callable:
+    """The fused CPU kernel that ``optimizer.step()`` calls, called directly on the
+    optimizer's own parameter, gradient and state (the same memory as its step row)."""
+    (p,) = optimizer.param_groups[0]["params"]
+    state = optimizer.state[p]
     if name == "adamw":
-        v, step = torch.zeros(numel), torch.tensor(1.0)
         return lambda: torch._fused_adamw_(
-            [p], [g], [m], [v], [], [step], lr=hp["lr"], beta1=0.9, beta2=0.999,
-            weight_decay=hp["weight_decay"], eps=1e-8, amsgrad=False, maximize=False,
+            [p], [p.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
+            lr=hp["lr"], beta1=0.9, beta2=0.999, weight_decay=hp["weight_decay"], eps=1e-8,
+            amsgrad=False, maximize=False,
         )  # fmt: skip
     return lambda: torch._fused_sgd_(
-        [p], [g], [m], weight_decay=0.0, momentum=hp["momentum"], lr=hp["lr"],
-        dampening=0.0, nesterov=False, maximize=False, is_first_step=False,
+        [p], [p.grad], [state["momentum_buffer"]], weight_decay=0.0,
+        momentum=hp["momentum"], lr=hp["lr"], dampening=0.0, nesterov=False,
+        maximize=False, is_first_step=False,
     )  # fmt: skip
 
 
@@ -97,7 +101,7 @@ def rows_of(name: str, numel: int) -> dict[str, Callable[[], Any]]:
     rows = {
         "torch fused step()": theirs.step,
         "optimlab step() (compiled)": ours.step,
-        "torch fused kernel alone": torch_kernel(name, spec.hp, numel),
+        "torch fused kernel alone": torch_kernel(name, spec.hp, theirs),
         "optimlab kernel alone": lambda: compiled.run(*call),
         "optimlab kernel, values as constants": constant_kernel(call),
     }
