@@ -65,19 +65,22 @@ def test_sweep_speed_refuses_an_unknown_problem() -> None:
 
 
 @pytest.mark.parametrize(
-    "args, error",
+    "script, args, error",
     [
-        (["--optimizers", "adamw,sgd"], "unknown 'sgd'; optimizers: adamw, sgd_momentum, "),
-        (["--matrix-sizes", "1e6y16"], "bad size '1e6y16': expected NUMELxTENSORS"),
-        (["--repeats", "0"], "repeats must be an integer >= 1, got 0"),
+        (STEP, ["--optimizers", "adamw,sgd"], "unknown 'sgd'; optimizers: adamw, sgd_momentum, "),
+        (STEP, ["--matrix-sizes", "1e6y16"], "bad size '1e6y16': expected NUMELxTENSORS"),
+        (STEP, ["--repeats", "0"], "repeats must be an integer >= 1, got 0"),
+        (KERNEL, ["--optimizers", "lion"], "unknown optimizer 'lion'; choose from adamw, sgd_"),
+        (KERNEL, ["--numel", "1.5"], "--numel must be a whole number from 1 to 1e9, got 1.5"),
+        (KERNEL, ["--rounds", "0"], "--rounds must be at least 1, got 0"),
     ],
 )
-def test_step_speed_refuses_a_bad_argument(args: list[str], error: str) -> None:
+def test_speed_scripts_refuse_a_bad_argument(script: Path, args: list[str], error: str) -> None:
     proc = subprocess.run(
-        [sys.executable, str(STEP), *args], capture_output=True, text=True, timeout=120
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 2 and proc.stdout == ""  # nothing measured, no traceback
-    assert f"step_speed.py: error: {error}" in proc.stderr.splitlines()[-1]
+    assert f"{script.name}: error: {error}" in proc.stderr.splitlines()[-1]
 
 
 @pytest.mark.slow
@@ -95,19 +98,3 @@ def test_kernel_speed_prints_every_row_against_torchs() -> None:
     assert all(float(ms) > 0 for _, ms, _ in rows)
     # each torch row is the baseline of its kind
     assert [float(r) for n, _, r in rows if n.startswith("torch fused")] == [1.0] * 4
-
-
-@pytest.mark.parametrize(
-    "args, error",
-    [
-        (["--optimizers", "lion"], "unknown optimizer 'lion'; choose from adamw, sgd_momentum"),
-        (["--numel", "1.5"], "--numel must be a whole number from 1 to 1e9, got 1.5"),
-        (["--rounds", "0"], "--rounds must be at least 1, got 0"),
-    ],
-)
-def test_kernel_speed_refuses_a_bad_argument(args: list[str], error: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(KERNEL), *args], capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert f"kernel_speed.py: error: {error}" in proc.stderr.splitlines()[-1]
