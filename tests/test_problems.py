@@ -158,6 +158,31 @@ def test_model_problems_train(name):
     assert task.metrics(task.model, task.val_batch)["loss"].item() < 0.9 * before
 
 
+@pytest.mark.parametrize("classes", [2, 5, 15, 16, 97])
+def test_cross_entropy_is_torchs_on_both_sides_of_the_short_class_path(classes):
+    """Fewer than ``SHORT_CLASSES`` classes take the transposed log-softmax; the loss and
+    its gradient are torch's cross-entropy within the numerics tolerance, alone and under
+    vmap (the lab's batched sweeps), where the settings are a leading axis."""
+    from torch.func import grad, vmap
+
+    from optimlab.problems.model_base import SHORT_CLASSES, cross_entropy
+
+    gen = torch.Generator().manual_seed(classes)
+    logits = torch.randn(4, 64, classes, dtype=torch.float64, generator=gen) * 3
+    y = torch.randint(0, classes, (64,), generator=gen)
+    assert (classes < SHORT_CLASSES) == (classes in (2, 5, 15))
+
+    def reference(z: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(z, y)
+
+    for ours, theirs in (
+        (vmap(cross_entropy, in_dims=(0, None))(logits, y), vmap(reference)(logits)),
+        (vmap(grad(cross_entropy), in_dims=(0, None))(logits, y), vmap(grad(reference))(logits)),
+        (cross_entropy(logits[1], y), reference(logits[1])),
+    ):
+        assert_close(ours, theirs)
+
+
 def test_least_squares_optimum_is_the_closed_form():
     p = problems.get("least_squares", dtype="float64", features=5, n_train=40)
     task = p.torch_task(0)
