@@ -67,21 +67,23 @@ def constant_kernel(call: tuple) -> Callable[[], Any]:
     return lambda: fn(rule, state_type, blank, maximize, *args)
 
 
-def torch_kernel(name: str, hp: dict[str, Any], optimizer: torch.optim.Optimizer) -> Callable:
-    """The fused CPU kernel that ``optimizer.step()`` calls, called directly on the
-    optimizer's own parameter, gradient and state (the same memory as its step row)."""
-    (p,) = optimizer.param_groups[0]["params"]
+def torch_kernel(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
+    """The fused CPU kernel that ``optimizer.step()`` (torch's fused AdamW or SGD) calls,
+    called directly with its group's values on its own parameter, gradient and state."""
+    group = optimizer.param_groups[0]
+    (p,) = group["params"]
     state = optimizer.state[p]
-    if name == "adamw":
+    if isinstance(optimizer, torch.optim.AdamW):
+        beta1, beta2 = group["betas"]
         return lambda: torch._fused_adamw_(
             [p], [p.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
-            lr=hp["lr"], beta1=0.9, beta2=0.999, weight_decay=hp["weight_decay"], eps=1e-8,
-            amsgrad=False, maximize=False,
+            lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+            eps=group["eps"], amsgrad=False, maximize=False,
         )  # fmt: skip
     return lambda: torch._fused_sgd_(
-        [p], [p.grad], [state["momentum_buffer"]], weight_decay=0.0,
-        momentum=hp["momentum"], lr=hp["lr"], dampening=0.0, nesterov=False,
-        maximize=False, is_first_step=False,
+        [p], [p.grad], [state["momentum_buffer"]], weight_decay=group["weight_decay"],
+        momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"],
+        nesterov=group["nesterov"], maximize=False, is_first_step=False,
     )  # fmt: skip
 
 
@@ -101,7 +103,7 @@ def rows_of(name: str, numel: int) -> dict[str, Callable[[], Any]]:
     rows = {
         "torch fused step()": theirs.step,
         "optimlab step() (compiled)": ours.step,
-        "torch fused kernel alone": torch_kernel(name, spec.hp, theirs),
+        "torch fused kernel alone": torch_kernel(theirs),
         "optimlab kernel alone": lambda: compiled.run(*call),
         "optimlab kernel, values as constants": constant_kernel(call),
     }
