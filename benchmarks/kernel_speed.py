@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from optimlab.optim import bench, compiled, create_optimizer
+from optimlab.optim import bench, compiled
 
 OPTIMIZERS = ("adamw", "sgd_momentum")
 
@@ -90,12 +90,14 @@ def torch_kernel(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
 def rows_of(name: str, numel: int) -> dict[str, Callable[[], Any]]:
     """Every row for one optimizer, each warmed up (compiled) before timing."""
     spec = bench.BENCHES[name]
-    torch_cls = getattr(torch.optim, spec.torch_class or "")
-    theirs_p, ours_p = (torch.nn.Parameter(torch.randn(numel)) for _ in range(2))
-    for p in (theirs_p, ours_p):
-        p.grad = torch.randn(numel)
-    theirs = torch_cls([theirs_p], **spec.hp, fused=True)
-    ours = create_optimizer(spec.ours, [ours_p], **spec.hp, fused=True)
+    layout = bench.Layout(numel, 1)
+    made = {}
+    for path in ("torch fused", "optimlab compiled"):  # step_speed.py's rows of these names
+        make = bench.make_optimizer(spec, path)
+        if make is None:
+            raise RuntimeError(f"{name} has no {path!r} path")
+        made[path] = make(bench.make_params(layout, spec.matrices))
+    theirs, ours = made["torch fused"], made["optimlab compiled"]
     for opt in (theirs, ours):
         opt.step()
         opt.step()

@@ -98,7 +98,7 @@ class ForeachLion(torch.optim.Optimizer):
             torch._foreach_lerp_(ms, grads, 1 - beta2)
 
 
-def _factory(bench: Bench, path: str) -> Callable[[list[torch.Tensor]], Any] | None:
+def make_optimizer(bench: Bench, path: str) -> Callable[[list[torch.Tensor]], Any] | None:
     """Builds the optimizer of ``path`` for ``bench``; None where the path does not apply."""
     if path in OURS:
         cls: Any = optimizer_class(bench.ours)
@@ -152,7 +152,9 @@ class Row:
     x_floor: float  # ms / (ideal bytes / in-place bandwidth)
 
 
-def _params(layout: Layout, matrices: bool, seed: int = 0) -> list[torch.Tensor]:
+def make_params(layout: Layout, matrices: bool, seed: int = 0) -> list[torch.Tensor]:
+    """``layout``'s parameters (square-ish matrices with ``matrices``), each with a
+    gradient, drawn from ``seed``."""
     gen = torch.Generator().manual_seed(seed)
     shape = layout.shape(matrices)
     params: list[torch.Tensor] = []
@@ -200,10 +202,10 @@ def _first_steps(
     """Each applicable path's optimizer after its first step, and that step's seconds."""
     opts, first = {}, {}
     for path in paths:
-        make = _factory(bench, path)
+        make = make_optimizer(bench, path)
         if make is None:
             continue
-        opt = make(_params(layout, bench.matrices))
+        opt = make(make_params(layout, bench.matrices))
         start = time.perf_counter()
         opt.step()
         first[path] = time.perf_counter() - start
